@@ -1,0 +1,180 @@
+/**
+ * Addresses and ports: parsing `host:port`, `[v6]:port`, bare ports and host names, formatting
+ * them back, and resolving host names. Everything here but {@link resolveHost} is pure.
+ */
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
+import { raceAbort, throwIfAborted } from './abort.js';
+import { AbortError, fromSystemError, InvalidArgumentError } from './errors.js';
+
+/** An IP address family, spelled as `node:dgram` spells it in `rinfo.family`. */
+export type IpFamily = 'IPv4' | 'IPv6';
+
+/** An address and port as a socket sees them. */
+export interface Endpoint {
+  address: string;
+  port: number;
+  family: IpFamily;
+}
+
+/** The parts of a `host:port` text; either may be absent. */
+export interface HostPort {
+  host?: string;
+  port?: number;
+}
+
+/** The largest UDP payload in bytes: 65535 minus the IPv4 and UDP headers (20 + 8). */
+export const MAX_PAYLOAD_IPV4 = 65507;
+/** The largest UDP payload in bytes over IPv6: 65535 minus the UDP header (8). */
+export const MAX_PAYLOAD_IPV6 = 65527;
+
+/** The largest UDP payload in bytes for `family`. */
+export function maxPayload(family: IpFamily): number {
+  return family === 'IPv6' ? MAX_PAYLOAD_IPV6 : MAX_PAYLOAD_IPV4;
+}
+
+const DIGITS = /^[0-9]+$/;
+// RFC 1123 host names, plus '_' which real zones contain; labels of 1-63 characters.
+const HOSTNAME =
+  /^(?=.{1,253}\.?$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?$/;
+
+/** True when `text` is a decimal port number in 0-65535. */
+export function isPortNumber(text: string): boolean {
+  return DIGITS.test(text) && text.length <= 5 && Number(text) <= 65535;
+}
+
+/** The family of an IP literal, or `undefined` when `text` is not one. */
+export function ipFamily(text: string): IpFamily | undefined {
+  const v = isIP(text);
+  return v === 4 ? 'IPv4' : v === 6 ? 'IPv6' : undefined;
+}
+
+/** True when `text` is an IPv4 or IPv6 literal or a syntactically valid host name. */
+export function isHostLike(text: string): boolean {
+  return ipFamily(text) !== undefined || HOSTNAME.test(text);
+}
+
+/**
+ * Parses a port number.
+ *
+ * @param value the port as text or number
+ * @param what names the value in error messages, e.g. `port` or `destination port`
+ * @throws {InvalidArgumentError} `UDP_ERR_INVALID_ARG` when it is not an integer in 0-65535
+ */
+export function parsePort(value: string | number, what = 'port'): number {
+  if (typeof value === 'number') {
+    if (Number.isInteger(value) && value >= 0 && value <= 65535) return value;
+    throw new InvalidArgumentError(`${what} ${value} is out of range (0-65535)`);
+  }
+  const text = value.trim();
+  if (!DIGITS.test(text)) {
+    throw new InvalidArgumentError(`${what} '${value}' is not a number (0-65535)`);
+  }
+  const port = Number(text);
+  if (port > 65535) throw new InvalidArgumentError(`${what} ${text} is out of range (0-65535)`);
+  return port;
+}
+
+/**
+ * Parses an endpoint as people write it: `host:port`, `[v6]:port`, `[v6]`, `:port`, a bare
+ * port (`9000`), a bare IPv6 literal (`::1`) or a bare host name. Absent parts stay absent.
+ *
+ * @throws {InvalidArgumentError} `UDP_ERR_INVALID_ARG` on a malformed text or a bad port
+ */
+export function parseHostPort(text: string): HostPort {
+  if (text === '') throw new InvalidArgumentError('empty address');
+  if (text.startsWith('[')) {
+    const close = text.indexOf(']');
+    if (close < 0) throw new InvalidArgumentError(`'${text}' has '[' without ']'`);
+    const host = text.slice(1, close);
+    if (ipFamily(host) !== 'IPv6') {
+      throw new InvalidArgumentError(`'${host}' in '${text}' is not an IPv6 address`);
+    }
+    const rest = text.slice(close + 1);
+    if (rest === '') return { host };
+    if (!rest.startsWith(':')) throw new InvalidArgumentError(`unexpected '${rest}' after ']' in '${text}'`);
+    return { host, port: parsePort(rest.slice(1)) };
+  }
+  if (DIGITS.test(text)) return { port: parsePort(text) };
+  if (ipFamily(text) === 'IPv6') return { host: text };
+  const colon = text.lastIndexOf(':');
+  if (colon < 0) return { host: checkHost(text, text) };
+  if (text.indexOf(':') !== colon) {
+    throw new InvalidArgumentError(`'${text}' is not a valid address; write IPv6 with a port as [addr]:port`);
+  }
+  const host = text.slice(0, colon);
+  const port = parsePort(text.slice(colon + 1));
+  return host === '' ? { port } : { host: checkHost(host, text), port };
+}
+
+function checkHost(host: string, text: string): string {
+  if (!isHostLike(host)) throw new InvalidArgumentError(`'${host}' in '${text}' is not a valid host name`);
+  return host;
+}
+
+/**
+ * True when `text` is a whole `host:port` or `[v6]:port`: a host and a valid port together.
+ * Pure; no name is resolved.
+ */
+export function isHostPort(text: string): boolean {
+  try {
+    const parsed = parseHostPort(text);
+    return parsed.host !== undefined && parsed.port !== undefined;
+  } catch {
+    return false;
+  }
+}
+
+/** Formats an address and port: `1.2.3.4:5`, `[::1]:5`. */
+export function formatEndpoint(address: string, port: number): string {
+  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
+}
+
+/** Options of {@link resolveHost}. */
+export interface ResolveOptions {
+  /** Only addresses of this family; by default IPv4 is preferred, then IPv6. */
+  family?: IpFamily | undefined;
+  signal?: AbortSignal | undefined;
+}
+
+/**
+ * Resolves a host name or IP literal to one address. IPv4 comes first unless `family` says
+ * otherwise, so `localhost` reaches a server bound to `0.0.0.0` as people expect.
+ *
+ * @throws {InvalidArgumentError} `UDP_ERR_INVALID_ARG` when a literal is of the other family
+ * @throws {ResolveError} `UDP_ERR_RESOLVE` when the name does not resolve
+ * @throws {AbortError} `UDP_ERR_ABORTED` when `signal` fires first
+ */
+export async function resolveHost(
+  host: string,
+  options: ResolveOptions = {},
+): Promise<{ address: string; family: IpFamily }> {
+  const { family, signal } = options;
+  throwIfAborted(signal);
+  const literal = ipFamily(host);
+  if (literal !== undefined) {
+    if (family !== undefined && literal !== family) {
+      throw new InvalidArgumentError(`'${host}' is an ${literal} address, but ${family} was asked for`);
+    }
+    return { address: host, family: literal };
+  }
+  let found: { address: string; family: number }[];
+  try {
+    const lookups = lookup(host, {
+      all: true,
+      verbatim: false,
+      family: family === 'IPv6' ? 6 : family ? 4 : 0,
+    });
+    found = signal ? await raceAbort(lookups, signal) : await lookups;
+  } catch (err) {
+    if (err instanceof AbortError) throw err;
+    throw fromSystemError(err, 'resolve', { address: host });
+  }
+  const first = found[0];
+  if (first === undefined)
+    throw fromSystemError(
+      Object.assign(new Error('no address'), { code: 'ENOTFOUND', hostname: host }),
+      'resolve',
+    );
+  return { address: first.address, family: first.family === 6 ? 'IPv6' : 'IPv4' };
+}

@@ -1,0 +1,221 @@
+/**
+ * Output formats for received datagrams: safe text (control bytes escaped), raw, hex dump,
+ * base64 and JSON lines. Pure functions; no I/O.
+ */
+import { isUtf8 } from 'node:buffer';
+import { formatEndpoint } from './address.js';
+import { InvalidArgumentError } from './errors.js';
+import type { Datagram } from './socket.js';
+
+/** The names of the output formats. */
+export const OUTPUT_FORMATS = ['text', 'raw', 'hex', 'base64', 'json'] as const;
+/** An output format. */
+export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
+
+/**
+ * Checks an output format name.
+ *
+ * @throws {InvalidArgumentError} `UDP_ERR_INVALID_ARG` naming the allowed formats
+ */
+export function parseOutputFormat(name: string): OutputFormat {
+  if ((OUTPUT_FORMATS as readonly string[]).includes(name)) return name as OutputFormat;
+  throw new InvalidArgumentError(`unknown format '${name}' (allowed: ${OUTPUT_FORMATS.join(', ')})`);
+}
+
+const HEX = '0123456789abcdef';
+
+function hexByte(b: number): string {
+  return HEX.charAt(b >> 4) + HEX.charAt(b & 15);
+}
+
+/**
+ * The length of the valid UTF-8 sequence starting at `i`, or 0 when the bytes there are not
+ * one (overlong forms, surrogates and code points past U+10FFFF are invalid).
+ */
+function utf8SequenceLength(buf: Uint8Array, i: number): number {
+  const b0 = buf[i] as number;
+  const end = buf.length;
+  const cont = (j: number, lo = 0x80, hi = 0xbf) =>
+    j < end && (buf[j] as number) >= lo && (buf[j] as number) <= hi;
+  if (b0 >= 0xc2 && b0 <= 0xdf) return cont(i + 1) ? 2 : 0;
+  if (b0 >= 0xe0 && b0 <= 0xef) {
+    const lo = b0 === 0xe0 ? 0xa0 : 0x80;
+    const hi = b0 === 0xed ? 0x9f : 0xbf;
+    return cont(i + 1, lo, hi) && cont(i + 2) ? 3 : 0;
+  }
+  if (b0 >= 0xf0 && b0 <= 0xf4) {
+    const lo = b0 === 0xf0 ? 0x90 : 0x80;
+    const hi = b0 === 0xf4 ? 0x8f : 0xbf;
+    return cont(i + 1, lo, hi) && cont(i + 2) && cont(i + 3) ? 4 : 0;
+  }
+  return 0;
+}
+
+/**
+ * True for code points that are valid UTF-8 yet unsafe on a terminal or in a line-based log:
+ * C1 controls (U+0080-U+009F, which some terminals obey), line and paragraph separators, and
+ * the bidirectional overrides and isolates that can make text read backwards.
+ */
+function isUnsafeCodePoint(cp: number): boolean {
+  return (
+    (cp >= 0x80 && cp <= 0x9f) ||
+    cp === 0x2028 ||
+    cp === 0x2029 ||
+    (cp >= 0x202a && cp <= 0x202e) ||
+    (cp >= 0x2066 && cp <= 0x2069)
+  );
+}
+
+/**
+ * Renders bytes as one line of safe text. Printable UTF-8 passes through; everything that
+ * could drive a terminal or break the line is escaped, and the escaping is reversible:
+ * `\n`, `\r`, `\t`, `\\` for a backslash, `\xNN` for other control bytes and for bytes that
+ * are not valid UTF-8, `\u{NNNN}` for unsafe code points (C1 controls, bidi overrides).
+ */
+export function escapeText(buf: Uint8Array): string {
+  const b = Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
+  let out = '';
+  let runStart = 0;
+  let i = 0;
+  const n = b.length;
+  while (i < n) {
+    const c = b[i] as number;
+    if (c >= 0x20 && c < 0x7f && c !== 0x5c) {
+      i++;
+      continue;
+    }
+    if (c >= 0x80) {
+      const len = utf8SequenceLength(b, i);
+      if (len > 0) {
+        const cp =
+          len === 2
+            ? ((c & 0x1f) << 6) | ((b[i + 1] as number) & 0x3f)
+            : len === 3
+              ? ((c & 0x0f) << 12) | (((b[i + 1] as number) & 0x3f) << 6) | ((b[i + 2] as number) & 0x3f)
+              : 0x10000;
+        if (!isUnsafeCodePoint(cp)) {
+          i += len;
+          continue;
+        }
+        if (runStart < i) out += b.toString('utf8', runStart, i);
+        out += `\\u{${cp.toString(16).padStart(4, '0')}}`;
+        i += len;
+        runStart = i;
+        continue;
+      }
+    }
+    if (runStart < i) out += b.toString('utf8', runStart, i);
+    out +=
+      c === 0x0a ? '\\n' : c === 0x0d ? '\\r' : c === 0x09 ? '\\t' : c === 0x5c ? '\\\\' : `\\x${hexByte(c)}`;
+    i++;
+    runStart = i;
+  }
+  if (runStart === 0) return b.toString('utf8');
+  if (runStart < n) out += b.toString('utf8', runStart, n);
+  return out;
+}
+
+/**
+ * Formats a time in milliseconds since the epoch as ISO 8601 UTC with microseconds:
+ * `2026-11-24T10:00:00.123456Z`.
+ */
+export function formatTimestamp(epochMs: number): string {
+  const whole = Math.floor(epochMs);
+  const micros = Math.floor((epochMs - whole) * 1000);
+  const iso = new Date(whole).toISOString();
+  return `${iso.slice(0, -1)}${String(micros).padStart(3, '0')}Z`;
+}
+
+/**
+ * A hex dump in the layout of `hexdump -C`: offset, sixteen bytes in two groups of eight,
+ * and the printable ASCII between bars. One string, each line ending in `\n`; empty for no
+ * bytes.
+ */
+export function hexDump(buf: Uint8Array): string {
+  let out = '';
+  for (let off = 0; off < buf.length; off += 16) {
+    let hex = '';
+    let ascii = '';
+    for (let j = 0; j < 16; j++) {
+      const k = off + j;
+      if (j === 8) hex += ' ';
+      if (k < buf.length) {
+        const c = buf[k] as number;
+        hex += `${hexByte(c)} `;
+        ascii += c >= 0x20 && c < 0x7f ? String.fromCharCode(c) : '.';
+      } else {
+        hex += '   ';
+      }
+    }
+    out += `${off.toString(16).padStart(8, '0')}  ${hex} |${ascii}|\n`;
+  }
+  return out;
+}
+
+/** Options of {@link createFormatter}. */
+export interface FormatterOptions {
+  /** Prefix `text` lines and `hex` headers with the receive time (ISO 8601, UTC). */
+  timestamps?: boolean;
+}
+
+/** Turns one datagram into its output: a string, or bytes for `raw`. Always ends in `\n`. */
+export type Formatter = (msg: Datagram) => string | Uint8Array;
+
+const NEWLINE = Buffer.from('\n');
+
+/**
+ * A formatter for `format`:
+ * - `text`: `Received message: <escaped text> from 1.2.3.4:5`
+ * - `raw`: the payload bytes and a newline
+ * - `hex`: a header `Received N bytes from 1.2.3.4:5` and a `hexdump -C` style dump
+ * - `base64`: the payload in base64, one line
+ * - `json`: `{"ts","from":{"address","port","family"},"size","text"?,"base64"}`, `text` only
+ *   when the payload is valid UTF-8
+ */
+export function createFormatter(format: OutputFormat, options: FormatterOptions = {}): Formatter {
+  const stamp = options.timestamps ? (msg: Datagram) => `${formatTimestamp(msg.receivedAt)} ` : () => '';
+  switch (format) {
+    case 'text':
+      return (msg) =>
+        `${stamp(msg)}Received message: ${escapeText(msg.data)} from ${formatEndpoint(msg.from.address, msg.from.port)}\n`;
+    case 'raw':
+      return (msg) => Buffer.concat([msg.data, NEWLINE]);
+    case 'hex':
+      return (msg) =>
+        `${stamp(msg)}Received ${msg.data.length} byte${msg.data.length === 1 ? '' : 's'} from ${formatEndpoint(msg.from.address, msg.from.port)}\n${hexDump(msg.data)}`;
+    case 'base64':
+      return (msg) => `${msg.data.toString('base64')}\n`;
+    case 'json':
+      return (msg) => `${JSON.stringify(toJsonRecord(msg))}\n`;
+  }
+}
+
+/** The object a `json` line holds. */
+export interface JsonRecord {
+  ts: string;
+  from: { address: string; port: number; family: string };
+  size: number;
+  text?: string;
+  base64: string;
+}
+
+/** The `json` format's record of one datagram. */
+export function toJsonRecord(msg: Datagram): JsonRecord {
+  const { address, port, family } = msg.from;
+  const record: JsonRecord = {
+    ts: formatTimestamp(msg.receivedAt),
+    from: { address, port, family },
+    size: msg.data.length,
+    base64: msg.data.toString('base64'),
+  };
+  if (isUtf8(msg.data)) {
+    return {
+      ts: record.ts,
+      from: record.from,
+      size: record.size,
+      text: msg.data.toString('utf8'),
+      base64: record.base64,
+    };
+  }
+  return record;
+}

@@ -1,0 +1,49 @@
+export { raceAbort, throwIfAborted } from './abort.js';
+export {
+  type Endpoint,
+  formatEndpoint,
+  type HostPort,
+  type IpFamily,
+  ipFamily,
+  isHostLike,
+  isHostPort,
+  isPortNumber,
+  MAX_PAYLOAD_IPV4,
+  MAX_PAYLOAD_IPV6,
+  maxPayload,
+  parseHostPort,
+  parsePort,
+  type ResolveOptions,
+  resolveHost,
+} from './address.js';
+export * from './errors.js';
+export {
+  createFormatter,
+  escapeText,
+  type Formatter,
+  type FormatterOptions,
+  formatTimestamp,
+  hexDump,
+  type JsonRecord,
+  OUTPUT_FORMATS,
+  type OutputFormat,
+  parseOutputFormat,
+  toJsonRecord,
+} from './format.js';
+export { decodeHexLine, FRAMINGS, Framer, type Framing, parseFraming } from './framing.js';
+export { BatchWriter, type BatchWriterOptions } from './output.js';
+export { BoundedQueue } from './queue.js';
+export {
+  type BindOptions,
+  checkSize,
+  type Datagram,
+  DEFAULT_HIGH_WATER_MARK,
+  type MessagesOptions,
+  type OpenOptions,
+  openUdpSocket,
+  type ReceiveOptions,
+  type SocketState,
+  type SocketType,
+  UdpSocket,
+  type UdpSocketOptions,
+} from './socket.js';
