@@ -1,0 +1,107 @@
+/**
+ * Pure parsers for the CLI's arguments: durations, counts, and the positional address rules of
+ * `listen` and `send`. Every failure is a {@link UsageError} with a message a person can act on.
+ */
+import { type HostPort, type IpFamily, isHostLike, parseHostPort, parsePort } from '../lib/index.js';
+
+/** A mistake in the command line: exit status 2. */
+export class UsageError extends Error {
+  override name = 'UsageError';
+  readonly code = 'UDP_ERR_USAGE';
+}
+
+/** Runs `fn`, turning any error it throws into a {@link UsageError} with the same message. */
+export function usage<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (err instanceof UsageError) throw err;
+    throw new UsageError(err instanceof Error ? err.message : String(err), { cause: err });
+  }
+}
+
+const DURATION = /^(\d+(?:\.\d+)?|\.\d+)(ms|s|m|h)?$/;
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/**
+ * Parses a duration: `250ms`, `1.5s`, `2m`, `1h`; a bare number is seconds, as with `nc -w`.
+ *
+ * @returns milliseconds, more than 0
+ * @throws {UsageError} on anything else
+ */
+export function parseDuration(text: string, what: string): number {
+  const m = DURATION.exec(text.trim());
+  if (!m)
+    throw new UsageError(
+      `${what} '${text}' is not a duration (e.g. 500ms, 5s, 2m; a bare number is seconds)`,
+    );
+  const ms = Number(m[1]) * (UNIT_MS[m[2] ?? 's'] as number);
+  if (!(ms > 0) || !Number.isFinite(ms)) throw new UsageError(`${what} must be more than 0, got '${text}'`);
+  if (ms > 2_147_483_647) throw new UsageError(`${what} '${text}' is too long (at most 24 days)`);
+  return ms;
+}
+
+/**
+ * Parses a count of at least 1.
+ *
+ * @throws {UsageError} when `text` is not a positive integer
+ */
+export function parseCount(text: string, what: string): number {
+  if (!/^\d+$/.test(text.trim()) || Number(text) < 1 || !Number.isSafeInteger(Number(text))) {
+    throw new UsageError(`${what} '${text}' is not a positive integer`);
+  }
+  return Number(text);
+}
+
+/** `-4` / `-6`, as `nc` spells them; both at once is a usage error. */
+export function parseFamilyFlags(flags: { ipv4?: boolean; ipv6?: boolean }): IpFamily | undefined {
+  if (flags.ipv4 && flags.ipv6) throw new UsageError('-4 and -6 cannot be used together');
+  return flags.ipv4 ? 'IPv4' : flags.ipv6 ? 'IPv6' : undefined;
+}
+
+/**
+ * The local address of `listen` from its positionals, in `nc`'s order: `[host] [port]`, or
+ * one `host:port`, `[v6]:port`, bare port or bare host.
+ *
+ * @throws {UsageError} on a malformed address or port, or too many positionals
+ */
+export function parseListenPositionals(args: readonly string[]): HostPort {
+  if (args.length > 2) throw new UsageError(`too many arguments: expected [host] [port], got ${args.length}`);
+  const [first, second] = args;
+  if (first === undefined) return {};
+  if (second === undefined) return usage(() => parseHostPort(first));
+  const host = usage(() => parseHostPort(first));
+  if (host.port !== undefined || host.host === undefined) {
+    throw new UsageError(`'${first}' is not a host; write either 'host port' or 'host:port'`);
+  }
+  return { host: host.host, port: usage(() => parsePort(second)) };
+}
+
+const PORTISH = /^\d+$/;
+const HOST_COLON_PORT = /^(?:\[[^\]]*\]|[^:[\]\s]+):\d+$/;
+
+/** What `send`'s positionals mean: an optional target, then the messages. */
+export interface SendPositionals extends HostPort {
+  messages: string[];
+}
+
+/**
+ * Splits `send`'s positionals. The first ones name the target only when they look like one:
+ * a host followed by a port number (`10.0.0.5 9000`), or one `host:port` / `[v6]:port`.
+ * Otherwise every positional is a message to the default target, so `send Hello World UDP`
+ * sends three messages. A target that looks like one but is malformed (port 70000) is an
+ * error, not a message.
+ *
+ * @throws {UsageError} on a malformed target
+ */
+export function parseSendPositionals(args: readonly string[]): SendPositionals {
+  const [first, second] = args;
+  if (first !== undefined && HOST_COLON_PORT.test(first)) {
+    const target = usage(() => parseHostPort(first));
+    return { ...target, messages: args.slice(1) };
+  }
+  if (first !== undefined && second !== undefined && PORTISH.test(second) && isHostLike(first)) {
+    return { host: first, port: usage(() => parsePort(second)), messages: args.slice(2) };
+  }
+  return { messages: [...args] };
+}

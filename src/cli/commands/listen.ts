@@ -1,0 +1,163 @@
+/**
+ * `udpkit listen`: bind, print each datagram received with its sender, until Ctrl-C, a count
+ * or a silence.
+ */
+import { Command, Option } from 'commander';
+import {
+  AbortError,
+  BatchWriter,
+  createFormatter,
+  formatEndpoint,
+  type IpFamily,
+  OUTPUT_FORMATS,
+  type OutputFormat,
+  openUdpSocket,
+  parseOutputFormat,
+} from '../../lib/index.js';
+import { parseCount, parseDuration, parseFamilyFlags, parseListenPositionals, usage } from '../args.js';
+import { type CliIO, EXIT_OK, plural } from '../io.js';
+
+/** What `listen` does, once its command line is parsed. */
+export interface ListenOptions {
+  host: string | undefined;
+  port: number;
+  family: IpFamily | undefined;
+  format: OutputFormat;
+  timestamps: boolean;
+  count: number | undefined;
+  idleTimeout: number | undefined;
+  quiet: boolean;
+}
+
+/** The raw option values commander hands over. */
+export interface ListenFlags {
+  count?: string;
+  idleTimeout?: string;
+  format?: string;
+  timestamps?: boolean;
+  ipv4?: boolean;
+  ipv6?: boolean;
+  quiet?: boolean;
+}
+
+export const DEFAULT_LISTEN_PORT = 12345;
+
+/**
+ * Parses `listen`'s positionals and flags. Pure.
+ *
+ * @throws {UsageError} naming the bad value and what is allowed
+ */
+export function parseListenArgs(positionals: readonly string[], flags: ListenFlags): ListenOptions {
+  const { host, port } = parseListenPositionals(positionals);
+  return {
+    host,
+    port: port ?? DEFAULT_LISTEN_PORT,
+    family: parseFamilyFlags(flags),
+    format: usage(() => parseOutputFormat(flags.format ?? 'text')),
+    timestamps: flags.timestamps ?? false,
+    count: flags.count === undefined ? undefined : parseCount(flags.count, 'count'),
+    idleTimeout:
+      flags.idleTimeout === undefined ? undefined : parseDuration(flags.idleTimeout, 'idle timeout'),
+    quiet: flags.quiet ?? false,
+  };
+}
+
+/** Runs `listen`; resolves to the exit status. Bind failures reject. */
+export async function runListen(opts: ListenOptions, io: CliIO): Promise<number> {
+  const address = opts.host ?? (opts.family === 'IPv6' ? '::' : '0.0.0.0');
+  const socket = await openUdpSocket({
+    address,
+    port: opts.port,
+    ...(opts.family && { type: opts.family === 'IPv6' ? 'udp6' : 'udp4' }),
+    signal: io.signal,
+  });
+  const out = new BatchWriter(io.stdout);
+  // The reader went away (`udpkit listen | head -1`): stop quietly, like any Unix filter.
+  const outputGone = new AbortController();
+  out.onError(() => outputGone.abort());
+  const signal = AbortSignal.any([io.signal, outputGone.signal]);
+  const format = createFormatter(opts.format, { timestamps: opts.timestamps });
+  const local = socket.address();
+  if (!opts.quiet) io.stderr.write(`Listening on ${formatEndpoint(local.address, local.port)}\n`);
+
+  let received = 0;
+  try {
+    const messages = socket.messages({
+      signal,
+      ...(opts.idleTimeout !== undefined && { idleTimeout: opts.idleTimeout }),
+    });
+    for await (const msg of messages) {
+      out.write(format(msg));
+      if (++received === opts.count) break;
+    }
+  } catch (err) {
+    if (!(err instanceof AbortError)) throw err;
+  } finally {
+    await socket.close();
+    await out.flush();
+  }
+  if (io.signal.aborted) {
+    const dropped = socket.droppedByQueue + out.dropped;
+    io.stderr.write(
+      `udpkit listen: received ${plural(socket.packetsReceived, 'datagram')} (${plural(socket.bytesReceived, 'byte')})${
+        dropped > 0 ? `, ${dropped} not printed (output too slow)` : ''
+      }\n`,
+    );
+  }
+  return EXIT_OK;
+}
+
+/** The `listen` subcommand. */
+export function listenCommand(io: CliIO, setExit: (code: number) => void): Command {
+  return new Command('listen')
+    .summary('receive datagrams and print them with their sender (the classic UDP server)')
+    .description(
+      `Bind a local address (default 0.0.0.0:${DEFAULT_LISTEN_PORT}) and print each datagram received, one line
+each, until Ctrl-C, --count datagrams or --idle-timeout of silence:
+  Received message: Hello from 127.0.0.1:54321
+
+The address comes in nc's order, 'host port', or as one 'host:port', '[v6]:port', port or host.
+Text output escapes control bytes and invalid UTF-8 (\\x1b, \\n, \\xff) and a backslash as \\\\,
+so no sender can drive your terminal. Ctrl-C prints a summary on stderr.`,
+    )
+    .argument('[host]', 'local address or host name to bind (default 0.0.0.0, or :: with -6)')
+    .argument('[port]', `local port (default ${DEFAULT_LISTEN_PORT}; 0 picks a free one)`)
+    .addOption(
+      new Option('-f, --format <format>', `output format: ${OUTPUT_FORMATS.join(', ')}`).default('text'),
+    )
+    .option('-t, --timestamps', 'prefix text lines and hex headers with the receive time (ISO 8601, UTC)')
+    .option('-c, --count <n>', 'exit after n datagrams')
+    .option(
+      '-w, --idle-timeout <duration>',
+      'exit after this long without a datagram (500ms, 5s, 2m; bare number = seconds)',
+    )
+    .option('-4', 'IPv4 only (bind 0.0.0.0 by default)')
+    .option('-6', 'IPv6 (bind :: by default)')
+    .option('-q, --quiet', "don't print the 'Listening on' line")
+    .addHelpText(
+      'after',
+      `
+Examples:
+  udpkit listen                          0.0.0.0:12345, one line per datagram
+  udpkit listen 127.0.0.1 9000           nc order: host then port
+  udpkit listen [::1]:9000 --format json JSON lines: ts, from, size, text, base64
+  udpkit listen 9000 --count 1 -f raw    print one payload and exit
+  udpkit listen --format hex --timestamps
+
+Output formats:
+  text    Received message: Hello from 127.0.0.1:54321
+  raw     the payload bytes, then a newline
+  hex     a header, then a hexdump -C style dump
+  base64  the payload in base64, one line each
+  json    {"ts":"...","from":{"address","port","family"},"size":5,"text":"Hello","base64":"SGVsbG8="}`,
+    )
+    .action(async (host: string | undefined, port: string | undefined, flags: Record<string, unknown>) => {
+      const positionals = [host, port].filter((a): a is string => a !== undefined);
+      const opts = parseListenArgs(positionals, {
+        ...(flags as ListenFlags),
+        ipv4: flags['4'] === true,
+        ipv6: flags['6'] === true,
+      });
+      setExit(await runListen(opts, io));
+    });
+}

@@ -1,0 +1,111 @@
+#!/usr/bin/env node
+/**
+ * The udpkit command line. The only module that touches process.argv, process.exitCode and
+ * signals: it parses, hands the command its streams and a stop signal, and turns the outcome
+ * into an exit status (0 ok, 1 runtime failure, 2 usage error, 130 Ctrl-C, 143 SIGTERM).
+ */
+import { createRequire } from 'node:module';
+import { Command, CommanderError } from 'commander';
+import { UdpError } from '../lib/index.js';
+import { UsageError } from './args.js';
+import { listenCommand } from './commands/listen.js';
+import { sendCommand } from './commands/send.js';
+import { type CliIO, EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from './io.js';
+
+const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
+
+const SIGNAL_EXIT: Record<string, number> = { SIGINT: 130, SIGTERM: 143 };
+
+/** One line for stderr: the first line of a message, without commander's "error: " prefix. */
+function oneLine(message: string): string {
+  return (message.split('\n').find((l) => l.trim() !== '') ?? message).replace(/^error: /, '').trim();
+}
+
+async function main(argv: string[]): Promise<number> {
+  const stop = new AbortController();
+  let stoppedBy: string | undefined;
+  const onSignal = (name: string) => {
+    if (stoppedBy) process.exit(SIGNAL_EXIT[name] ?? EXIT_FAILURE); // a second Ctrl-C: leave now
+    stoppedBy = name;
+    stop.abort(new Error(name));
+  };
+  process.on('SIGINT', () => onSignal('SIGINT'));
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+  // A closed stderr must not crash us; stdout errors are handled by the commands' writers.
+  process.stderr.on('error', () => {});
+  process.stdout.on('error', () => {});
+
+  const io: CliIO = {
+    stdin: process.stdin,
+    stdout: process.stdout,
+    stderr: process.stderr,
+    signal: stop.signal,
+  };
+  let exitCode = EXIT_OK;
+  const setExit = (code: number) => {
+    exitCode = code;
+  };
+  let commandName = '';
+  const program = new Command('udpkit')
+    .description('UDP networking: a listener, a sender, and more to come')
+    .version(version, '-V, --version')
+    .showSuggestionAfterError(true)
+    .exitOverride()
+    .configureOutput({
+      writeErr: (s) => process.stderr.write(s),
+      outputError: (s, write) => write(`udpkit${commandName ? ` ${commandName}` : ''}: ${oneLine(s)}\n`),
+    })
+    .hook('preAction', (_program, action) => {
+      commandName = action.name();
+    })
+    .addHelpText(
+      'after',
+      `
+Examples:
+  udpkit listen                      print datagrams sent to 0.0.0.0:12345
+  udpkit send Hello World UDP        send three datagrams to 127.0.0.1:12345
+  udpkit listen --help               more on one command`,
+    );
+  for (const make of [listenCommand, sendCommand]) {
+    const cmd = make(io, setExit)
+      .exitOverride()
+      .configureOutput({
+        writeErr: (s) => process.stderr.write(s),
+        outputError: (s, write) =>
+          write(`udpkit ${cmd.name()}: ${oneLine(s)} (see 'udpkit ${cmd.name()} --help')\n`),
+      });
+    program.addCommand(cmd);
+  }
+
+  if (argv.length === 0) {
+    process.stderr.write(program.helpInformation());
+    return EXIT_USAGE;
+  }
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') return EXIT_OK;
+      return EXIT_USAGE; // commander has printed the one-line reason, or the help
+    }
+    const prefix = `udpkit${commandName ? ` ${commandName}` : ''}`;
+    if (err instanceof UsageError) {
+      process.stderr.write(`${prefix}: ${err.message} (see '${prefix} --help')\n`);
+      return EXIT_USAGE;
+    }
+    if (err instanceof UdpError) {
+      if (err.code === 'UDP_ERR_ABORTED' && stoppedBy) return SIGNAL_EXIT[stoppedBy] ?? EXIT_FAILURE;
+      process.stderr.write(`${prefix}: ${err.message}\n`);
+      if (process.env.UDPKIT_DEBUG) process.stderr.write(`${err.stack}\n`);
+      return EXIT_FAILURE;
+    }
+    process.stderr.write(`${prefix}: internal error: ${err instanceof Error ? err.message : String(err)}\n`);
+    if (process.env.UDPKIT_DEBUG) process.stderr.write(`${(err as Error).stack}\n`);
+    return EXIT_FAILURE;
+  }
+  return stoppedBy ? (SIGNAL_EXIT[stoppedBy] ?? EXIT_FAILURE) : exitCode;
+}
+
+process.exitCode = await main(process.argv.slice(2));
+// Nothing may keep a finished command alive (a paused stdin, a pending lookup).
+process.stdin.destroy();
