@@ -133,11 +133,11 @@ export class Framer {
     }
     if (this.#partBytes + bytes.length > this.#rawLimit()) {
       // Too large already: keep counting, stop holding.
+      this.#overflowBytes = 0;
+      this.#overflowHexDigits = 0;
       for (const part of this.#parts) this.#countOverflow(part);
       this.#parts = [];
       this.#partBytes = 0;
-      this.#overflowBytes = 0;
-      this.#overflowHexDigits = 0;
       this.#countOverflow(bytes);
       return;
     }
@@ -147,7 +147,6 @@ export class Framer {
   }
 
   #countOverflow(bytes: Buffer): void {
-    if (this.#overflowBytes < 0) this.#overflowBytes = 0;
     this.#overflowBytes += bytes.length;
     if (this.framing === 'hex') {
       for (const c of bytes) if (isHexDigit(c)) this.#overflowHexDigits++;

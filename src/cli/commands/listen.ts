@@ -112,13 +112,14 @@ export function listenCommand(io: CliIO, setExit: (code: number) => void): Comma
   return new Command('listen')
     .summary('receive datagrams and print them with their sender (the classic UDP server)')
     .description(
-      `Bind a local address (default 0.0.0.0:${DEFAULT_LISTEN_PORT}) and print each datagram received, one line
-each, until Ctrl-C, --count datagrams or --idle-timeout of silence:
+      `Bind a local address (default 0.0.0.0:${DEFAULT_LISTEN_PORT}) and print each datagram
+received, until Ctrl-C, --count datagrams or --idle-timeout of silence:
   Received message: Hello from 127.0.0.1:54321
 
-The address comes in nc's order, 'host port', or as one 'host:port', '[v6]:port', port or host.
-Text output escapes control bytes and invalid UTF-8 (\\x1b, \\n, \\xff) and a backslash as \\\\,
-so no sender can drive your terminal. Ctrl-C prints a summary on stderr.`,
+The address comes in nc's order, 'host port', or as one 'host:port',
+'[v6]:port', port or host. Text output escapes control bytes and invalid
+UTF-8 (\\x1b, \\n, \\xff) and a backslash as \\\\, so no sender can drive
+your terminal. Ctrl-C prints a summary on stderr.`,
     )
     .argument('[host]', 'local address or host name to bind (default 0.0.0.0, or :: with -6)')
     .argument('[port]', `local port (default ${DEFAULT_LISTEN_PORT}; 0 picks a free one)`)

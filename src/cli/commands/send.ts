@@ -154,17 +154,17 @@ export function sendCommand(io: CliIO, setExit: (code: number) => void): Command
   return new Command('send')
     .summary('send messages as datagrams and report each one (the classic UDP client)')
     .description(
-      `Send each message as one datagram to 127.0.0.1:${DEFAULT_SEND_PORT}, or to the target given first,
-and print 'Sent message: <text> to <address>' for each.
+      `Send each message as one datagram to 127.0.0.1:${DEFAULT_SEND_PORT}, or to the target
+given first, and print 'Sent message: <text> to <address>' for each.
 
-Which positionals name the target: the first ones, only when they look like one:
-  - a host followed by a port number:   udpkit send 10.0.0.5 9000 hi
-  - a single host:port or [v6]:port:     udpkit send [::1]:9000 hi
+The first positionals name the target only when they look like one:
+  - a host followed by a port number:  udpkit send 10.0.0.5 9000 hi
+  - a single host:port or [v6]:port:    udpkit send [::1]:9000 hi
 Otherwise every positional is a message to the default target:
-  udpkit send Hello World UDP            three datagrams to 127.0.0.1:${DEFAULT_SEND_PORT}
+  udpkit send Hello World UDP           three datagrams to 127.0.0.1:${DEFAULT_SEND_PORT}
 To send messages that look like a target, name the target first.
 
-With no messages, reads stdin (or --file), one datagram per line by default.`,
+With no messages, reads stdin (or --file), one datagram per line.`,
     )
     .argument('[target-and-messages...]', '[host port | host:port] then messages')
     .addOption(

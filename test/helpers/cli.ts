@@ -1,0 +1,155 @@
+/**
+ * Spawning the built CLI as a user would, with deadlines on everything.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { onTestFinished } from 'vitest';
+
+/** The built entry point, as `bin` in package.json names it. */
+export const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
+
+/** The outcome of a finished process. */
+export interface Result {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** A running process whose output is collected as it comes. */
+export class Running {
+  readonly child: ChildProcess;
+  stdout = '';
+  stderr = '';
+  stdoutBytes: Buffer[] = [];
+  readonly exited: Promise<Result>;
+
+  constructor(child: ChildProcess) {
+    this.child = child;
+    child.stdout?.on('data', (d: Buffer) => {
+      this.stdoutBytes.push(d);
+      this.stdout += d.toString('utf8');
+    });
+    child.stderr?.on('data', (d: Buffer) => {
+      this.stderr += d.toString('utf8');
+    });
+    this.exited = new Promise((resolve) => {
+      child.on('close', (code, signal) =>
+        resolve({ code, signal, stdout: this.stdout, stderr: this.stderr }),
+      );
+    });
+  }
+
+  /** Resolves when `pattern` appears in the stream; rejects after `ms`. */
+  async waitFor(stream: 'stdout' | 'stderr', pattern: RegExp, ms = 5000): Promise<RegExpMatchArray> {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const m = this[stream].match(pattern);
+      if (m) return m;
+      if (Date.now() > deadline) {
+        throw new Error(
+          `timed out waiting for ${pattern} on ${stream}; stdout=${JSON.stringify(this.stdout)} stderr=${JSON.stringify(this.stderr)}`,
+        );
+      }
+      if (this.child.exitCode !== null) {
+        throw new Error(
+          `process exited (${this.child.exitCode}) before ${pattern}; stderr=${JSON.stringify(this.stderr)}`,
+        );
+      }
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+
+  /** Waits for exit, killing the process if it outlives `ms`. */
+  async wait(ms = 10_000): Promise<Result> {
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), ms);
+    try {
+      return await this.exited;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+/** Starts a process; it is killed when the test ends, pass or fail. */
+export function start(
+  command: string,
+  args: string[],
+  options: { input?: string | Buffer; uid?: number } = {},
+): Running {
+  const child = spawn(command, args, {
+    stdio: ['pipe', 'pipe', 'pipe'],
+    env: { ...process.env, NO_COLOR: '1' },
+    ...(options.uid !== undefined && { uid: options.uid, gid: options.uid }),
+  });
+  if (options.input !== undefined) child.stdin?.end(options.input);
+  const running = new Running(child);
+  onTestFinished(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  return running;
+}
+
+/** Starts the built CLI. */
+export function startCli(args: string[], options: { input?: string | Buffer; uid?: number } = {}): Running {
+  return start(process.execPath, [CLI, ...args], options);
+}
+
+/** Runs the built CLI to completion (killed after `ms`). */
+export function runCli(
+  args: string[],
+  options: { input?: string | Buffer; ms?: number } = {},
+): Promise<Result> {
+  const running = startCli(args, options.input === undefined ? { input: '' } : { input: options.input });
+  return running.wait(options.ms ?? 10_000);
+}
+
+/**
+ * Starts `udpkit listen` on port 0 and resolves once it is bound, with the port it got (read
+ * back from its "Listening on" line).
+ */
+export async function startListener(
+  args: string[] = [],
+  host = '127.0.0.1',
+): Promise<{ running: Running; port: number }> {
+  const running = startCli(['listen', host, '0', ...args]);
+  const m = await running.waitFor('stderr', /Listening on .*:(\d+)\n/);
+  return { running, port: Number(m[1]) };
+}
+
+/**
+ * The UDP ports process `pid` has bound, read from /proc: its socket inodes matched against
+ * /proc/net/udp and udp6. For peers that bind port 0 without saying which port they got.
+ */
+export function udpPortsOf(pid: number): number[] {
+  const inodes = new Set<string>();
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+      if (m?.[1]) inodes.add(m[1]);
+    } catch {
+      // the descriptor closed meanwhile
+    }
+  }
+  const ports: number[] = [];
+  for (const table of ['/proc/net/udp', '/proc/net/udp6']) {
+    for (const line of readFileSync(table, 'utf8').split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f.length > 9 && inodes.has(f[9] as string))
+        ports.push(Number.parseInt((f[1] as string).split(':')[1] as string, 16));
+    }
+  }
+  return ports;
+}
+
+/** Waits until process `pid` has bound a UDP port, and returns it. */
+export async function waitForUdpPort(pid: number, ms = 5000): Promise<number> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const [port] = udpPortsOf(pid);
+    if (port !== undefined) return port;
+    if (Date.now() > deadline) throw new Error(`process ${pid} bound no UDP port within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}

@@ -1,0 +1,141 @@
+import { describe, expect, it } from 'vitest';
+import {
+  createFormatter,
+  type Datagram,
+  escapeText,
+  formatTimestamp,
+  hexDump,
+  parseOutputFormat,
+} from '../../src/lib/index.js';
+
+const at = Date.UTC(2026, 10, 24, 10, 0, 0, 123) + 0.456;
+function dgram(data: Buffer | string, address = '127.0.0.1', port = 54321): Datagram {
+  return {
+    data: typeof data === 'string' ? Buffer.from(data) : data,
+    from: { address, port, family: address.includes(':') ? 'IPv6' : 'IPv4' },
+    receivedAt: at,
+  };
+}
+const b = (...bytes: number[]) => Buffer.from(bytes);
+/** Characters that must never reach a terminal: C0, DEL, C1, separators, bidi, U+FFFD. */
+const isUnsafe = (ch: string) => {
+  const c = ch.codePointAt(0) as number;
+  return (
+    c < 0x20 ||
+    (c >= 0x7f && c <= 0x9f) ||
+    c === 0x2028 ||
+    c === 0x2029 ||
+    (c >= 0x202a && c <= 0x202e) ||
+    (c >= 0x2066 && c <= 0x2069) ||
+    c === 0xfffd
+  );
+};
+
+describe('escapeText', () => {
+  it.each([
+    ['plain ASCII', Buffer.from('Hello'), 'Hello'],
+    ['empty', Buffer.alloc(0), ''],
+    ['newline, CR, tab', Buffer.from('a\nb\rc\td'), 'a\\nb\\rc\\td'],
+    ['ESC sequences', Buffer.from('\x1b[31mred\x1b[0m'), '\\x1b[31mred\\x1b[0m'],
+    ['NUL and DEL', b(0, 0x7f), '\\x00\\x7f'],
+    ['backslash, reversibly', Buffer.from('C:\\dir'), 'C:\\\\dir'],
+    ['invalid UTF-8', b(0x68, 0xff, 0x69), 'h\\xffi'],
+    ['valid UTF-8', Buffer.from('héllo wörld ✓ 😀'), 'héllo wörld ✓ 😀'],
+    ['a truncated sequence', b(0xe2, 0x9c), '\\xe2\\x9c'],
+    ['an overlong encoding', b(0xc0, 0xaf), '\\xc0\\xaf'],
+    ['an encoded surrogate', b(0xed, 0xa0, 0x80), '\\xed\\xa0\\x80'],
+    ['C1 control CSI (U+009B)', b(0xc2, 0x9b), '\\u{009b}'],
+    ['bidi override (U+202E)', Buffer.from('a\u202eb'), 'a\\u{202e}b'],
+    ['line separator (U+2028)', Buffer.from('a\u2028b'), 'a\\u{2028}b'],
+  ])('%s', (_name, input, expected) => {
+    expect(escapeText(input)).toBe(expected);
+  });
+  it('never leaves a control byte in its output, whatever the input', () => {
+    let seed = 12345;
+    const rand = () => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed & 0xff;
+    };
+    for (let n = 0; n < 500; n++) {
+      const input = Buffer.from(Array.from({ length: 1 + (n % 40) }, rand));
+      expect([...escapeText(input)].filter(isUnsafe)).toEqual([]);
+    }
+  });
+});
+
+describe('formatTimestamp', () => {
+  it('prints ISO 8601 UTC with microseconds', () => {
+    expect(formatTimestamp(at)).toBe('2026-11-24T10:00:00.123456Z');
+    expect(formatTimestamp(Date.UTC(2026, 0, 1))).toBe('2026-01-01T00:00:00.000000Z');
+  });
+});
+
+describe('hexDump', () => {
+  it('lays out 16 bytes a line like hexdump -C', () => {
+    expect(hexDump(Buffer.from('Hello World'))).toBe(
+      '00000000  48 65 6c 6c 6f 20 57 6f  72 6c 64                 |Hello World|\n',
+    );
+    const two = hexDump(Buffer.from('0123456789abcdef\x00\xff', 'latin1'));
+    expect(two).toBe(
+      '00000000  30 31 32 33 34 35 36 37  38 39 61 62 63 64 65 66  |0123456789abcdef|\n' +
+        '00000010  00 ff                                             |..|\n',
+    );
+  });
+  it('is empty for no bytes', () => {
+    expect(hexDump(Buffer.alloc(0))).toBe('');
+  });
+});
+
+describe('createFormatter', () => {
+  it('text: the classic line, escaped, IPv6 in brackets', () => {
+    const text = createFormatter('text');
+    expect(text(dgram('Hello'))).toBe('Received message: Hello from 127.0.0.1:54321\n');
+    expect(text(dgram('a\nb', '::1', 9))).toBe('Received message: a\\nb from [::1]:9\n');
+    expect(text(dgram(''))).toBe('Received message:  from 127.0.0.1:54321\n');
+  });
+  it('text and hex with timestamps', () => {
+    expect(createFormatter('text', { timestamps: true })(dgram('Hi'))).toBe(
+      '2026-11-24T10:00:00.123456Z Received message: Hi from 127.0.0.1:54321\n',
+    );
+    expect(createFormatter('hex', { timestamps: true })(dgram('A'))).toBe(
+      '2026-11-24T10:00:00.123456Z Received 1 byte from 127.0.0.1:54321\n' +
+        '00000000  41                                                |A|\n',
+    );
+  });
+  it('raw: the bytes and a newline', () => {
+    expect(createFormatter('raw')(dgram(b(0, 0xff, 10)))).toEqual(b(0, 0xff, 10, 10));
+  });
+  it('hex: header with sender and size, then the dump', () => {
+    expect(createFormatter('hex')(dgram('Hi'))).toBe(
+      'Received 2 bytes from 127.0.0.1:54321\n00000000  48 69                                             |Hi|\n',
+    );
+    expect(createFormatter('hex')(dgram(''))).toBe('Received 0 bytes from 127.0.0.1:54321\n');
+  });
+  it('base64: one line', () => {
+    expect(createFormatter('base64')(dgram(b(0, 1, 2, 0xff)))).toBe('AAEC/w==\n');
+  });
+  it('json: text only when the payload is valid UTF-8', () => {
+    const json = createFormatter('json');
+    expect(JSON.parse(json(dgram('Hé\n')))).toEqual({
+      ts: '2026-11-24T10:00:00.123456Z',
+      from: { address: '127.0.0.1', port: 54321, family: 'IPv4' },
+      size: 4,
+      text: 'Hé\n',
+      base64: Buffer.from('Hé\n').toString('base64'),
+    });
+    const binary = JSON.parse(json(dgram(b(0xff, 0), '::1', 7)));
+    expect(binary).toEqual({
+      ts: '2026-11-24T10:00:00.123456Z',
+      from: { address: '::1', port: 7, family: 'IPv6' },
+      size: 2,
+      base64: '/wA=',
+    });
+    expect(json(dgram('x')).endsWith('}\n')).toBe(true);
+    expect(json(dgram('a\nb')).split('\n')).toHaveLength(2);
+  });
+  it('rejects unknown formats, listing the allowed ones', () => {
+    expect(() => parseOutputFormat('xml')).toThrow(
+      "unknown format 'xml' (allowed: text, raw, hex, base64, json)",
+    );
+  });
+});
