@@ -115,7 +115,8 @@ describe('createFormatter', () => {
     expect(createFormatter('base64')(dgram(b(0, 1, 2, 0xff)))).toBe('AAEC/w==\n');
   });
   it('json: text only when the payload is valid UTF-8', () => {
-    const json = createFormatter('json');
+    const format = createFormatter('json');
+    const json = (d: Datagram) => format(d) as string;
     expect(JSON.parse(json(dgram('Hé\n')))).toEqual({
       ts: '2026-11-24T10:00:00.123456Z',
       from: { address: '127.0.0.1', port: 54321, family: 'IPv4' },
