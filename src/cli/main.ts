@@ -107,5 +107,3 @@ Examples:
 }
 
 process.exitCode = await main(process.argv.slice(2));
-// Nothing may keep a finished command alive (a paused stdin, a pending lookup).
-process.stdin.destroy();

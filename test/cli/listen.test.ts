@@ -58,11 +58,14 @@ describe('udpkit listen', () => {
     expect(r.stdout).not.toMatch(/[\x00-\x09\x0b-\x1f\x7f]/);
   });
 
-  it('prints the largest IPv4 datagram whole (65507 bytes)', async () => {
-    const { running, port } = await startListener(['--count', '1', '--format', 'raw']);
-    const big = Buffer.alloc(65507, 0x41);
-    big.write('END', 65504);
-    await sendFrom(port, [big]);
+  it.each([
+    ['IPv4', '127.0.0.1', 65507],
+    ['IPv6', '::1', 65527],
+  ])('prints the largest %s datagram whole (%i bytes)', async (_family, host, size) => {
+    const { running, port } = await startListener(['--count', '1', '--format', 'raw'], host);
+    const big = Buffer.alloc(size, 0x41);
+    big.write('END', size - 3);
+    await sendFrom(port, [big], host);
     const r = await running.wait();
     expect(Buffer.concat(running.stdoutBytes)).toEqual(Buffer.concat([big, Buffer.from('\n')]));
     expect(r.code).toBe(0);

@@ -96,8 +96,9 @@ export async function runListen(opts: ListenOptions, io: CliIO): Promise<number>
     await socket.close();
     await out.flush();
   }
-  if (io.signal.aborted) {
-    const dropped = socket.droppedByQueue + out.dropped;
+  // Ctrl-C gets a summary; any run that could not print everything says so.
+  const dropped = socket.droppedByQueue + out.dropped;
+  if (io.signal.aborted || dropped > 0) {
     io.stderr.write(
       `udpkit listen: received ${plural(socket.packetsReceived, 'datagram')} (${plural(socket.bytesReceived, 'byte')})${
         dropped > 0 ? `, ${dropped} not printed (output too slow)` : ''

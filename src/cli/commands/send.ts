@@ -144,8 +144,8 @@ async function sendInput(
     throw err;
   } finally {
     io.signal.removeEventListener('abort', onAbort);
-    if (fromStdin) input.pause();
-    else input.destroy();
+    // Release stdin too: a terminal left open would keep the process alive.
+    input.destroy();
   }
 }
 
