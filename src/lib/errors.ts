@@ -233,6 +233,8 @@ export function fromSystemError(
       );
     case 'EMSGSIZE':
       return new MessageTooLargeError(`message too large to ${context} to ${at}`, -1, -1, details);
+    case 'ECANCELED':
+      return new SocketClosedError(`the socket was closed before the ${context} completed`, details);
     case 'ECONNREFUSED':
       return new ConnectionRefusedError(`${at} refused the datagram (ICMP port unreachable)`, details);
     case 'ENOTFOUND':

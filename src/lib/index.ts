@@ -31,6 +31,8 @@ export {
   toJsonRecord,
 } from './format.js';
 export { decodeHexLine, FRAMINGS, Framer, type Framing, parseFraming } from './framing.js';
+export { socketDrops } from './kernel.js';
+export { nativeUnavailableReason } from './native.js';
 export { BatchWriter, type BatchWriterOptions } from './output.js';
 export { BoundedQueue } from './queue.js';
 export {
@@ -47,3 +49,4 @@ export {
   UdpSocket,
   type UdpSocketOptions,
 } from './socket.js';
+export type { TransportKind } from './transport.js';

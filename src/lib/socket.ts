@@ -2,7 +2,6 @@
  * The datagram socket: bind, connect, promise `send`, `for await` reception through a bounded
  * queue, counters as getters, idempotent `close()` and `Symbol.asyncDispose`.
  */
-import * as dgram from 'node:dgram';
 import { raceAbort, throwIfAborted } from './abort.js';
 import { type Endpoint, type IpFamily, ipFamily, maxPayload, parsePort, resolveHost } from './address.js';
 import {
@@ -13,9 +12,10 @@ import {
   SocketClosedError,
   SocketStateError,
   TimeoutError,
-  type UdpError,
 } from './errors.js';
+import { socketDrops } from './kernel.js';
 import { BoundedQueue } from './queue.js';
+import { createTransport, type Transport, type TransportKind } from './transport.js';
 
 /** A received datagram. */
 export interface Datagram {
@@ -51,6 +51,17 @@ export interface UdpSocketOptions {
    * a UDP socket cannot pause its sender.
    */
   highWaterMark?: number;
+  /**
+   * What moves the datagrams: `native` (the recvmmsg/sendmmsg addon), `dgram` (node:dgram),
+   * or `auto` (default): native when the addon is built and loads, else dgram.
+   */
+  transport?: TransportKind | 'auto';
+  /**
+   * Native transport: under load, read what queued up once a millisecond instead of waking
+   * per datagram (default true). Receive times stay exact (kernel timestamps); turn it off
+   * where a millisecond of added latency under load matters more than CPU.
+   */
+  coalesce?: boolean;
 }
 
 /** Options of {@link UdpSocket.bind}. */
@@ -86,10 +97,11 @@ export const DEFAULT_HIGH_WATER_MARK = 1024;
 /** How long `close()` waits for sends still in flight before closing anyway. */
 const CLOSE_DEADLINE_MS = 1000;
 
-type Waiter = {
-  resolve: (msg: Datagram | undefined) => void;
-  reject: (err: UdpError) => void;
-};
+/** Someone waiting for the queue to fill: woken once, then they look again. */
+type Waiter = () => void;
+
+/** Why a wait ended. */
+type WaitResult = 'ready' | 'timeout';
 
 /**
  * A UDP socket over `node:dgram`.
@@ -108,7 +120,7 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
   readonly highWaterMark: number;
 
   #state: SocketState = 'unbound';
-  #socket: dgram.Socket;
+  #transport: Transport;
   #queue: BoundedQueue<Datagram>;
   #waiters: Waiter[] = [];
   #inflight = new Set<Promise<unknown>>();
@@ -122,6 +134,7 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
   #droppedByQueue = 0;
   #sendErrors = 0;
   #receiveErrors = 0;
+  #pendingBufferSizes: { receive: number | undefined; send: number | undefined };
 
   /**
    * Creates an unbound socket. Most callers want {@link openUdpSocket}, which also binds.
@@ -147,19 +160,29 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
     this.family = type === 'udp6' ? 'IPv6' : 'IPv4';
     this.highWaterMark = hwm;
     this.#queue = new BoundedQueue(hwm);
-    this.#socket = dgram.createSocket({
-      type,
-      ipv6Only: options.ipv6Only ?? false,
-      reuseAddr: options.reuseAddr ?? false,
-      ...(options.recvBufferSize !== undefined && { recvBufferSize: options.recvBufferSize }),
-      ...(options.sendBufferSize !== undefined && { sendBufferSize: options.sendBufferSize }),
-    });
-    this.#socket.on('message', (data, rinfo) => this.#onMessage(data, rinfo));
-    // After bind, errors come from receiving (ICMP errors on a connected socket): a counted
-    // warning, never a crash.
-    this.#socket.on('error', () => {
-      if (this.#state === 'bound') this.#receiveErrors++;
-    });
+    this.#pendingBufferSizes = { receive: options.recvBufferSize, send: options.sendBufferSize };
+    this.#transport = createTransport(
+      options.transport ?? 'auto',
+      {
+        family: this.family,
+        ipv6Only: options.ipv6Only ?? false,
+        reuseAddr: options.reuseAddr ?? false,
+        coalesce: options.coalesce ?? true,
+      },
+      {
+        datagram: (data, from, receivedAt) => this.#onDatagram(data, from, receivedAt),
+        // After bind, errors come from receiving (ICMP errors on a connected socket): a
+        // counted warning, never a crash.
+        receiveError: () => {
+          this.#receiveErrors++;
+        },
+      },
+    );
+  }
+
+  /** `native` (batched recvmmsg/sendmmsg) or `dgram` (node:dgram): what this socket runs on. */
+  get transport(): TransportKind {
+    return this.#transport.kind;
   }
 
   /** Where the socket is in its lifecycle. */
@@ -199,16 +222,26 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
     return this.#queue.length;
   }
 
-  /** SO_RCVBUF as the kernel granted it, in bytes. */
+  /** SO_RCVBUF as the kernel granted it, in bytes (Linux counts its overhead, doubling it). */
   get recvBufferSize(): number {
     this.#assertBound('read the receive buffer size of');
-    return this.#socket.getRecvBufferSize();
+    return this.#transport.bufferSize('receive');
   }
 
   /** SO_SNDBUF as the kernel granted it, in bytes. */
   get sendBufferSize(): number {
     this.#assertBound('read the send buffer size of');
-    return this.#socket.getSendBufferSize();
+    return this.#transport.bufferSize('send');
+  }
+
+  /**
+   * Datagrams the kernel dropped for this socket because its receive buffer was full (the
+   * `drops` column of /proc/net/udp). `undefined` where the system does not say (not Linux).
+   */
+  get kernelDrops(): number | undefined {
+    if (this.#state !== 'bound') return undefined;
+    const fd = this.#transport.fd();
+    return fd === undefined ? undefined : socketDrops(fd);
   }
 
   /**
@@ -231,15 +264,13 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
     try {
       const host = options.address ?? (this.type === 'udp6' ? '::' : '0.0.0.0');
       const { address } = await resolveHost(host, { family: this.family, signal });
-      const bound = new Promise<void>((resolve, reject) => {
-        const onError = (err: Error) => reject(fromSystemError(err, 'bind', { address, port }));
-        this.#socket.once('error', onError);
-        this.#socket.bind({ port, address, exclusive: true }, () => {
-          this.#socket.off('error', onError);
-          resolve();
-        });
+      const bound = this.#transport.bind(address, port, true).catch((err: unknown) => {
+        throw fromSystemError(err, 'bind', { address, port });
       });
       await (signal ? raceAbort(bound, signal) : bound);
+      const { receive, send } = this.#pendingBufferSizes;
+      if (receive !== undefined) this.#transport.bufferSize('receive', receive);
+      if (send !== undefined) this.#transport.bufferSize('send', send);
     } catch (err) {
       this.#state = 'closed';
       this.#closing = this.#closeHandle();
@@ -267,11 +298,8 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
       family: this.family,
       signal: options.signal,
     });
-    await new Promise<void>((resolve, reject) => {
-      this.#socket.connect(dest, address, (err?: Error) => {
-        if (err) reject(fromSystemError(err, 'connect', { address, port: dest }));
-        else resolve();
-      });
+    await this.#transport.connect(address, dest).catch((err: unknown) => {
+      throw fromSystemError(err, 'connect', { address, port: dest });
     });
     this.#remote = { address, port: dest, family: this.family };
     return this.#remote;
@@ -284,8 +312,8 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
    */
   address(): Endpoint {
     this.#assertBound('read the address of');
-    const { address, port, family } = this.#socket.address();
-    return { address, port, family: family === 'IPv6' ? 'IPv6' : 'IPv4' };
+    const { address, port } = this.#transport.localAddress();
+    return { address, port, family: this.family };
   }
 
   /** The connected peer, or `undefined` when not connected. */
@@ -307,39 +335,19 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
   async send(data: Uint8Array | string, port?: number, host?: string): Promise<void> {
     const payload = toPayload(data);
     checkSize(payload.length, this.family);
-    if (this.#state === 'closing' || this.#state === 'closed') throw new SocketClosedError();
-    let dest: { port: number; address: string } | undefined;
-    if (this.#remote) {
-      if (port !== undefined || host !== undefined) {
-        throw new InvalidArgumentError('a connected socket sends only to its peer; give no port or host');
-      }
-    } else {
-      if (port === undefined) throw new InvalidArgumentError('send needs a destination port');
-      const address = host ?? this.#loopback();
-      const family = ipFamily(address);
-      if (family !== undefined && family !== this.family) {
-        throw new InvalidArgumentError(
-          `cannot send to ${family} address ${address} from a ${this.type} socket`,
-        );
-      }
-      dest = { port: checkDestinationPort(port), address };
-    }
+    const dest = this.#destination(port, host);
     if (this.#state === 'unbound') await this.bind();
     else if (this.#state === 'binding') throw new SocketStateError('the socket is still binding');
-    const sent = new Promise<void>((resolve, reject) => {
-      const done = (err: Error | null) => {
-        if (err) {
-          this.#sendErrors++;
-          reject(fromSystemError(err, 'send', dest ?? this.#remote));
-          return;
-        }
+    const sent = this.#transport.send(payload, dest?.port, dest?.address).then(
+      () => {
         this.#packetsSent++;
         this.#bytesSent += payload.length;
-        resolve();
-      };
-      if (dest) this.#socket.send(payload, dest.port, dest.address, done);
-      else this.#socket.send(payload, done);
-    });
+      },
+      (err: unknown) => {
+        this.#sendErrors++;
+        throw fromSystemError(err, 'send', dest ?? this.#remote);
+      },
+    );
     this.#inflight.add(sent);
     try {
       await sent;
@@ -349,53 +357,147 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
   }
 
   /**
+   * Sends many datagrams in order, in as few system calls as the transport allows (sendmmsg
+   * with the native transport): `count` payloads packed back to back in `data`, `lengths[i]`
+   * bytes each. Resolves once the kernel has taken them all. For load generators and relays.
+   *
+   * @throws the errors of {@link UdpSocket.send}; on an error some datagrams may have gone
+   */
+  async sendMany(
+    data: Uint8Array,
+    lengths: Uint32Array,
+    count: number,
+    port?: number,
+    host?: string,
+  ): Promise<void> {
+    if (!(data instanceof Uint8Array) || !(lengths instanceof Uint32Array)) {
+      throw new InvalidArgumentError('sendMany needs a Uint8Array of data and a Uint32Array of lengths');
+    }
+    if (!Number.isInteger(count) || count < 0 || count > lengths.length) {
+      throw new InvalidArgumentError(`count ${count} is not in 0-${lengths.length}`);
+    }
+    let total = 0;
+    for (let i = 0; i < count; i++) {
+      const len = lengths[i] as number;
+      checkSize(len, this.family);
+      total += len;
+    }
+    if (total > data.length)
+      throw new InvalidArgumentError(`the lengths add up to ${total}, past the ${data.length} bytes of data`);
+    const dest = this.#destination(port, host);
+    if (this.#state === 'unbound') await this.bind();
+    else if (this.#state === 'binding') throw new SocketStateError('the socket is still binding');
+    if (this.#state !== 'bound') throw new SocketClosedError();
+    const sent = this.#transport.sendMany(data, lengths, count, dest?.port, dest?.address).then(
+      () => {
+        this.#packetsSent += count;
+        this.#bytesSent += total;
+      },
+      (err: unknown) => {
+        this.#sendErrors++;
+        throw fromSystemError(err, 'send', dest ?? this.#remote);
+      },
+    );
+    this.#inflight.add(sent);
+    try {
+      await sent;
+    } finally {
+      this.#inflight.delete(sent);
+    }
+  }
+
+  /** Checks a destination (none on a connected socket); throws before any I/O. */
+  #destination(
+    port: number | undefined,
+    host: string | undefined,
+  ): { port: number; address: string } | undefined {
+    if (this.#state === 'closing' || this.#state === 'closed') throw new SocketClosedError();
+    if (this.#remote) {
+      if (port !== undefined || host !== undefined) {
+        throw new InvalidArgumentError('a connected socket sends only to its peer; give no port or host');
+      }
+      return undefined;
+    }
+    if (port === undefined) throw new InvalidArgumentError('send needs a destination port');
+    const address = host ?? this.#loopback();
+    const family = ipFamily(address);
+    if (family !== undefined && family !== this.family) {
+      throw new InvalidArgumentError(
+        `cannot send to ${family} address ${address} from a ${this.type} socket`,
+      );
+    }
+    return { port: checkDestinationPort(port), address };
+  }
+
+  /**
    * The received datagrams, oldest first, as an async iterator. It ends when the socket closes
    * (after yielding what was queued) or after `idleTimeout` ms of silence, and throws an
    * {@link AbortError} when `signal` fires. Leaving the loop early does not close the socket.
    */
   messages(options: MessagesOptions = {}): AsyncIterableIterator<Datagram> {
+    return this.#iterate(options, () => this.#queue.shift() as Datagram);
+  }
+
+  /**
+   * Like {@link UdpSocket.messages}, but yields everything queued at once, as an array of one
+   * or more datagrams: one await per batch rather than per datagram, for consumers that must
+   * keep up with a flood.
+   */
+  batches(options: MessagesOptions = {}): AsyncIterableIterator<Datagram[]> {
+    return this.#iterate(options, () => {
+      const batch: Datagram[] = [];
+      for (let msg = this.#queue.shift(); msg !== undefined; msg = this.#queue.shift()) batch.push(msg);
+      return batch;
+    });
+  }
+
+  /** Same as {@link UdpSocket.messages} with no options. */
+  [Symbol.asyncIterator](): AsyncIterableIterator<Datagram> {
+    return this.messages();
+  }
+
+  #iterate<T>(options: MessagesOptions, take: () => T): AsyncIterableIterator<T> {
     const { signal, idleTimeout } = options;
     if (idleTimeout !== undefined && !(Number.isFinite(idleTimeout) && idleTimeout > 0)) {
       throw new InvalidArgumentError(`idleTimeout ${idleTimeout} is not a positive number of milliseconds`);
     }
     let finished = false;
     const since = performance.now();
-    const finish = () => {
-      finished = true;
-    };
-    const iterator: AsyncIterableIterator<Datagram> = {
+    const done = { done: true, value: undefined } as const;
+    const iterator: AsyncIterableIterator<T> = {
       next: async () => {
-        if (finished) return { done: true, value: undefined };
-        const timeout =
-          idleTimeout === undefined
-            ? undefined
-            : idleTimeout - (performance.now() - Math.max(since, this.#lastReceivedAt));
-        try {
-          const msg = await this.#next(signal, timeout, false);
-          if (msg === undefined) {
-            finish();
-            return { done: true, value: undefined };
+        for (;;) {
+          if (finished) return done;
+          throwIfAborted(signal);
+          if (this.#queue.length > 0) return { done: false, value: take() };
+          if (this.#state === 'closing' || this.#state === 'closed') {
+            finished = true;
+            return done;
           }
-          return { done: false, value: msg };
-        } catch (err) {
-          finish();
-          throw err;
+          const timeout =
+            idleTimeout === undefined
+              ? undefined
+              : idleTimeout - (performance.now() - Math.max(since, this.#lastReceivedAt));
+          try {
+            if ((await this.#wait(signal, timeout)) === 'timeout') {
+              finished = true;
+              return done;
+            }
+          } catch (err) {
+            finished = true;
+            throw err;
+          }
         }
       },
       return: async () => {
-        finish();
-        return { done: true, value: undefined };
+        finished = true;
+        return done;
       },
       [Symbol.asyncIterator]() {
         return iterator;
       },
     };
     return iterator;
-  }
-
-  /** Same as {@link UdpSocket.messages} with no options. */
-  [Symbol.asyncIterator](): AsyncIterableIterator<Datagram> {
-    return this.messages();
   }
 
   /**
@@ -410,9 +512,15 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
     if (timeout !== undefined && !(Number.isFinite(timeout) && timeout >= 0)) {
       throw new InvalidArgumentError(`timeout ${timeout} is not a non-negative number of milliseconds`);
     }
-    const msg = await this.#next(signal, timeout, true);
-    if (msg === undefined) throw new SocketClosedError();
-    return msg;
+    const deadline = timeout === undefined ? undefined : performance.now() + timeout;
+    for (;;) {
+      throwIfAborted(signal);
+      const msg = this.#queue.shift();
+      if (msg) return msg;
+      if (this.#state === 'closing' || this.#state === 'closed') throw new SocketClosedError();
+      const left = deadline === undefined ? undefined : deadline - performance.now();
+      if ((await this.#wait(signal, left)) === 'timeout') throw this.#timeoutError(timeout as number);
+    }
   }
 
   /**
@@ -436,8 +544,7 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
       }
       await this.#closeHandle();
     })();
-    // Waiters get nothing more: the queue is empty whenever someone waits.
-    for (const waiter of this.#waiters.splice(0)) waiter.resolve(undefined);
+    this.#wake();
     return this.#closing;
   }
 
@@ -446,80 +553,45 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
     return this.close();
   }
 
-  #closeHandle(): Promise<void> {
-    return new Promise<void>((resolve) => {
-      try {
-        this.#socket.close(() => {
-          this.#state = 'closed';
-          resolve();
-        });
-      } catch {
-        this.#state = 'closed';
-        resolve();
-      }
-    });
+  async #closeHandle(): Promise<void> {
+    try {
+      await this.#transport.close();
+    } finally {
+      this.#state = 'closed';
+    }
   }
 
-  #onMessage(data: Buffer, rinfo: dgram.RemoteInfo): void {
-    const now = performance.now();
-    this.#lastReceivedAt = now;
+  #onDatagram(data: Buffer, from: Endpoint, receivedAt: number): void {
+    this.#lastReceivedAt = performance.now();
     this.#packetsReceived++;
     this.#bytesReceived += data.length;
-    // rinfo already holds address, port and family; reuse it rather than copy per datagram.
-    const msg: Datagram = { data, from: rinfo as Endpoint, receivedAt: performance.timeOrigin + now };
-    const waiter = this.#waiters.shift();
-    if (waiter) waiter.resolve(msg);
-    else if (!this.#queue.push(msg)) this.#droppedByQueue++;
+    if (!this.#queue.push({ data, from, receivedAt })) this.#droppedByQueue++;
+    if (this.#waiters.length > 0) this.#wake();
+  }
+
+  #wake(): void {
+    for (const waiter of this.#waiters.splice(0)) waiter();
   }
 
   /**
-   * The next datagram, or `undefined` when the socket closes (or, unless `timeoutThrows`,
-   * when `timeout` elapses).
+   * Resolves `ready` once a datagram is queued or the socket closes, `timeout` after
+   * `timeout` ms; rejects with an {@link AbortError} when `signal` fires.
    */
-  #next(
-    signal: AbortSignal | undefined,
-    timeout: number | undefined,
-    timeoutThrows: boolean,
-  ): Promise<Datagram | undefined> {
-    throwIfAborted(signal);
-    const queued = this.#queue.shift();
-    if (queued) return Promise.resolve(queued);
-    if (this.#state === 'closing' || this.#state === 'closed') return Promise.resolve(undefined);
-    if (timeout !== undefined && timeout <= 0) {
-      return timeoutThrows ? Promise.reject(this.#timeoutError(0)) : Promise.resolve(undefined);
-    }
-    return new Promise<Datagram | undefined>((resolve, reject) => {
+  #wait(signal: AbortSignal | undefined, timeout: number | undefined): Promise<WaitResult> {
+    if (timeout !== undefined && timeout <= 0) return Promise.resolve('timeout');
+    return new Promise<WaitResult>((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined;
-      const cleanup = () => {
+      const settle = (fn: () => void) => {
         if (timer) clearTimeout(timer);
         signal?.removeEventListener('abort', onAbort);
-      };
-      const waiter: Waiter = {
-        resolve: (msg) => {
-          cleanup();
-          resolve(msg);
-        },
-        reject: (err) => {
-          cleanup();
-          reject(err);
-        },
-      };
-      const remove = () => {
         const i = this.#waiters.indexOf(waiter);
         if (i >= 0) this.#waiters.splice(i, 1);
+        fn();
       };
-      const onAbort = () => {
-        remove();
-        waiter.reject(new AbortError(undefined, { cause: signal?.reason }));
-      };
+      const waiter: Waiter = () => settle(() => resolve('ready'));
+      const onAbort = () => settle(() => reject(new AbortError(undefined, { cause: signal?.reason })));
       signal?.addEventListener('abort', onAbort, { once: true });
-      if (timeout !== undefined) {
-        timer = setTimeout(() => {
-          remove();
-          if (timeoutThrows) waiter.reject(this.#timeoutError(timeout));
-          else waiter.resolve(undefined);
-        }, timeout);
-      }
+      if (timeout !== undefined) timer = setTimeout(() => settle(() => resolve('timeout')), timeout);
       this.#waiters.push(waiter);
     });
   }

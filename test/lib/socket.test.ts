@@ -9,243 +9,307 @@ import {
   SocketClosedError,
   SocketStateError,
   TimeoutError,
+  type TransportKind,
   UdpSocket,
   type UdpSocketOptions,
 } from '../../src/lib/index.js';
+import { nativeAddon } from '../../src/lib/native.js';
 
-/** A socket bound to port 0 on `address`, closed when the test ends. */
-async function open(address = '127.0.0.1', options: UdpSocketOptions = {}): Promise<UdpSocket> {
-  const socket = await openUdpSocket({ address, port: 0, ...options });
-  onTestFinished(() => socket.close());
-  return socket;
-}
+// Both transports must behave the same. The native one is required in CI, where it is built.
+const TRANSPORTS: TransportKind[] = nativeAddon || process.env.CI ? ['dgram', 'native'] : ['dgram'];
 
-/** Waits until `predicate` holds, polling each turn of the event loop, for at most `ms`. */
-async function until(predicate: () => boolean, ms = 2000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
-describe.each([
-  ['IPv4', '127.0.0.1'],
-  ['IPv6', '::1'],
-] as const)('%s on loopback', (family, loopback) => {
-  it('binds port 0 and reads the port back', async () => {
-    const socket = await open(loopback);
-    const addr = socket.address();
-    expect(addr.address).toBe(loopback);
-    expect(addr.family).toBe(family);
-    expect(addr.port).toBeGreaterThan(0);
-    expect(socket.state).toBe('bound');
-    expect(socket.type).toBe(family === 'IPv6' ? 'udp6' : 'udp4');
-  });
-
-  it('sends and receives through for await, with sender and time', async () => {
-    const server = await open(loopback);
-    const client = await open(loopback);
-    const before = Date.now();
-    for (const m of ['one', 'two', '']) await client.send(m, server.address().port, loopback);
-    const got: Datagram[] = [];
-    for await (const msg of server) {
-      got.push(msg);
-      if (got.length === 3) break;
-    }
-    expect(got.map((m) => m.data.toString())).toEqual(['one', 'two', '']);
-    expect(got[0]?.from).toMatchObject({ address: loopback, port: client.address().port, family });
-    expect(got[0]?.receivedAt).toBeGreaterThanOrEqual(before - 1);
-    expect(got[0]?.receivedAt).toBeLessThanOrEqual(Date.now() + 1);
-    expect(client.packetsSent).toBe(3);
-    expect(client.bytesSent).toBe(6);
-    expect(server.packetsReceived).toBe(3);
-    expect(server.bytesReceived).toBe(6);
-    // Leaving the loop does not close the socket.
-    expect(server.state).toBe('bound');
-  });
-
-  it(`carries the largest ${family} datagram whole, and refuses one byte more`, async () => {
-    const limit = family === 'IPv6' ? 65527 : 65507;
-    const server = await open(loopback);
-    const client = await open(loopback);
-    const big = Buffer.alloc(limit, 0x61);
-    big[limit - 1] = 0x7a;
-    await client.send(big, server.address().port, loopback);
-    const msg = await server.receive({ timeout: 2000 });
-    expect(msg.data.length).toBe(limit);
-    expect(msg.data[limit - 1]).toBe(0x7a);
-    const err = await client
-      .send(Buffer.alloc(limit + 1), server.address().port, loopback)
-      .catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(MessageTooLargeError);
-    expect(err).toMatchObject({
-      code: 'UDP_ERR_MSG_TOO_LARGE',
-      size: limit + 1,
-      limit,
-      message: `message of ${limit + 1} bytes is over the ${limit}-byte limit of UDP over ${family}`,
-    });
-    expect(client.packetsSent).toBe(1);
-  });
-
-  it('connects to one peer and sends without a destination', async () => {
-    const server = await open(loopback);
-    const client = await open(loopback);
-    const peer = await client.connect(server.address().port, loopback);
-    expect(peer).toEqual({ address: loopback, port: server.address().port, family });
-    expect(client.remoteAddress()).toEqual(peer);
-    await client.send('hi');
-    expect((await server.receive({ timeout: 2000 })).data.toString()).toBe('hi');
-    await expect(client.send('x', 1, loopback)).rejects.toThrow('a connected socket sends only to its peer');
-  });
-});
-
-describe('UdpSocket', () => {
-  it('reports EADDRINUSE as AddressInUseError and closes the failed socket', async () => {
-    const first = await open();
-    const second = new UdpSocket();
-    const err = await second
-      .bind({ address: '127.0.0.1', port: first.address().port })
-      .catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(AddressInUseError);
-    expect(err).toMatchObject({
-      code: 'UDP_ERR_ADDR_IN_USE',
-      errno: 'EADDRINUSE',
-      port: first.address().port,
-      message: `address 127.0.0.1:${first.address().port} is already in use`,
-    });
-    await second.close();
-    expect(second.state).toBe('closed');
-  });
-
-  it('validates arguments before any I/O', async () => {
-    expect(() => new UdpSocket({ type: 'udp5' as 'udp4' })).toThrow(InvalidArgumentError);
-    expect(() => new UdpSocket({ highWaterMark: 0 })).toThrow('highWaterMark 0 is not a positive integer');
-    const socket = new UdpSocket();
+describe.each(TRANSPORTS)('%s transport', (transport) => {
+  /** A socket bound to port 0 on `address`, closed when the test ends. */
+  async function open(address = '127.0.0.1', options: UdpSocketOptions = {}): Promise<UdpSocket> {
+    const socket = await openUdpSocket({ address, port: 0, transport, ...options });
     onTestFinished(() => socket.close());
-    await expect(socket.bind({ port: 70000 })).rejects.toThrow('port 70000 is out of range (0-65535)');
-    expect(socket.state).toBe('unbound');
-    await expect(socket.send('x', 0)).rejects.toThrow('destination port 0 is not valid (1-65535)');
-    await expect(socket.send('x')).rejects.toThrow('send needs a destination port');
-    await expect(socket.send('x', 9, '::1')).rejects.toThrow(
-      'cannot send to IPv6 address ::1 from a udp4 socket',
-    );
-    await expect(socket.send(42 as unknown as string, 9)).rejects.toThrow(
-      'data must be a Uint8Array or a string',
-    );
-    expect(socket.state).toBe('unbound');
-    expect(() => socket.address()).toThrow(SocketStateError);
-  });
+    return socket;
+  }
 
-  it('binds implicitly on the first send', async () => {
-    const server = await open();
-    const client = new UdpSocket();
-    onTestFinished(() => client.close());
-    await client.send('auto', server.address().port);
-    expect(client.state).toBe('bound');
-    const msg = await server.receive({ timeout: 2000 });
-    expect(msg.from.port).toBe(client.address().port);
-  });
-
-  it('refuses to bind twice', async () => {
-    const socket = await open();
-    await expect(socket.bind()).rejects.toThrow(SocketStateError);
-  });
-
-  it('drops and counts datagrams when the consumer stalls, holding at most highWaterMark', async () => {
-    const server = await open('127.0.0.1', { highWaterMark: 8 });
-    const client = await open();
-    const total = 50;
-    for (let i = 0; i < total; i++) await client.send(`m${i}`, server.address().port);
-    await until(() => server.packetsReceived === total);
-    expect(server.queued).toBe(8);
-    expect(server.droppedByQueue).toBe(total - 8);
-    // The oldest are kept, in order; the consumer then sees them and new ones.
-    const kept: string[] = [];
-    for (let i = 0; i < 8; i++) kept.push((await server.receive()).data.toString());
-    expect(kept).toEqual(['m0', 'm1', 'm2', 'm3', 'm4', 'm5', 'm6', 'm7']);
-    await client.send('after', server.address().port);
-    expect((await server.receive({ timeout: 2000 })).data.toString()).toBe('after');
-    expect(server.droppedByQueue).toBe(total - 8);
-  });
-
-  it('receive() times out with TimeoutError', async () => {
-    const socket = await open();
-    const err = await socket.receive({ timeout: 30 }).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(TimeoutError);
-    expect(err).toMatchObject({ code: 'UDP_ERR_TIMEOUT', message: 'no datagram received within 30 ms' });
-  });
-
-  it('messages() ends after idleTimeout of silence', async () => {
-    const socket = await open();
-    const started = performance.now();
-    const got: Datagram[] = [];
-    for await (const msg of socket.messages({ idleTimeout: 50 })) got.push(msg);
-    expect(got).toEqual([]);
-    expect(performance.now() - started).toBeGreaterThanOrEqual(45);
-  });
-
-  it('messages() throws AbortError when the signal fires, and at once when already aborted', async () => {
-    const socket = await open();
-    const ac = new AbortController();
-    const loop = (async () => {
-      for await (const _ of socket.messages({ signal: ac.signal })) {
-        // nothing arrives
-      }
-    })();
-    ac.abort();
-    await expect(loop).rejects.toBeInstanceOf(AbortError);
-    await expect(socket.messages({ signal: AbortSignal.abort() }).next()).rejects.toMatchObject({
-      code: 'UDP_ERR_ABORTED',
-    });
-    await expect(socket.receive({ signal: AbortSignal.abort() })).rejects.toBeInstanceOf(AbortError);
-  });
-
-  it('close() is idempotent, ends iteration after draining the queue, and refuses later sends', async () => {
-    const server = await open();
-    const client = await open();
-    await client.send('queued', server.address().port);
-    await until(() => server.queued === 1);
-    const p1 = server.close();
-    const p2 = server.close();
-    expect(p1).toBe(p2);
-    await p1;
-    expect(server.state).toBe('closed');
-    const got: string[] = [];
-    for await (const msg of server) got.push(msg.data.toString());
-    expect(got).toEqual(['queued']);
-    await expect(server.send('x', 9)).rejects.toBeInstanceOf(SocketClosedError);
-    await expect(server.receive()).rejects.toMatchObject({ code: 'UDP_ERR_CLOSED' });
-  });
-
-  it('close() wakes a waiting consumer', async () => {
-    const socket = await open();
-    const pending = socket.receive();
-    const iteration = socket.messages().next();
-    await socket.close();
-    await expect(pending).rejects.toBeInstanceOf(SocketClosedError);
-    await expect(iteration).resolves.toEqual({ done: true, value: undefined });
-  });
-
-  it('works with await using', async () => {
-    let escaped: UdpSocket | undefined;
-    {
-      await using socket = await openUdpSocket({ address: '127.0.0.1', port: 0 });
-      escaped = socket;
-      expect(socket.state).toBe('bound');
+  /** Waits until `predicate` holds, polling each turn of the event loop, for at most `ms`. */
+  async function until(predicate: () => boolean, ms = 2000): Promise<void> {
+    const deadline = Date.now() + ms;
+    while (!predicate()) {
+      if (Date.now() > deadline) throw new Error('condition not met in time');
+      await new Promise((r) => setTimeout(r, 5));
     }
-    expect(escaped.state).toBe('closed');
+  }
+
+  describe.each([
+    ['IPv4', '127.0.0.1'],
+    ['IPv6', '::1'],
+  ] as const)('%s on loopback', (family, loopback) => {
+    it('binds port 0 and reads the port back', async () => {
+      const socket = await open(loopback);
+      const addr = socket.address();
+      expect(addr.address).toBe(loopback);
+      expect(addr.family).toBe(family);
+      expect(addr.port).toBeGreaterThan(0);
+      expect(socket.state).toBe('bound');
+      expect(socket.type).toBe(family === 'IPv6' ? 'udp6' : 'udp4');
+    });
+
+    it('sends and receives through for await, with sender and time', async () => {
+      const server = await open(loopback);
+      const client = await open(loopback);
+      const before = Date.now();
+      for (const m of ['one', 'two', '']) await client.send(m, server.address().port, loopback);
+      const got: Datagram[] = [];
+      for await (const msg of server) {
+        got.push(msg);
+        if (got.length === 3) break;
+      }
+      expect(got.map((m) => m.data.toString())).toEqual(['one', 'two', '']);
+      expect(got[0]?.from).toMatchObject({ address: loopback, port: client.address().port, family });
+      expect(got[0]?.receivedAt).toBeGreaterThanOrEqual(before - 1);
+      expect(got[0]?.receivedAt).toBeLessThanOrEqual(Date.now() + 1);
+      expect(client.packetsSent).toBe(3);
+      expect(client.bytesSent).toBe(6);
+      expect(server.packetsReceived).toBe(3);
+      expect(server.bytesReceived).toBe(6);
+      // Leaving the loop does not close the socket.
+      expect(server.state).toBe('bound');
+    });
+
+    it(`carries the largest ${family} datagram whole, and refuses one byte more`, async () => {
+      const limit = family === 'IPv6' ? 65527 : 65507;
+      const server = await open(loopback);
+      const client = await open(loopback);
+      const big = Buffer.alloc(limit, 0x61);
+      big[limit - 1] = 0x7a;
+      await client.send(big, server.address().port, loopback);
+      const msg = await server.receive({ timeout: 2000 });
+      expect(msg.data.length).toBe(limit);
+      expect(msg.data[limit - 1]).toBe(0x7a);
+      const err = await client
+        .send(Buffer.alloc(limit + 1), server.address().port, loopback)
+        .catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(MessageTooLargeError);
+      expect(err).toMatchObject({
+        code: 'UDP_ERR_MSG_TOO_LARGE',
+        size: limit + 1,
+        limit,
+        message: `message of ${limit + 1} bytes is over the ${limit}-byte limit of UDP over ${family}`,
+      });
+      expect(client.packetsSent).toBe(1);
+    });
+
+    it('connects to one peer and sends without a destination', async () => {
+      const server = await open(loopback);
+      const client = await open(loopback);
+      const peer = await client.connect(server.address().port, loopback);
+      expect(peer).toEqual({ address: loopback, port: server.address().port, family });
+      expect(client.remoteAddress()).toEqual(peer);
+      await client.send('hi');
+      expect((await server.receive({ timeout: 2000 })).data.toString()).toBe('hi');
+      await expect(client.send('x', 1, loopback)).rejects.toThrow(
+        'a connected socket sends only to its peer',
+      );
+    });
   });
 
-  it('reports the receive buffer the kernel granted', async () => {
-    const socket = await open('127.0.0.1', { recvBufferSize: 65536 });
-    expect(socket.recvBufferSize).toBeGreaterThanOrEqual(65536);
-  });
+  describe('UdpSocket', () => {
+    it('reports EADDRINUSE as AddressInUseError and closes the failed socket', async () => {
+      const first = await open();
+      const second = new UdpSocket({ transport });
+      const err = await second
+        .bind({ address: '127.0.0.1', port: first.address().port })
+        .catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(AddressInUseError);
+      expect(err).toMatchObject({
+        code: 'UDP_ERR_ADDR_IN_USE',
+        errno: 'EADDRINUSE',
+        port: first.address().port,
+        message: `address 127.0.0.1:${first.address().port} is already in use`,
+      });
+      await second.close();
+      expect(second.state).toBe('closed');
+    });
 
-  it('opens a udp6 socket for a name that resolves to IPv6 only when asked', async () => {
-    const socket = await open('localhost');
-    expect(socket.type).toBe('udp4');
-    const v6 = await open('::', { type: 'udp6' });
-    expect(v6.address().family).toBe('IPv6');
+    it('validates arguments before any I/O', async () => {
+      expect(() => new UdpSocket({ transport, type: 'udp5' as 'udp4' })).toThrow(InvalidArgumentError);
+      expect(() => new UdpSocket({ transport, highWaterMark: 0 })).toThrow(
+        'highWaterMark 0 is not a positive integer',
+      );
+      const socket = new UdpSocket({ transport });
+      onTestFinished(() => socket.close());
+      await expect(socket.bind({ port: 70000 })).rejects.toThrow('port 70000 is out of range (0-65535)');
+      expect(socket.state).toBe('unbound');
+      await expect(socket.send('x', 0)).rejects.toThrow('destination port 0 is not valid (1-65535)');
+      await expect(socket.send('x')).rejects.toThrow('send needs a destination port');
+      await expect(socket.send('x', 9, '::1')).rejects.toThrow(
+        'cannot send to IPv6 address ::1 from a udp4 socket',
+      );
+      await expect(socket.send(42 as unknown as string, 9)).rejects.toThrow(
+        'data must be a Uint8Array or a string',
+      );
+      expect(socket.state).toBe('unbound');
+      expect(() => socket.address()).toThrow(SocketStateError);
+    });
+
+    it('binds implicitly on the first send', async () => {
+      const server = await open();
+      const client = new UdpSocket({ transport });
+      onTestFinished(() => client.close());
+      await client.send('auto', server.address().port);
+      expect(client.state).toBe('bound');
+      const msg = await server.receive({ timeout: 2000 });
+      expect(msg.from.port).toBe(client.address().port);
+    });
+
+    it('refuses to bind twice', async () => {
+      const socket = await open();
+      await expect(socket.bind()).rejects.toThrow(SocketStateError);
+    });
+
+    it('drops and counts datagrams when the consumer stalls, holding at most highWaterMark', async () => {
+      const server = await open('127.0.0.1', { highWaterMark: 8 });
+      const client = await open();
+      const total = 50;
+      for (let i = 0; i < total; i++) await client.send(`m${i}`, server.address().port);
+      await until(() => server.packetsReceived === total);
+      expect(server.queued).toBe(8);
+      expect(server.droppedByQueue).toBe(total - 8);
+      // The oldest are kept, in order; the consumer then sees them and new ones.
+      const kept: string[] = [];
+      for (let i = 0; i < 8; i++) kept.push((await server.receive()).data.toString());
+      expect(kept).toEqual(['m0', 'm1', 'm2', 'm3', 'm4', 'm5', 'm6', 'm7']);
+      await client.send('after', server.address().port);
+      expect((await server.receive({ timeout: 2000 })).data.toString()).toBe('after');
+      expect(server.droppedByQueue).toBe(total - 8);
+    });
+
+    it('batches() yields everything queued in one array', async () => {
+      const server = await open();
+      const client = await open();
+      for (let i = 0; i < 20; i++) await client.send(`b${i}`, server.address().port);
+      await until(() => server.queued === 20);
+      const batch = (await server.batches().next()).value as Datagram[];
+      expect(batch.map((m) => m.data.toString())).toEqual(Array.from({ length: 20 }, (_, i) => `b${i}`));
+      expect(server.queued).toBe(0);
+    });
+
+    it('sendMany() sends packed datagrams in order', async () => {
+      const server = await open('127.0.0.1', { highWaterMark: 4096 });
+      const client = await open();
+      const count = 300;
+      const parts = Array.from({ length: count }, (_, i) => Buffer.from(`msg-${i}-${'x'.repeat(i % 7)}`));
+      const lengths = Uint32Array.from(parts.map((p) => p.length));
+      await client.sendMany(
+        Buffer.concat([...parts, Buffer.alloc(0)]),
+        lengths,
+        count,
+        server.address().port,
+      );
+      expect(client.packetsSent).toBe(count);
+      expect(client.bytesSent).toBe(lengths.reduce((a, b) => a + b, 0));
+      await until(() => server.packetsReceived + (server.kernelDrops ?? 0) === count);
+      const got: string[] = [];
+      while (server.queued > 0) got.push((await server.receive()).data.toString());
+      // Loopback may drop under a burst, but never reorders or alters.
+      expect(got.length).toBeGreaterThan(0);
+      const indexes = got.map((g) => Number(g.split('-')[1]));
+      expect([...indexes].sort((a, b) => a - b)).toEqual(indexes);
+      for (const g of got) expect(parts[Number(g.split('-')[1])]?.toString()).toBe(g);
+      await expect(client.sendMany(Buffer.alloc(4), Uint32Array.of(8), 1, 9)).rejects.toThrow(
+        'the lengths add up to 8, past the 4 bytes of data',
+      );
+    });
+
+    it('counts what the kernel dropped when the receive buffer overflowed', async () => {
+      const server = await open('127.0.0.1', { recvBufferSize: 4096 });
+      const client = await open();
+      const count = 500;
+      // All sent within one turn of the event loop, so the receiver cannot read in between.
+      await client.sendMany(
+        Buffer.alloc(64 * count),
+        new Uint32Array(count).fill(64),
+        count,
+        server.address().port,
+      );
+      await until(() => server.packetsReceived + (server.kernelDrops ?? 0) === count);
+      expect(server.kernelDrops).toBeGreaterThan(0);
+      expect(server.transport).toBe(transport);
+    });
+
+    it('receive() times out with TimeoutError', async () => {
+      const socket = await open();
+      const err = await socket.receive({ timeout: 30 }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(TimeoutError);
+      expect(err).toMatchObject({ code: 'UDP_ERR_TIMEOUT', message: 'no datagram received within 30 ms' });
+    });
+
+    it('messages() ends after idleTimeout of silence', async () => {
+      const socket = await open();
+      const started = performance.now();
+      const got: Datagram[] = [];
+      for await (const msg of socket.messages({ idleTimeout: 50 })) got.push(msg);
+      expect(got).toEqual([]);
+      expect(performance.now() - started).toBeGreaterThanOrEqual(45);
+    });
+
+    it('messages() throws AbortError when the signal fires, and at once when already aborted', async () => {
+      const socket = await open();
+      const ac = new AbortController();
+      const loop = (async () => {
+        for await (const _ of socket.messages({ signal: ac.signal })) {
+          // nothing arrives
+        }
+      })();
+      ac.abort();
+      await expect(loop).rejects.toBeInstanceOf(AbortError);
+      await expect(socket.messages({ signal: AbortSignal.abort() }).next()).rejects.toMatchObject({
+        code: 'UDP_ERR_ABORTED',
+      });
+      await expect(socket.receive({ signal: AbortSignal.abort() })).rejects.toBeInstanceOf(AbortError);
+    });
+
+    it('close() is idempotent, ends iteration after draining the queue, and refuses later sends', async () => {
+      const server = await open();
+      const client = await open();
+      await client.send('queued', server.address().port);
+      await until(() => server.queued === 1);
+      const p1 = server.close();
+      const p2 = server.close();
+      expect(p1).toBe(p2);
+      await p1;
+      expect(server.state).toBe('closed');
+      const got: string[] = [];
+      for await (const msg of server) got.push(msg.data.toString());
+      expect(got).toEqual(['queued']);
+      await expect(server.send('x', 9)).rejects.toBeInstanceOf(SocketClosedError);
+      await expect(server.receive()).rejects.toMatchObject({ code: 'UDP_ERR_CLOSED' });
+    });
+
+    it('close() wakes a waiting consumer', async () => {
+      const socket = await open();
+      const pending = socket.receive();
+      const iteration = socket.messages().next();
+      await socket.close();
+      await expect(pending).rejects.toBeInstanceOf(SocketClosedError);
+      await expect(iteration).resolves.toEqual({ done: true, value: undefined });
+    });
+
+    it('works with await using', async () => {
+      let escaped: UdpSocket | undefined;
+      {
+        await using socket = await openUdpSocket({ address: '127.0.0.1', port: 0, transport });
+        escaped = socket;
+        expect(socket.state).toBe('bound');
+      }
+      expect(escaped.state).toBe('closed');
+    });
+
+    it('reports the receive buffer the kernel granted', async () => {
+      const socket = await open('127.0.0.1', { recvBufferSize: 65536 });
+      expect(socket.recvBufferSize).toBeGreaterThanOrEqual(65536);
+    });
+
+    it('opens a udp6 socket for a name that resolves to IPv6 only when asked', async () => {
+      const socket = await open('localhost');
+      expect(socket.type).toBe('udp4');
+      const v6 = await open('::', { type: 'udp6' });
+      expect(v6.address().family).toBe('IPv6');
+    });
   });
 });

@@ -1,0 +1,738 @@
+// udpkit's optional native socket: recvmmsg/sendmmsg batching under libuv's poll.
+//
+// Node 20's dgram makes one syscall and one JS callback per datagram. This addon reads up to
+// BATCH datagrams per recvmmsg call and hands JS one callback per batch: the payloads packed in
+// one Buffer, a metadata Buffer (length, sender index, kernel receive time per datagram) and
+// the distinct senders of the batch. Sends go out in batches with sendmmsg. Everything else
+// (state, queue, counters, errors) stays in TypeScript, which falls back to node:dgram when
+// this file cannot be built or loaded.
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <node_api.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+#include <uv.h>
+
+#define BATCH 64
+#define MAX_DGRAM 65536
+#define CTRL_LEN 64
+#define MAX_ROUNDS 8 /* recvmmsg calls per readable event before yielding to the loop */
+#define META_WORDS 4 /* per datagram: length, sender index, time (f64 as two words) */
+
+typedef struct {
+  int fd;
+  int family;
+  int closed;
+  int events;
+  uv_poll_t *poll;
+  uv_timer_t *timer;
+  int coalesce_ms;  /* 0: read as soon as readable; else batch up arrivals under load */
+  int in_timer;     /* reading on the coalescing timer, not on readability */
+  int unref;        /* whether the handles let the event loop end */
+  uint64_t last_wake;
+  napi_env env;
+  napi_async_context async_ctx;
+  napi_ref on_batch;
+  napi_ref on_writable;
+  unsigned char *slab;
+  struct mmsghdr msgs[BATCH];
+  struct iovec iov[BATCH];
+  struct sockaddr_storage addrs[BATCH];
+  unsigned char ctrl[BATCH][CTRL_LEN];
+} sock_t;
+
+#define CALL(env, expr)                                                                            \
+  do {                                                                                             \
+    if ((expr) != napi_ok) {                                                                       \
+      napi_throw_error((env), "UDP_ERR_NATIVE", "N-API call failed: " #expr);                      \
+      return NULL;                                                                                 \
+    }                                                                                              \
+  } while (0)
+
+static const char *errno_code(int e) {
+  switch (e) {
+  case EADDRINUSE: return "EADDRINUSE";
+  case EADDRNOTAVAIL: return "EADDRNOTAVAIL";
+  case EACCES: return "EACCES";
+  case EPERM: return "EPERM";
+  case EMSGSIZE: return "EMSGSIZE";
+  case ECONNREFUSED: return "ECONNREFUSED";
+  case EAGAIN: return "EAGAIN";
+  case EINVAL: return "EINVAL";
+  case ENETUNREACH: return "ENETUNREACH";
+  case EHOSTUNREACH: return "EHOSTUNREACH";
+  case ENOBUFS: return "ENOBUFS";
+  case EBADF: return "EBADF";
+  case EAFNOSUPPORT: return "EAFNOSUPPORT";
+  default: return "EIO";
+  }
+}
+
+/* Throws an Error shaped like Node's system errors: code, errno, syscall. */
+static napi_value throw_errno(napi_env env, int e, const char *syscall) {
+  napi_value msg, err, code, sc, num;
+  char text[160];
+  snprintf(text, sizeof text, "%s %s (%s)", syscall, errno_code(e), strerror(e));
+  napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &msg);
+  napi_create_error(env, NULL, msg, &err);
+  napi_create_string_utf8(env, errno_code(e), NAPI_AUTO_LENGTH, &code);
+  napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &sc);
+  napi_create_int32(env, -e, &num);
+  napi_set_named_property(env, err, "code", code);
+  napi_set_named_property(env, err, "syscall", sc);
+  napi_set_named_property(env, err, "errno", num);
+  napi_throw(env, err);
+  return NULL;
+}
+
+static sock_t *get_sock(napi_env env, napi_value v) {
+  sock_t *s = NULL;
+  if (napi_get_value_external(env, v, (void **)&s) != napi_ok || s == NULL) {
+    napi_throw_type_error(env, "UDP_ERR_NATIVE", "not a native socket");
+    return NULL;
+  }
+  if (s->closed) {
+    napi_throw_error(env, "UDP_ERR_CLOSED", "the socket is closed");
+    return NULL;
+  }
+  return s;
+}
+
+/* Parses an IP literal and port into a sockaddr of the socket's family. */
+static int make_addr(sock_t *s, const char *ip, int port, struct sockaddr_storage *ss, socklen_t *len) {
+  memset(ss, 0, sizeof *ss);
+  if (s->family == AF_INET6) {
+    struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
+    a->sin6_family = AF_INET6;
+    a->sin6_port = htons((uint16_t)port);
+    if (inet_pton(AF_INET6, ip, &a->sin6_addr) != 1) return -1;
+    *len = sizeof *a;
+  } else {
+    struct sockaddr_in *a = (struct sockaddr_in *)ss;
+    a->sin_family = AF_INET;
+    a->sin_port = htons((uint16_t)port);
+    if (inet_pton(AF_INET, ip, &a->sin_addr) != 1) return -1;
+    *len = sizeof *a;
+  }
+  return 0;
+}
+
+static void poll_close_cb(uv_handle_t *h) { free(h); }
+
+static void sock_free(sock_t *s) {
+  free(s->slab);
+  free(s);
+}
+
+static void finalize_sock(napi_env env, void *data, void *hint) {
+  (void)hint;
+  sock_t *s = data;
+  if (!s->closed) {
+    s->closed = 1;
+    if (s->poll) {
+      uv_poll_stop(s->poll);
+      uv_close((uv_handle_t *)s->poll, poll_close_cb);
+      s->poll = NULL;
+    }
+    if (s->timer) {
+      uv_timer_stop(s->timer);
+      uv_close((uv_handle_t *)s->timer, poll_close_cb);
+      s->timer = NULL;
+    }
+    close(s->fd);
+  }
+  if (s->on_batch) napi_delete_reference(env, s->on_batch);
+  if (s->on_writable) napi_delete_reference(env, s->on_writable);
+  if (s->async_ctx) napi_async_destroy(env, s->async_ctx);
+  sock_free(s);
+}
+
+/* open(family 4|6, reuseAddr, ipv6Only) -> external */
+static napi_value js_open(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  int32_t fam;
+  bool reuse, v6only;
+  CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  CALL(env, napi_get_value_int32(env, argv[0], &fam));
+  CALL(env, napi_get_value_bool(env, argv[1], &reuse));
+  CALL(env, napi_get_value_bool(env, argv[2], &v6only));
+  int af = fam == 6 ? AF_INET6 : AF_INET;
+  int fd = socket(af, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return throw_errno(env, errno, "socket");
+  int one = 1, v6 = v6only ? 1 : 0;
+  if (reuse) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (af == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6, sizeof v6);
+  setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one);
+  sock_t *s = calloc(1, sizeof *s);
+  if (!s) {
+    close(fd);
+    return throw_errno(env, ENOMEM, "calloc");
+  }
+  s->fd = fd;
+  s->family = af;
+  s->env = env;
+  napi_value ext;
+  CALL(env, napi_create_external(env, s, finalize_sock, NULL, &ext));
+  return ext;
+}
+
+/* bind(sock, ip, port) */
+static napi_value js_bind(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  char ip[64];
+  int32_t port;
+  CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  sock_t *s = get_sock(env, argv[0]);
+  if (!s) return NULL;
+  CALL(env, napi_get_value_string_utf8(env, argv[1], ip, sizeof ip, NULL));
+  CALL(env, napi_get_value_int32(env, argv[2], &port));
+  struct sockaddr_storage ss;
+  socklen_t len;
+  if (make_addr(s, ip, port, &ss, &len) < 0) return throw_errno(env, EINVAL, "bind");
+  if (bind(s->fd, (struct sockaddr *)&ss, len) < 0) return throw_errno(env, errno, "bind");
+  return NULL;
+}
+
+/* connect(sock, ip, port) */
+static napi_value js_connect(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  char ip[64];
+  int32_t port;
+  CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  sock_t *s = get_sock(env, argv[0]);
+  if (!s) return NULL;
+  CALL(env, napi_get_value_string_utf8(env, argv[1], ip, sizeof ip, NULL));
+  CALL(env, napi_get_value_int32(env, argv[2], &port));
+  struct sockaddr_storage ss;
+  socklen_t len;
+  if (make_addr(s, ip, port, &ss, &len) < 0) return throw_errno(env, EINVAL, "connect");
+  if (connect(s->fd, (struct sockaddr *)&ss, len) < 0) return throw_errno(env, errno, "connect");
+  return NULL;
+}
+
+static napi_value addr_to_js(napi_env env, const struct sockaddr_storage *ss, napi_value *port_out) {
+  char text[INET6_ADDRSTRLEN] = "";
+  int port = 0;
+  if (ss->ss_family == AF_INET6) {
+    const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+    inet_ntop(AF_INET6, &a->sin6_addr, text, sizeof text);
+    port = ntohs(a->sin6_port);
+  } else {
+    const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+    inet_ntop(AF_INET, &a->sin_addr, text, sizeof text);
+    port = ntohs(a->sin_port);
+  }
+  napi_value str;
+  napi_create_string_latin1(env, text, NAPI_AUTO_LENGTH, &str);
+  napi_create_int32(env, port, port_out);
+  return str;
+}
+
+/* localAddress(sock) -> [ip, port] */
+static napi_value js_local_address(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], arr, ip, port;
+  CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  sock_t *s = get_sock(env, argv[0]);
+  if (!s) return NULL;
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  if (getsockname(s->fd, (struct sockaddr *)&ss, &len) < 0) return throw_errno(env, errno, "getsockname");
+  ip = addr_to_js(env, &ss, &port);
+  CALL(env, napi_create_array_with_length(env, 2, &arr));
+  napi_set_element(env, arr, 0, ip);
+  napi_set_element(env, arr, 1, port);
+  return arr;
+}
+
+/* bufferSize(sock, which 'r'|'s' as 0|1, bytes (0 = just read), force) -> granted */
+static napi_value js_buffer_size(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4], out;
+  int32_t which, bytes;
+  bool force;
+  CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  sock_t *s = get_sock(env, argv[0]);
+  if (!s) return NULL;
+  CALL(env, napi_get_value_int32(env, argv[1], &which));
+  CALL(env, napi_get_value_int32(env, argv[2], &bytes));
+  CALL(env, napi_get_value_bool(env, argv[3], &force));
+  int opt = which == 0 ? SO_RCVBUF : SO_SNDBUF;
+  int forced = which == 0 ? SO_RCVBUFFORCE : SO_SNDBUFFORCE;
+  if (bytes > 0) {
+    // Root may go past net.core.rmem_max; anyone else gets what the limit allows.
+    if (!force || setsockopt(s->fd, SOL_SOCKET, forced, &bytes, sizeof bytes) < 0) {
+      if (setsockopt(s->fd, SOL_SOCKET, opt, &bytes, sizeof bytes) < 0) return throw_errno(env, errno, "setsockopt");
+    }
+  }
+  int got = 0;
+  socklen_t len = sizeof got;
+  if (getsockopt(s->fd, SOL_SOCKET, opt, &got, &len) < 0) return throw_errno(env, errno, "getsockopt");
+  CALL(env, napi_create_int32(env, got, &out));
+  return out;
+}
+
+static void on_poll(uv_poll_t *h, int status, int events);
+
+static void apply_ref(sock_t *s) {
+  if (s->poll) {
+    if (s->unref) uv_unref((uv_handle_t *)s->poll);
+    else uv_ref((uv_handle_t *)s->poll);
+  }
+  if (s->timer) {
+    if (s->unref) uv_unref((uv_handle_t *)s->timer);
+    else uv_ref((uv_handle_t *)s->timer);
+  }
+}
+
+static int update_poll(sock_t *s) {
+  int events = s->in_timer ? (s->events & ~UV_READABLE) : s->events;
+  if (events == 0) {
+    if (s->poll) uv_poll_stop(s->poll);
+    return 0;
+  }
+  if (!s->poll) {
+    uv_loop_t *loop;
+    if (napi_get_uv_event_loop(s->env, &loop) != napi_ok) return -1;
+    s->poll = malloc(sizeof *s->poll);
+    if (!s->poll) return -1;
+    if (uv_poll_init(loop, s->poll, s->fd) != 0) {
+      free(s->poll);
+      s->poll = NULL;
+      return -1;
+    }
+    s->poll->data = s;
+    apply_ref(s);
+  }
+  return uv_poll_start(s->poll, events, on_poll);
+}
+
+static double ts_ms(struct msghdr *m, double fallback) {
+  for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c)) {
+    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
+      struct timespec ts;
+      memcpy(&ts, CMSG_DATA(c), sizeof ts);
+      return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+    }
+  }
+  return fallback;
+}
+
+/* Hands one batch to JS: onBatch(data, meta, count, senders) or onBatch(null, errorCode). */
+static int deliver(sock_t *s, napi_env env, int n) {
+  napi_value cb, global, args[4], data, meta, senders, result;
+  napi_get_reference_value(env, s->on_batch, &cb);
+  napi_get_global(env, &global);
+  (void)result;
+  size_t total = 0;
+  for (int i = 0; i < n; i++) total += s->msgs[i].msg_len;
+  void *dst;
+  if (napi_create_buffer(env, total ? total : 1, &dst, &data) != napi_ok) return -1;
+  uint32_t *m;
+  if (napi_create_buffer(env, (size_t)n * META_WORDS * 4, (void **)&m, &meta) != napi_ok) return -1;
+  napi_create_array(env, &senders);
+  struct timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  double fallback = (double)now.tv_sec * 1e3 + (double)now.tv_nsec / 1e6;
+  int uniq[BATCH];
+  int nuniq = 0;
+  size_t off = 0;
+  for (int i = 0; i < n; i++) {
+    unsigned int len = s->msgs[i].msg_len;
+    memcpy((unsigned char *)dst + off, s->slab + (size_t)i * MAX_DGRAM, len);
+    off += len;
+    struct msghdr *h = &s->msgs[i].msg_hdr;
+    int idx = -1;
+    for (int u = 0; u < nuniq; u++) {
+      struct msghdr *o = &s->msgs[uniq[u]].msg_hdr;
+      if (o->msg_namelen == h->msg_namelen && memcmp(o->msg_name, h->msg_name, h->msg_namelen) == 0) {
+        idx = u;
+        break;
+      }
+    }
+    if (idx < 0) {
+      napi_value ip, port, pair;
+      idx = nuniq;
+      uniq[nuniq++] = i;
+      ip = addr_to_js(env, &s->addrs[i], &port);
+      napi_create_array_with_length(env, 2, &pair);
+      napi_set_element(env, pair, 0, ip);
+      napi_set_element(env, pair, 1, port);
+      napi_set_element(env, senders, (uint32_t)idx, pair);
+    }
+    double t = ts_ms(h, fallback);
+    uint32_t *rec = m + (size_t)i * META_WORDS;
+    rec[0] = len;
+    rec[1] = (uint32_t)idx;
+    memcpy(rec + 2, &t, sizeof t);
+  }
+  args[0] = data;
+  args[1] = meta;
+  napi_create_int32(env, n, &args[2]);
+  args[3] = senders;
+  // make_callback, not call_function: promises the callback resolves settle right after it.
+  return napi_make_callback(env, s->async_ctx, global, cb, 4, args, &result) == napi_ok ? 0 : -1;
+}
+
+static void deliver_error(sock_t *s, napi_env env, int e) {
+  napi_value cb, global, args[2], result;
+  napi_get_reference_value(env, s->on_batch, &cb);
+  napi_get_global(env, &global);
+  napi_get_null(env, &args[0]);
+  napi_create_string_utf8(env, errno_code(e), NAPI_AUTO_LENGTH, &args[1]);
+  napi_make_callback(env, s->async_ctx, global, cb, 2, args, &result);
+}
+
+static int read_batches(sock_t *s, int rounds) {
+  int total = 0;
+  napi_env env = s->env;
+  napi_handle_scope scope;
+  napi_open_handle_scope(env, &scope);
+  for (int round = 0; round < rounds && !s->closed && (s->events & UV_READABLE); round++) {
+    for (int i = 0; i < BATCH; i++) {
+      s->msgs[i].msg_hdr.msg_namelen = sizeof s->addrs[i];
+      s->msgs[i].msg_hdr.msg_controllen = CTRL_LEN;
+      s->msgs[i].msg_hdr.msg_flags = 0;
+    }
+    int n = recvmmsg(s->fd, s->msgs, BATCH, MSG_DONTWAIT, NULL);
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) break;
+      deliver_error(s, env, errno);
+      break;
+    }
+    if (n == 0) break;
+    total += n;
+    int delivered = deliver(s, env, n);
+    bool pending = false;
+    napi_is_exception_pending(env, &pending);
+    if (pending) {
+      // An exception from the JS callback must surface, not vanish: rethrow it as fatal.
+      napi_value exc;
+      napi_get_and_clear_last_exception(env, &exc);
+      napi_fatal_exception(env, exc);
+      break;
+    }
+    if (delivered < 0 || n < BATCH) break;
+  }
+  napi_close_handle_scope(env, scope);
+  return total;
+}
+
+static void timer_close_cb(uv_handle_t *h) { free(h); }
+
+/*
+ * Interrupt coalescing. Under load a wake-up per few datagrams costs more than the datagrams
+ * themselves, so when wake-ups come within the same millisecond, stop watching readability and
+ * read whatever queued up every coalesce_ms instead; go back to readability once a tick finds
+ * nothing. The kernel timestamps each datagram, so receive times stay exact.
+ */
+static void on_timer(uv_timer_t *t) {
+  sock_t *s = t->data;
+  if (s->closed || !(s->events & UV_READABLE)) {
+    s->in_timer = 0;
+    return;
+  }
+  int n = read_batches(s, 64);
+  if (s->closed) return;
+  if (n > 0 && (s->events & UV_READABLE)) {
+    uv_timer_start(s->timer, on_timer, (uint64_t)s->coalesce_ms, 0);
+  } else {
+    s->in_timer = 0;
+    update_poll(s);
+  }
+}
+
+static void maybe_coalesce(sock_t *s, int n) {
+  if (s->coalesce_ms <= 0 || n <= 0 || s->closed || !(s->events & UV_READABLE)) return;
+  uv_loop_t *loop;
+  if (napi_get_uv_event_loop(s->env, &loop) != napi_ok) return;
+  uint64_t now = uv_now(loop);
+  int frequent = now - s->last_wake < 1;
+  s->last_wake = now;
+  if (!frequent) return;
+  if (!s->timer) {
+    s->timer = malloc(sizeof *s->timer);
+    if (!s->timer) return;
+    uv_timer_init(loop, s->timer);
+    s->timer->data = s;
+    apply_ref(s);
+  }
+  s->in_timer = 1;
+  if (s->poll) uv_poll_stop(s->poll);
+  uv_timer_start(s->timer, on_timer, (uint64_t)s->coalesce_ms, 0);
+}
+
+static void on_poll(uv_poll_t *h, int status, int events) {
+  sock_t *s = h->data;
+  if (s->closed) return;
+  if (status < 0) events = s->events;
+  if ((events & UV_READABLE) && !s->in_timer) maybe_coalesce(s, read_batches(s, MAX_ROUNDS));
+  if (!s->closed && (events & UV_WRITABLE) && (s->events & UV_WRITABLE)) {
+    s->events &= ~UV_WRITABLE;
+    update_poll(s);
+    napi_env env = s->env;
+    napi_handle_scope scope;
+    napi_open_handle_scope(env, &scope);
+    napi_value cb, global, result;
+    napi_get_reference_value(env, s->on_writable, &cb);
+    napi_get_global(env, &global);
+    napi_make_callback(env, s->async_ctx, global, cb, 0, NULL, &result);
+    bool pending = false;
+    napi_is_exception_pending(env, &pending);
+    if (pending) {
+      napi_value exc;
+      napi_get_and_clear_last_exception(env, &exc);
+      napi_fatal_exception(env, exc);
+    }
+    napi_close_handle_scope(env, scope);
+  }
+}
+
+/* startReceiving(sock, onBatch, onWritable) */
+static napi_value js_start(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  sock_t *s = get_sock(env, argv[0]);
+  if (!s) return NULL;
+  if (!s->slab) {
+    s->slab = malloc((size_t)BATCH * MAX_DGRAM);
+    if (!s->slab) return throw_errno(env, ENOMEM, "malloc");
+    for (int i = 0; i < BATCH; i++) {
+      s->iov[i].iov_base = s->slab + (size_t)i * MAX_DGRAM;
+      s->iov[i].iov_len = MAX_DGRAM;
+      memset(&s->msgs[i].msg_hdr, 0, sizeof s->msgs[i].msg_hdr);
+      s->msgs[i].msg_hdr.msg_iov = &s->iov[i];
+      s->msgs[i].msg_hdr.msg_iovlen = 1;
+      s->msgs[i].msg_hdr.msg_name = &s->addrs[i];
+      s->msgs[i].msg_hdr.msg_control = s->ctrl[i];
+    }
+  }
+  if (s->on_batch) napi_delete_reference(env, s->on_batch);
+  if (s->on_writable) napi_delete_reference(env, s->on_writable);
+  if (!s->async_ctx) {
+    napi_value name;
+    CALL(env, napi_create_string_utf8(env, "udpkit:socket", NAPI_AUTO_LENGTH, &name));
+    CALL(env, napi_async_init(env, NULL, name, &s->async_ctx));
+  }
+  CALL(env, napi_create_reference(env, argv[1], 1, &s->on_batch));
+  CALL(env, napi_create_reference(env, argv[2], 1, &s->on_writable));
+  s->events |= UV_READABLE;
+  if (update_poll(s) != 0) return throw_errno(env, EIO, "uv_poll_start");
+  return NULL;
+}
+
+/* waitWritable(sock): calls onWritable once the socket can take more. */
+static napi_value js_wait_writable(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  sock_t *s = get_sock(env, argv[0]);
+  if (!s) return NULL;
+  s->events |= UV_WRITABLE;
+  if (update_poll(s) != 0) return throw_errno(env, EIO, "uv_poll_start");
+  return NULL;
+}
+
+/* pauseReceiving(sock, paused) */
+static napi_value js_pause(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  bool paused;
+  CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  sock_t *s = get_sock(env, argv[0]);
+  if (!s) return NULL;
+  CALL(env, napi_get_value_bool(env, argv[1], &paused));
+  if (paused) s->events &= ~UV_READABLE;
+  else if (s->on_batch) s->events |= UV_READABLE;
+  update_poll(s);
+  return NULL;
+}
+
+/*
+ * sendBatch(sock, data, lengths (Uint32Array), first, count, ip|null, port) -> datagrams sent
+ * Sends datagrams first..first+count-1, packed back to back in data. Returns how many the
+ * kernel took (fewer when its buffer is full: call waitWritable, then send the rest). Throws
+ * on any error but EAGAIN before the first datagram.
+ */
+static napi_value js_send_batch(napi_env env, napi_callback_info info) {
+  size_t argc = 7;
+  napi_value argv[7], out;
+  CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  sock_t *s = get_sock(env, argv[0]);
+  if (!s) return NULL;
+  unsigned char *data;
+  size_t data_len;
+  CALL(env, napi_get_buffer_info(env, argv[1], (void **)&data, &data_len));
+  napi_typedarray_type type;
+  size_t nlen, boff;
+  void *lens_raw;
+  napi_value ab;
+  CALL(env, napi_get_typedarray_info(env, argv[2], &type, &nlen, &lens_raw, &ab, &boff));
+  if (type != napi_uint32_array) {
+    napi_throw_type_error(env, "UDP_ERR_NATIVE", "lengths must be a Uint32Array");
+    return NULL;
+  }
+  uint32_t *lens = lens_raw;
+  int32_t first, count, port = 0;
+  CALL(env, napi_get_value_int32(env, argv[3], &first));
+  CALL(env, napi_get_value_int32(env, argv[4], &count));
+  napi_valuetype ipt;
+  CALL(env, napi_typeof(env, argv[5], &ipt));
+  struct sockaddr_storage ss;
+  socklen_t sslen = 0;
+  if (ipt == napi_string) {
+    char ip[64];
+    CALL(env, napi_get_value_string_utf8(env, argv[5], ip, sizeof ip, NULL));
+    CALL(env, napi_get_value_int32(env, argv[6], &port));
+    if (make_addr(s, ip, port, &ss, &sslen) < 0) return throw_errno(env, EINVAL, "sendmmsg");
+  }
+  if (first < 0 || count < 0 || (size_t)first + (size_t)count > nlen) {
+    napi_throw_range_error(env, "UDP_ERR_NATIVE", "batch out of range");
+    return NULL;
+  }
+  size_t off = 0;
+  for (int i = 0; i < first; i++) off += lens[i];
+  int sent = 0;
+  struct mmsghdr msgs[BATCH];
+  struct iovec iov[BATCH];
+  while (sent < count) {
+    int k = count - sent < BATCH ? count - sent : BATCH;
+    size_t o = off;
+    for (int i = 0; i < k; i++) {
+      uint32_t l = lens[first + sent + i];
+      if (o + l > data_len) {
+        napi_throw_range_error(env, "UDP_ERR_NATIVE", "lengths run past the data");
+        return NULL;
+      }
+      iov[i].iov_base = data + o;
+      iov[i].iov_len = l;
+      memset(&msgs[i], 0, sizeof msgs[i]);
+      msgs[i].msg_hdr.msg_iov = &iov[i];
+      msgs[i].msg_hdr.msg_iovlen = 1;
+      if (sslen) {
+        msgs[i].msg_hdr.msg_name = &ss;
+        msgs[i].msg_hdr.msg_namelen = sslen;
+      }
+      o += l;
+    }
+    int r = sendmmsg(s->fd, msgs, (unsigned int)k, MSG_DONTWAIT);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      if ((errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)) break;
+      if (sent > 0) break; /* report what went; the error comes back on the next call */
+      return throw_errno(env, errno, "sendmmsg");
+    }
+    for (int i = 0; i < r; i++) off += lens[first + sent + i];
+    sent += r;
+    if (r < k) break;
+  }
+  CALL(env, napi_create_int32(env, sent, &out));
+  return out;
+}
+
+/* setCoalesce(sock, ms): 0 reads on every wake-up; more batches arrivals under load. */
+static napi_value js_set_coalesce(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  int32_t ms;
+  CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  sock_t *s = get_sock(env, argv[0]);
+  if (!s) return NULL;
+  CALL(env, napi_get_value_int32(env, argv[1], &ms));
+  s->coalesce_ms = ms < 0 ? 0 : ms;
+  return NULL;
+}
+
+/* fd(sock) -> the descriptor, for reading the kernel's counters of this socket */
+static napi_value js_fd(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], out;
+  CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  sock_t *s = get_sock(env, argv[0]);
+  if (!s) return NULL;
+  CALL(env, napi_create_int32(env, s->fd, &out));
+  return out;
+}
+
+/* close(sock) */
+static napi_value js_close(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  sock_t *s = NULL;
+  CALL(env, napi_get_value_external(env, argv[0], (void **)&s));
+  if (!s || s->closed) return NULL;
+  s->closed = 1;
+  s->events = 0;
+  if (s->poll) {
+    uv_poll_stop(s->poll);
+    uv_close((uv_handle_t *)s->poll, poll_close_cb);
+    s->poll = NULL;
+  }
+  if (s->timer) {
+    uv_timer_stop(s->timer);
+    uv_close((uv_handle_t *)s->timer, timer_close_cb);
+    s->timer = NULL;
+  }
+  close(s->fd);
+  if (s->on_batch) {
+    napi_delete_reference(env, s->on_batch);
+    s->on_batch = NULL;
+  }
+  if (s->on_writable) {
+    napi_delete_reference(env, s->on_writable);
+    s->on_writable = NULL;
+  }
+  free(s->slab);
+  s->slab = NULL;
+  if (s->async_ctx) {
+    napi_async_destroy(env, s->async_ctx);
+    s->async_ctx = NULL;
+  }
+  return NULL;
+}
+
+/* ref(sock, on): whether the poll handle keeps the event loop alive. */
+static napi_value js_ref(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  bool on;
+  CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  sock_t *s = get_sock(env, argv[0]);
+  if (!s) return NULL;
+  CALL(env, napi_get_value_bool(env, argv[1], &on));
+  s->unref = !on;
+  apply_ref(s);
+  return NULL;
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+      {"open", NULL, js_open, NULL, NULL, NULL, napi_default, NULL},
+      {"bind", NULL, js_bind, NULL, NULL, NULL, napi_default, NULL},
+      {"connect", NULL, js_connect, NULL, NULL, NULL, napi_default, NULL},
+      {"localAddress", NULL, js_local_address, NULL, NULL, NULL, napi_default, NULL},
+      {"bufferSize", NULL, js_buffer_size, NULL, NULL, NULL, napi_default, NULL},
+      {"startReceiving", NULL, js_start, NULL, NULL, NULL, napi_default, NULL},
+      {"pauseReceiving", NULL, js_pause, NULL, NULL, NULL, napi_default, NULL},
+      {"waitWritable", NULL, js_wait_writable, NULL, NULL, NULL, napi_default, NULL},
+      {"sendBatch", NULL, js_send_batch, NULL, NULL, NULL, napi_default, NULL},
+      {"close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL},
+      {"setCoalesce", NULL, js_set_coalesce, NULL, NULL, NULL, napi_default, NULL},
+      {"fd", NULL, js_fd, NULL, NULL, NULL, napi_default, NULL},
+      {"ref", NULL, js_ref, NULL, NULL, NULL, napi_default, NULL},
+  };
+  if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

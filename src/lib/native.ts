@@ -1,0 +1,64 @@
+/**
+ * Loads the optional native addon (native/udpkit.c: recvmmsg/sendmmsg under libuv). When it
+ * was not built, cannot load, or `UDPKIT_NATIVE=0` is set, everything runs on node:dgram.
+ */
+import { createRequire } from 'node:module';
+
+/** An open native socket; only the addon looks inside. */
+export type NativeHandle = { readonly __nativeSocket: unique symbol };
+
+/** The addon's functions, as native/udpkit.c defines them. */
+export interface NativeAddon {
+  open(family: 4 | 6, reuseAddr: boolean, ipv6Only: boolean): NativeHandle;
+  bind(sock: NativeHandle, ip: string, port: number): void;
+  connect(sock: NativeHandle, ip: string, port: number): void;
+  localAddress(sock: NativeHandle): [string, number];
+  /** which: 0 receive, 1 send; bytes 0 only reads; force tries SO_*BUFFORCE first. */
+  bufferSize(sock: NativeHandle, which: 0 | 1, bytes: number, force: boolean): number;
+  startReceiving(
+    sock: NativeHandle,
+    onBatch: (
+      data: Buffer | null,
+      metaOrError: Buffer | string,
+      count?: number,
+      senders?: [string, number][],
+    ) => void,
+    onWritable: () => void,
+  ): void;
+  pauseReceiving(sock: NativeHandle, paused: boolean): void;
+  waitWritable(sock: NativeHandle): void;
+  sendBatch(
+    sock: NativeHandle,
+    data: Uint8Array,
+    lengths: Uint32Array,
+    first: number,
+    count: number,
+    ip: string | null,
+    port: number,
+  ): number;
+  setCoalesce(sock: NativeHandle, ms: number): void;
+  fd(sock: NativeHandle): number;
+  ref(sock: NativeHandle, on: boolean): void;
+  close(sock: NativeHandle): void;
+}
+
+function load(): { addon: NativeAddon | undefined; reason: string | undefined } {
+  if (process.env.UDPKIT_NATIVE === '0') return { addon: undefined, reason: 'disabled by UDPKIT_NATIVE=0' };
+  if (process.platform !== 'linux')
+    return { addon: undefined, reason: `no native addon on ${process.platform}` };
+  try {
+    const require = createRequire(import.meta.url);
+    // From dist/lib or src/lib alike, the addon is two levels up.
+    return { addon: require('../../build/Release/udpkit.node') as NativeAddon, reason: undefined };
+  } catch (err) {
+    return { addon: undefined, reason: `native addon not loaded: ${(err as Error).message.split('\n')[0]}` };
+  }
+}
+
+const loaded = load();
+
+/** The addon, or `undefined` when udpkit runs on node:dgram alone. */
+export const nativeAddon: NativeAddon | undefined = loaded.addon;
+
+/** Why the addon is not in use, when it is not. */
+export const nativeUnavailableReason: string | undefined = loaded.reason;

@@ -1,0 +1,340 @@
+/**
+ * What moves datagrams in and out of the kernel under a UdpSocket: node:dgram, or the native
+ * addon's batched recvmmsg/sendmmsg. Both hand each datagram to the socket the same way and
+ * reject with Node-style system errors (`code`, `syscall`), which the socket translates.
+ */
+import * as dgram from 'node:dgram';
+import type { Endpoint, IpFamily } from './address.js';
+import { type NativeHandle, nativeAddon } from './native.js';
+
+/** Where a transport delivers what it receives. */
+export interface TransportSink {
+  datagram(data: Buffer, from: Endpoint, receivedAt: number): void;
+  /** Errors while receiving (ICMP errors on a connected socket): counted, never fatal. */
+  receiveError(code: string): void;
+}
+
+/** The kind of transport: `native` (recvmmsg/sendmmsg addon) or `dgram` (node:dgram). */
+export type TransportKind = 'native' | 'dgram';
+
+export interface Transport {
+  readonly kind: TransportKind;
+  bind(address: string, port: number, exclusive: boolean): Promise<void>;
+  connect(address: string, port: number): Promise<void>;
+  localAddress(): { address: string; port: number };
+  /** Sends one datagram; resolves when the kernel took it. */
+  send(data: Uint8Array, port: number | undefined, address: string | undefined): Promise<void>;
+  /**
+   * Sends `count` datagrams packed back to back in `data`, with the given lengths, in order.
+   * Resolves when the kernel took them all.
+   */
+  sendMany(
+    data: Uint8Array,
+    lengths: Uint32Array,
+    count: number,
+    port: number | undefined,
+    address: string | undefined,
+  ): Promise<void>;
+  /** Asks for a buffer size when `bytes` is given; returns what the kernel granted. */
+  bufferSize(which: 'receive' | 'send', bytes?: number): number;
+  /** The file descriptor, where there is one (for reading the kernel's counters). */
+  fd(): number | undefined;
+  close(): Promise<void>;
+}
+
+/** Options a transport needs when it is created. */
+export interface TransportOptions {
+  family: IpFamily;
+  ipv6Only: boolean;
+  reuseAddr: boolean;
+  /** Native only: batch arrivals under load (see native/udpkit.c). */
+  coalesce: boolean;
+}
+
+/** The best transport available, or the one asked for. */
+export function createTransport(
+  kind: TransportKind | 'auto',
+  options: TransportOptions,
+  sink: TransportSink,
+): Transport {
+  if (kind === 'native' || (kind === 'auto' && nativeAddon)) {
+    if (!nativeAddon) throw new Error('the native transport is not available');
+    return new NativeTransport(options, sink);
+  }
+  return new DgramTransport(options, sink);
+}
+
+class DgramTransport implements Transport {
+  readonly kind = 'dgram';
+  #socket: dgram.Socket;
+  #bound = false;
+
+  constructor(options: TransportOptions, sink: TransportSink) {
+    this.#socket = dgram.createSocket({
+      type: options.family === 'IPv6' ? 'udp6' : 'udp4',
+      ipv6Only: options.ipv6Only,
+      reuseAddr: options.reuseAddr,
+    });
+    this.#socket.on('message', (data, rinfo) => {
+      // rinfo already holds address, port and family; reuse it rather than copy per datagram.
+      sink.datagram(data, rinfo as Endpoint, performance.timeOrigin + performance.now());
+    });
+    this.#socket.on('error', (err: NodeJS.ErrnoException) => {
+      if (this.#bound) sink.receiveError(err.code ?? 'EIO');
+    });
+  }
+
+  bind(address: string, port: number, exclusive: boolean): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error) => reject(err);
+      this.#socket.once('error', onError);
+      this.#socket.bind({ port, address, exclusive }, () => {
+        this.#socket.off('error', onError);
+        this.#bound = true;
+        resolve();
+      });
+    });
+  }
+
+  connect(address: string, port: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.#socket.connect(port, address, (err?: Error) => (err ? reject(err) : resolve()));
+    });
+  }
+
+  localAddress(): { address: string; port: number } {
+    const { address, port } = this.#socket.address();
+    return { address, port };
+  }
+
+  send(data: Uint8Array, port: number | undefined, address: string | undefined): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const done = (err: Error | null) => (err ? reject(err) : resolve());
+      if (port === undefined) this.#socket.send(data, done);
+      else this.#socket.send(data, port, address, done);
+    });
+  }
+
+  async sendMany(
+    data: Uint8Array,
+    lengths: Uint32Array,
+    count: number,
+    port: number | undefined,
+    address: string | undefined,
+  ): Promise<void> {
+    let off = 0;
+    const pending: Promise<void>[] = [];
+    for (let i = 0; i < count; i++) {
+      const len = lengths[i] as number;
+      pending.push(this.send(data.subarray(off, off + len), port, address));
+      off += len;
+    }
+    await Promise.all(pending);
+  }
+
+  bufferSize(which: 'receive' | 'send', bytes?: number): number {
+    if (which === 'receive') {
+      if (bytes !== undefined) this.#socket.setRecvBufferSize(bytes);
+      return this.#socket.getRecvBufferSize();
+    }
+    if (bytes !== undefined) this.#socket.setSendBufferSize(bytes);
+    return this.#socket.getSendBufferSize();
+  }
+
+  fd(): number | undefined {
+    const fd = (this.#socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+    return typeof fd === 'number' && fd >= 0 ? fd : undefined;
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      try {
+        this.#socket.close(() => resolve());
+      } catch {
+        resolve(); // already closed
+      }
+    });
+  }
+}
+
+/** A send waiting for the kernel's buffer to have room. */
+interface PendingSend {
+  data: Uint8Array;
+  lengths: Uint32Array;
+  next: number;
+  count: number;
+  port: number | undefined;
+  address: string | undefined;
+  resolve: () => void;
+  reject: (err: Error) => void;
+}
+
+const ONE = new Uint32Array(1);
+
+class NativeTransport implements Transport {
+  readonly kind = 'native';
+  #addon = nativeAddon as NonNullable<typeof nativeAddon>;
+  #sock: NativeHandle;
+  #sink: TransportSink;
+  #family: IpFamily;
+  #coalesce: boolean;
+  #closed = false;
+  #receiving = false;
+  #queue: PendingSend[] = [];
+  #waiting = false;
+  /** Sender endpoints by "address|port", so a flood from one sender allocates one object. */
+  #senders = new Map<string, Endpoint>();
+
+  constructor(options: TransportOptions, sink: TransportSink) {
+    this.#sink = sink;
+    this.#family = options.family;
+    this.#coalesce = options.coalesce;
+    this.#sock = this.#addon.open(options.family === 'IPv6' ? 6 : 4, options.reuseAddr, options.ipv6Only);
+  }
+
+  async bind(address: string, port: number): Promise<void> {
+    this.#addon.bind(this.#sock, address, port);
+    this.#startReceiving();
+  }
+
+  async connect(address: string, port: number): Promise<void> {
+    this.#addon.connect(this.#sock, address, port);
+    this.#startReceiving();
+  }
+
+  localAddress(): { address: string; port: number } {
+    const [address, port] = this.#addon.localAddress(this.#sock);
+    return { address, port };
+  }
+
+  send(data: Uint8Array, port: number | undefined, address: string | undefined): Promise<void> {
+    if (this.#queue.length === 0) {
+      ONE[0] = data.length;
+      if (this.#addon.sendBatch(this.#sock, data, ONE, 0, 1, address ?? null, port ?? 0) === 1) {
+        return Promise.resolve();
+      }
+    }
+    return this.sendMany(data, Uint32Array.of(data.length), 1, port, address);
+  }
+
+  sendMany(
+    data: Uint8Array,
+    lengths: Uint32Array,
+    count: number,
+    port: number | undefined,
+    address: string | undefined,
+  ): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ data, lengths, next: 0, count, port, address, resolve, reject });
+      if (this.#queue.length === 1) this.#drain();
+    });
+  }
+
+  #drain(): void {
+    while (this.#queue.length > 0) {
+      const job = this.#queue[0] as PendingSend;
+      try {
+        const left = job.count - job.next;
+        job.next += this.#addon.sendBatch(
+          this.#sock,
+          job.data,
+          job.lengths,
+          job.next,
+          left,
+          job.address ?? null,
+          job.port ?? 0,
+        );
+      } catch (err) {
+        this.#queue.shift();
+        job.reject(err as Error);
+        continue;
+      }
+      if (job.next < job.count) {
+        // The kernel's buffer is full: go on when it has room.
+        if (!this.#waiting) {
+          this.#waiting = true;
+          this.#ensureCallbacks();
+          this.#addon.waitWritable(this.#sock);
+        }
+        return;
+      }
+      this.#queue.shift();
+      job.resolve();
+    }
+  }
+
+  #ensureCallbacks(): void {
+    if (this.#receiving || this.#closed) return;
+    this.#receiving = true;
+    const addon = this.#addon;
+    const sock = this.#sock;
+    addon.startReceiving(
+      sock,
+      (data, meta, count, senders) => this.#onBatch(data, meta, count ?? 0, senders ?? []),
+      () => {
+        this.#waiting = false;
+        this.#drain();
+      },
+    );
+    if (this.#coalesce && addon.bufferSize(sock, 0, 0, false) >= 1 << 20) addon.setCoalesce(sock, 1);
+  }
+
+  #startReceiving(): void {
+    this.#ensureCallbacks();
+  }
+
+  #onBatch(data: Buffer | null, meta: Buffer | string, count: number, senders: [string, number][]): void {
+    if (data === null) {
+      this.#sink.receiveError(meta as string);
+      return;
+    }
+    const m = meta as Buffer;
+    const words = new Uint32Array(m.buffer, m.byteOffset, count * 4);
+    const times = new Float64Array(m.buffer, m.byteOffset, count * 2);
+    const from: Endpoint[] = senders.map(([address, port]) => this.#endpoint(address, port));
+    const sink = this.#sink;
+    let off = 0;
+    for (let i = 0; i < count; i++) {
+      const len = words[i * 4] as number;
+      sink.datagram(
+        data.subarray(off, off + len),
+        from[words[i * 4 + 1] as number] as Endpoint,
+        times[i * 2 + 1] as number,
+      );
+      off += len;
+    }
+  }
+
+  #endpoint(address: string, port: number): Endpoint {
+    const key = `${address}|${port}`;
+    let ep = this.#senders.get(key);
+    if (!ep) {
+      if (this.#senders.size >= 4096) this.#senders.clear();
+      ep = { address, port, family: this.#family };
+      this.#senders.set(key, ep);
+    }
+    return ep;
+  }
+
+  bufferSize(which: 'receive' | 'send', bytes?: number): number {
+    const granted = this.#addon.bufferSize(this.#sock, which === 'receive' ? 0 : 1, bytes ?? 0, true);
+    if (which === 'receive' && this.#receiving && this.#coalesce) {
+      this.#addon.setCoalesce(this.#sock, granted >= 1 << 20 ? 1 : 0);
+    }
+    return granted;
+  }
+
+  fd(): number | undefined {
+    return this.#closed ? undefined : this.#addon.fd(this.#sock);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#addon.close(this.#sock);
+    const err = Object.assign(new Error('the socket was closed before the send completed'), {
+      code: 'ECANCELED',
+    });
+    for (const job of this.#queue.splice(0)) job.reject(err);
+  }
+}
