@@ -2,6 +2,7 @@
  * A bounded, batching writer: many small records become few large writes, and a destination
  * that stops reading costs a counted drop instead of unbounded memory.
  */
+import { write as fsWrite } from 'node:fs';
 import type { Writable } from 'node:stream';
 
 /** Options of {@link BatchWriter}. */
@@ -16,17 +17,23 @@ export interface BatchWriterOptions {
 }
 
 /**
- * Batches records (strings or bytes) into large writes to a stream. Records written in the
+ * Batches records (strings or bytes) into large writes to a stream or a file descriptor. Records written in the
  * same turn of the event loop go out together; the batch is written when it reaches
  * `flushBytes` or when the turn ends. While the stream asks to wait (`write()` returned
  * false), records accumulate up to `maxBuffered` bytes, then are dropped and counted.
  * A stream error (EPIPE when the reader went away) ends the writer: later records are
  * discarded and `error` holds the cause.
+ *
+ * Given a file descriptor, it writes with `fs.write` on libuv's thread pool, one write in
+ * flight at a time: a reader that stalls then blocks a pool thread, not the event loop, so
+ * the program keeps receiving and counts what it cannot print. (Node writes to pipes and
+ * files synchronously on Linux, so a Writable such as process.stdout would stall everything.)
  */
 export class BatchWriter {
   readonly flushBytes: number;
   readonly maxBuffered: number;
-  #stream: Writable;
+  #stream: Writable | undefined;
+  #fd: number | undefined;
   #pending: (string | Uint8Array)[] = [];
   #pendingBytes = 0;
   #waitingForDrain = false;
@@ -38,11 +45,26 @@ export class BatchWriter {
   #onError: ((err: Error) => void) | undefined;
   #idle: (() => void)[] = [];
 
-  constructor(stream: Writable, options: BatchWriterOptions = {}) {
-    this.#stream = stream;
+  /** @param target a stream, or a file descriptor to write with `fs.write` */
+  constructor(target: Writable | number, options: BatchWriterOptions = {}) {
     this.flushBytes = options.flushBytes ?? 64 * 1024;
     this.maxBuffered = options.maxBuffered ?? 8 * 1024 * 1024;
-    stream.on('error', (err: Error) => this.#fail(err));
+    if (typeof target === 'number') this.#fd = target;
+    else {
+      this.#stream = target;
+      target.on('error', (err: Error) => this.#fail(err));
+    }
+  }
+
+  /** True while the destination is not taking more and `maxBuffered` bytes are held. */
+  get saturated(): boolean {
+    return this.#waitingForDrain && this.#pendingBytes >= this.maxBuffered;
+  }
+
+  /** Counts records the caller chose not to write (because {@link saturated}). */
+  countDropped(records: number, bytes = 0): void {
+    this.#dropped += records;
+    this.#droppedBytes += bytes;
   }
 
   /** Records dropped because the destination was not reading. */
@@ -122,22 +144,46 @@ export class BatchWriter {
     const chunk = batch.every((r) => typeof r === 'string')
       ? (batch as string[]).join('')
       : Buffer.concat(batch.map((r) => (typeof r === 'string' ? Buffer.from(r) : r)));
+    if (this.#fd !== undefined) {
+      this.#waitingForDrain = true;
+      this.#writeFd(typeof chunk === 'string' ? Buffer.from(chunk) : chunk, 0);
+      return;
+    }
+    const stream = this.#stream as Writable;
     let ok: boolean;
     try {
-      ok = this.#stream.write(chunk);
+      ok = stream.write(chunk);
     } catch (err) {
       this.#fail(err as Error);
       return;
     }
     if (!ok) {
       this.#waitingForDrain = true;
-      this.#stream.once('drain', () => {
+      stream.once('drain', () => {
         this.#waitingForDrain = false;
         this.#flush();
       });
       return;
     }
     if (this.#pending.length === 0) this.#settleIdle();
+  }
+
+  /** Writes `buf` from `offset` on, then whatever accumulated meanwhile. */
+  #writeFd(buf: Buffer, offset: number): void {
+    fsWrite(this.#fd as number, buf, offset, buf.length - offset, null, (err, written) => {
+      if (err) {
+        // A descriptor someone made non-blocking: try again shortly.
+        if (err.code === 'EAGAIN') setTimeout(() => this.#writeFd(buf, offset), 1);
+        else this.#fail(err);
+        return;
+      }
+      if (offset + written < buf.length) {
+        this.#writeFd(buf, offset + written);
+        return;
+      }
+      this.#waitingForDrain = false;
+      this.#flush();
+    });
   }
 
   #settleIdle(): void {

@@ -1,6 +1,7 @@
 /** The CLI's argument parsers, without spawning anything. */
 import { describe, expect, it } from 'vitest';
 import {
+  parseByteSize,
   parseCount,
   parseDuration,
   parseListenPositionals,
@@ -75,6 +76,21 @@ describe('parseDuration and parseCount', () => {
   });
 });
 
+describe('parseByteSize', () => {
+  it.each([
+    ['65536', 65536],
+    ['512K', 524288],
+    ['4M', 4194304],
+    ['4MiB', 4194304],
+    ['2kb', 2048],
+  ])('%s is %i bytes', (text, bytes) => {
+    expect(parseByteSize(text, 'size')).toBe(bytes);
+  });
+  it.each(['', '4G', '-1', '0', 'lots', '2000M'])('rejects %j', (text) => {
+    expect(() => parseByteSize(text, 'size')).toThrow(UsageError);
+  });
+});
+
 describe('defaults', () => {
   it('listen binds 0.0.0.0:12345 with text output', () => {
     expect(parseListenArgs([], {})).toEqual({
@@ -86,7 +102,14 @@ describe('defaults', () => {
       count: undefined,
       idleTimeout: undefined,
       quiet: false,
+      rcvbuf: 4 * 1024 * 1024,
+      stats: undefined,
     });
+    expect(parseListenArgs([], { rcvbuf: '512K', stats: true })).toMatchObject({
+      rcvbuf: 524288,
+      stats: 1000,
+    });
+    expect(parseListenArgs([], { stats: '250ms' })).toMatchObject({ stats: 250 });
   });
   it('send goes to 127.0.0.1:12345, or ::1 with -6', () => {
     expect(parseSendArgs(['hi'], {})).toMatchObject({ host: '127.0.0.1', port: 12345, messages: ['hi'] });

@@ -25,12 +25,9 @@ export class Running {
   stdoutBytes: Buffer[] = [];
   readonly exited: Promise<Result>;
 
-  constructor(child: ChildProcess) {
+  constructor(child: ChildProcess, readStdout = true) {
     this.child = child;
-    child.stdout?.on('data', (d: Buffer) => {
-      this.stdoutBytes.push(d);
-      this.stdout += d.toString('utf8');
-    });
+    if (readStdout) this.readStdout();
     child.stderr?.on('data', (d: Buffer) => {
       this.stderr += d.toString('utf8');
     });
@@ -38,6 +35,14 @@ export class Running {
       child.on('close', (code, signal) =>
         resolve({ code, signal, stdout: this.stdout, stderr: this.stderr }),
       );
+    });
+  }
+
+  /** Starts collecting stdout (done at once unless the process was started with it unread). */
+  readStdout(): void {
+    this.child.stdout?.on('data', (d: Buffer) => {
+      this.stdoutBytes.push(d);
+      this.stdout += d.toString('utf8');
     });
   }
 
@@ -84,7 +89,7 @@ export function start(
     ...(options.uid !== undefined && { uid: options.uid, gid: options.uid }),
   });
   if (options.input !== undefined) child.stdin?.end(options.input);
-  const running = new Running(child);
+  const running = new Running(child, options.readStdout ?? true);
   onTestFinished(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   });
@@ -92,7 +97,7 @@ export function start(
 }
 
 /** Starts the built CLI. */
-export function startCli(args: string[], options: { input?: string | Buffer; uid?: number } = {}): Running {
+export function startCli(args: string[], options: StartOptions = {}): Running {
   return start(process.execPath, [CLI, ...args], options);
 }
 

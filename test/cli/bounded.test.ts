@@ -1,0 +1,68 @@
+/**
+ * Flood behaviour that a user sees: counters on stderr, and bounded memory with counted drops
+ * when stdout stops being read. Small and quick: counts and limits, not timings.
+ */
+import { readFileSync } from 'node:fs';
+import { expect, it } from 'vitest';
+import { startCli } from '../helpers/cli.js';
+import { bound, sendFrom } from '../helpers/net.js';
+
+/** Peak resident memory of process `pid`, in bytes (VmHWM). */
+function peakRss(pid: number): number {
+  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return Number(m?.[1]) * 1024;
+}
+
+it('--stats prints counters while running and at exit', async () => {
+  const running = startCli(['listen', '127.0.0.1', '0', '--stats', '100ms', '--count', '2']);
+  const port = Number((await running.waitFor('stderr', /Listening on .*:(\d+)\n/))[1]);
+  await running.waitFor('stderr', /udpkit listen: t=\d+\.\ds received=0 bytes=0 printed=0 /);
+  await sendFrom(port, ['ab', 'cde']);
+  const r = await running.wait();
+  expect(r.code).toBe(0);
+  expect(r.stderr).toMatch(
+    /\nudpkit listen: received=2 bytes=5 printed=2 drops_kernel=0 drops_queue=0 drops_output=0 rcvbuf=\d+\n$/,
+  );
+});
+
+it('holds memory bounded and counts drops while stdout is stalled, then resumes', async () => {
+  const running = startCli(['listen', '127.0.0.1', '0', '--stats', '100ms'], { readStdout: false });
+  const port = Number((await running.waitFor('stderr', /Listening on .*:(\d+)\n/))[1]);
+  const pid = running.child.pid as number;
+  // About 24 MB of output into a pipe nobody reads: more than the 8 MiB udpkit may hold.
+  const client = await bound();
+  const size = 1000;
+  const perRound = 200;
+  const payload = Buffer.alloc(size * perRound, 0x61);
+  const lengths = new Uint32Array(perRound).fill(size);
+  for (let round = 0; round < 120; round++) {
+    await client.sendMany(payload, lengths, perRound, port);
+    await new Promise((r) => setImmediate(r));
+  }
+  const stalled = await running.waitFor('stderr', /drops_output=([1-9]\d*)/, 10_000);
+  expect(Number(stalled[1])).toBeGreaterThan(0);
+  expect(peakRss(pid)).toBeLessThan(100 * 1024 * 1024);
+
+  // The reader comes back: output flows again, new datagrams included.
+  running.readStdout();
+  for (let i = 0; i < 100 && !running.stdout.includes('marker-after-stall'); i++) {
+    await client.send('marker-after-stall', port);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  expect(running.stdout).toContain('Received message: marker-after-stall from 127.0.0.1:');
+  running.child.kill('SIGINT');
+  const r = await running.wait();
+  expect(r.code).toBe(130);
+  const final =
+    /udpkit listen: received=(\d+) bytes=\d+ printed=(\d+) drops_kernel=(\d+) drops_queue=(\d+) drops_output=(\d+)/.exec(
+      r.stderr.trimEnd().split('\n').at(-1) as string,
+    );
+  expect(final).not.toBeNull();
+  const [received, printed, kernel, queue, output] = (final as RegExpExecArray)
+    .slice(1)
+    .map(Number) as number[];
+  // Every datagram the socket took was either printed or counted as not printed.
+  expect((printed as number) + (queue as number) + (output as number)).toBe(received);
+  expect(output).toBeGreaterThan(0);
+  expect(kernel).toBeGreaterThanOrEqual(0);
+});
