@@ -77,12 +77,16 @@ export class Running {
   }
 }
 
+/** How to start a process. */
+export interface StartOptions {
+  input?: string | Buffer;
+  uid?: number;
+  /** false leaves stdout unread, so the pipe fills and the process's writes stall. */
+  readStdout?: boolean;
+}
+
 /** Starts a process; it is killed when the test ends, pass or fail. */
-export function start(
-  command: string,
-  args: string[],
-  options: { input?: string | Buffer; uid?: number } = {},
-): Running {
+export function start(command: string, args: string[], options: StartOptions = {}): Running {
   const child = spawn(command, args, {
     stdio: ['pipe', 'pipe', 'pipe'],
     env: { ...process.env, NO_COLOR: '1' },
