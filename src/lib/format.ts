@@ -66,6 +66,9 @@ function isUnsafeCodePoint(cp: number): boolean {
   );
 }
 
+/** Any byte that is not printable ASCII, or is a backslash: where escaping may be needed. */
+const NOT_PLAIN = /[^\x20-\x5b\x5d-\x7e]/g;
+
 /**
  * Renders bytes as one line of safe text. Printable UTF-8 passes through; everything that
  * could drive a terminal or break the line is escaped, and the escaping is reversible:
@@ -74,14 +77,23 @@ function isUnsafeCodePoint(cp: number): boolean {
  */
 export function escapeText(buf: Uint8Array): string {
   const b = Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
-  let out = '';
-  let runStart = 0;
-  let i = 0;
   const n = b.length;
+  // One char per byte: a native regex scan finds where escaping may be needed, and runs of
+  // plain ASCII are copied whole; only the other bytes are looked at one by one.
+  const latin1 = b.toString('latin1', 0, n);
+  NOT_PLAIN.lastIndex = 0;
+  const first = NOT_PLAIN.exec(latin1);
+  if (first === null) return latin1;
+  let out = latin1.slice(0, first.index);
+  let i = first.index;
   while (i < n) {
     const c = b[i] as number;
     if (c >= 0x20 && c < 0x7f && c !== 0x5c) {
-      i++;
+      NOT_PLAIN.lastIndex = i;
+      const m = NOT_PLAIN.exec(latin1);
+      const end = m === null ? n : m.index;
+      out += latin1.slice(i, end);
+      i = end;
       continue;
     }
     if (c >= 0x80) {
@@ -93,27 +105,23 @@ export function escapeText(buf: Uint8Array): string {
             : len === 3
               ? ((c & 0x0f) << 12) | (((b[i + 1] as number) & 0x3f) << 6) | ((b[i + 2] as number) & 0x3f)
               : 0x10000;
-        if (!isUnsafeCodePoint(cp)) {
-          i += len;
-          continue;
-        }
-        if (runStart < i) out += b.toString('utf8', runStart, i);
-        out += `\\u{${cp.toString(16).padStart(4, '0')}}`;
+        out += isUnsafeCodePoint(cp)
+          ? `\\u{${cp.toString(16).padStart(4, '0')}}`
+          : b.toString('utf8', i, i + len);
         i += len;
-        runStart = i;
         continue;
       }
     }
-    if (runStart < i) out += b.toString('utf8', runStart, i);
-    out +=
-      c === 0x0a ? '\\n' : c === 0x0d ? '\\r' : c === 0x09 ? '\\t' : c === 0x5c ? '\\\\' : `\\x${hexByte(c)}`;
+    out += ESCAPES[c];
     i++;
-    runStart = i;
   }
-  if (runStart === 0) return b.toString('utf8');
-  if (runStart < n) out += b.toString('utf8', runStart, n);
   return out;
 }
+
+/** The escape of each byte value that is escaped one by one. */
+const ESCAPES = Array.from({ length: 256 }, (_, c) =>
+  c === 0x0a ? '\\n' : c === 0x0d ? '\\r' : c === 0x09 ? '\\t' : c === 0x5c ? '\\\\' : `\\x${hexByte(c)}`,
+);
 
 /**
  * Formats a time in milliseconds since the epoch as ISO 8601 UTC with microseconds:
@@ -122,9 +130,15 @@ export function escapeText(buf: Uint8Array): string {
 export function formatTimestamp(epochMs: number): string {
   const whole = Math.floor(epochMs);
   const micros = Math.floor((epochMs - whole) * 1000);
-  const iso = new Date(whole).toISOString();
-  return `${iso.slice(0, -1)}${String(micros).padStart(3, '0')}Z`;
+  // Datagrams come many to a millisecond: format the date once per millisecond.
+  if (whole !== lastStampMs) {
+    lastStampMs = whole;
+    lastStampPrefix = new Date(whole).toISOString().slice(0, -1);
+  }
+  return `${lastStampPrefix}${micros < 10 ? '00' : micros < 100 ? '0' : ''}${micros}Z`;
 }
+let lastStampMs = Number.NaN;
+let lastStampPrefix = '';
 
 /**
  * A hex dump in the layout of `hexdump -C`: offset, sixteen bytes in two groups of eight,
@@ -132,25 +146,47 @@ export function formatTimestamp(epochMs: number): string {
  * bytes.
  */
 export function hexDump(buf: Uint8Array): string {
-  let out = '';
-  for (let off = 0; off < buf.length; off += 16) {
-    let hex = '';
-    let ascii = '';
-    for (let j = 0; j < 16; j++) {
-      const k = off + j;
-      if (j === 8) hex += ' ';
-      if (k < buf.length) {
-        const c = buf[k] as number;
-        hex += `${hexByte(c)} `;
-        ascii += c >= 0x20 && c < 0x7f ? String.fromCharCode(c) : '.';
-      } else {
-        hex += '   ';
-      }
+  const n = buf.length;
+  if (n === 0) return '';
+  // Each line: 8 offset, 2 spaces, 49 for the bytes, a space, |ascii| up to 18, newline.
+  const need = Math.ceil(n / 16) * 80;
+  if (scratch.length < need) scratch = Buffer.allocUnsafe(Math.max(need, scratch.length * 2));
+  const out = scratch;
+  let o = 0;
+  for (let off = 0; off < n; off += 16) {
+    for (let shift = 28; shift >= 0; shift -= 4) out[o++] = HEX_CODES[(off >>> shift) & 15] as number;
+    out[o++] = 0x20;
+    out[o++] = 0x20;
+    const end = off + 16 < n ? off + 16 : n;
+    let k = off;
+    for (; k < end; k++) {
+      if (k === off + 8) out[o++] = 0x20;
+      const c = buf[k] as number;
+      out[o++] = HEX_CODES[c >> 4] as number;
+      out[o++] = HEX_CODES[c & 15] as number;
+      out[o++] = 0x20;
     }
-    out += `${off.toString(16).padStart(8, '0')}  ${hex} |${ascii}|\n`;
+    if (k < off + 16) {
+      // A short last line: pad to the ASCII column.
+      const pad = (off + 16 - k) * 3 + (k <= off + 8 ? 1 : 0);
+      out.fill(0x20, o, o + pad);
+      o += pad;
+    }
+    out[o++] = 0x20;
+    out[o++] = 0x7c;
+    for (k = off; k < end; k++) {
+      const c = buf[k] as number;
+      out[o++] = c >= 0x20 && c < 0x7f ? c : 0x2e;
+    }
+    out[o++] = 0x7c;
+    out[o++] = 0x0a;
   }
-  return out;
+  return out.toString('latin1', 0, o);
 }
+
+const HEX_CODES = Buffer.from(HEX, 'latin1');
+/** Reused output space: the dump becomes a string before the next call. */
+let scratch = Buffer.allocUnsafe(8192);
 
 /** Options of {@link createFormatter}. */
 export interface FormatterOptions {
@@ -186,8 +222,23 @@ export function createFormatter(format: OutputFormat, options: FormatterOptions 
     case 'base64':
       return (msg) => `${msg.data.toString('base64')}\n`;
     case 'json':
-      return (msg) => `${JSON.stringify(toJsonRecord(msg))}\n`;
+      return (msg) => {
+        const d = msg.data;
+        const text = isUtf8(d) ? `,"text":${JSON.stringify(d.toString('utf8'))}` : '';
+        return `{"ts":"${formatTimestamp(msg.receivedAt)}",${fromJson(msg.from)},"size":${d.length}${text},"base64":"${d.toString('base64')}"}\n`;
+      };
   }
+}
+
+/** `"from":{...}` of a sender, made once per sender object (a flood reuses one). */
+const fromJsonCache = new WeakMap<object, string>();
+function fromJson(from: Datagram['from']): string {
+  let json = fromJsonCache.get(from);
+  if (json === undefined) {
+    json = `"from":${JSON.stringify({ address: from.address, port: from.port, family: from.family })}`;
+    fromJsonCache.set(from, json);
+  }
+  return json;
 }
 
 /** The object a `json` line holds. */
