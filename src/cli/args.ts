@@ -122,3 +122,16 @@ export function parseByteSize(text: string, what: string): number {
     throw new UsageError(`${what} '${text}' is out of range (1 byte to 1G)`);
   return bytes;
 }
+
+/**
+ * Parses a rate in datagrams per second: `5000`, `50k`, `1.5M`.
+ *
+ * @throws {UsageError} on anything else, or a rate of 0
+ */
+export function parseRate(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)([kKmM]?)$/.exec(text.trim());
+  if (!m) throw new UsageError(`rate '${text}' is not a number of datagrams per second (e.g. 1000, 50k, 1M)`);
+  const rate = Number(m[1]) * (m[2] === '' ? 1 : m[2]?.toLowerCase() === 'k' ? 1e3 : 1e6);
+  if (!(rate >= 1)) throw new UsageError(`rate '${text}' must be at least 1 datagram per second`);
+  return rate;
+}

@@ -53,6 +53,8 @@ export class Framer {
   #lastByte = -1;
   #records = 0;
   #ended = false;
+  /** An error found mid-chunk, thrown by the next call so the records before it go first. */
+  #failed: Error | undefined;
 
   /**
    * @param framing how to cut the input
@@ -72,12 +74,15 @@ export class Framer {
   }
 
   /**
-   * Feeds a chunk of input; returns the records it completed, in order.
+   * Feeds a chunk of input; returns the records it completed, in order. When a record in the
+   * chunk is bad, the records before it are returned and the next call (`push` or `end`)
+   * throws, so a caller sends everything up to the bad record and nothing after it.
    *
    * @throws {MessageTooLargeError} `UDP_ERR_MSG_TOO_LARGE` when a completed record is too large
    * @throws {InputError} `UDP_ERR_INPUT` on a `hex` line that is not hex
    */
   push(chunk: Uint8Array): Buffer[] {
+    if (this.#failed) throw this.#failed;
     if (this.#ended) throw new InvalidArgumentError('push after end');
     const buf = Buffer.isBuffer(chunk)
       ? chunk
@@ -93,7 +98,13 @@ export class Framer {
       const at = buf.indexOf(delimiter, start);
       if (at < 0) break;
       this.#append(buf.subarray(start, at));
-      out.push(this.#takeRecord());
+      try {
+        out.push(this.#takeRecord());
+      } catch (err) {
+        if (out.length === 0) throw err;
+        this.#failed = err as Error;
+        return out;
+      }
       start = at + 1;
     }
     if (start < buf.length) this.#append(buf.subarray(start));
@@ -107,6 +118,7 @@ export class Framer {
    * @throws the errors of {@link Framer.push}
    */
   end(): Buffer[] {
+    if (this.#failed) throw this.#failed;
     if (this.#ended) return [];
     this.#ended = true;
     const pending = this.#partBytes > 0 || this.#overflowBytes >= 0;

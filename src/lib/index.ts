@@ -31,9 +31,11 @@ export {
   toJsonRecord,
 } from './format.js';
 export { decodeHexLine, FRAMINGS, Framer, type Framing, parseFraming } from './framing.js';
+export { createSequencedBatch, MIN_SEQUENCED_SIZE, numberDatagrams, readSequence } from './generate.js';
 export { socketDrops } from './kernel.js';
 export { nativeUnavailableReason } from './native.js';
 export { BatchWriter, type BatchWriterOptions } from './output.js';
+export { Pacer, type PacerOptions } from './pacer.js';
 export { BoundedQueue } from './queue.js';
 export {
   type BindOptions,

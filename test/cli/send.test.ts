@@ -203,3 +203,72 @@ describe('udpkit send: bad input gets one line and the right exit status', () =>
     expect(r.code).toBe(1);
   });
 });
+
+describe('udpkit send --count: load generation', () => {
+  it('sends n sequenced datagrams of the given size and reports sent=n on stderr', async () => {
+    const { openUdpSocket, readSequence } = await import('../../src/lib/index.js');
+    const server = await openUdpSocket({
+      address: '127.0.0.1',
+      port: 0,
+      highWaterMark: 4096,
+      recvBufferSize: 4 << 20,
+    });
+    onTestFinished(() => server.close());
+    const r = await runCli([
+      'send',
+      '127.0.0.1',
+      String(server.address().port),
+      '--count',
+      '2000',
+      '--size',
+      '100',
+    ]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(
+      /^udpkit send: sent=2000 bytes=200000 errors=0 elapsed=\d+\.\d+s rate=\d+\/s\n$/,
+    );
+    const got = await receiveN(server, 2000 - (server.kernelDrops ?? 0));
+    const seqs = got.map((m) => readSequence(m.data));
+    expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
+    expect(got.every((m) => m.data.length === 100)).toBe(true);
+    expect(got[0]?.data.toString('latin1', 8, 12)).toBe('abcd');
+  });
+
+  it('--rate paces and still sends them all', async () => {
+    const server = await bound();
+    const r = await runCli([
+      'send',
+      '127.0.0.1',
+      String(server.address().port),
+      '-n',
+      '50',
+      '--rate',
+      '1000',
+    ]);
+    expect(r.code).toBe(0);
+    const elapsed = Number(/elapsed=(\d+\.\d+)s/.exec(r.stderr)?.[1]);
+    // 50 at 1000/s: the last one is due 49 ms after the first.
+    expect(elapsed).toBeGreaterThanOrEqual(0.049);
+    expect((await receiveN(server, 50)).length).toBe(50);
+  });
+
+  it.each([
+    [['-n', '5', 'hi'], '--count generates datagrams: give no messages, --file or --framing with it'],
+    [['--size', '100'], '--size sets the size of generated datagrams: use it with --count'],
+    [
+      ['-n', '5', '--size', '4'],
+      'size 4 is out of range (8-65507; 65527 over IPv6): the first 8 bytes hold the sequence number',
+    ],
+    [['-n', '5', '--rate', '0'], "rate '0' must be at least 1 datagram per second"],
+    [
+      ['-n', '5', '--rate', 'fast'],
+      "rate 'fast' is not a number of datagrams per second (e.g. 1000, 50k, 1M)",
+    ],
+    [['-n', '0'], "count '0' is not a positive integer"],
+  ])('%j is a usage error', async (args, message) => {
+    const r = await runCli(['send', '127.0.0.1', '9', ...args]);
+    expect(r.stderr).toBe(`udpkit send: ${message} (see 'udpkit send --help')\n`);
+    expect(r.code).toBe(2);
+  });
+});

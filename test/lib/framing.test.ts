@@ -92,6 +92,14 @@ describe('size limit', () => {
       message: 'message 2 (line 2) is 40 bytes, over the 10-byte limit',
     });
   });
+  it('returns the records before a bad one in the same chunk, then throws', () => {
+    const f = new Framer('line', 5);
+    expect(s(f.push(Buffer.from('ok\nfine\ntoo long\nnever\n')))).toEqual(['ok', 'fine']);
+    expect(() => f.push(Buffer.from('more\n'))).toThrow(
+      'message 3 (line 3) is 8 bytes, over the 5-byte limit',
+    );
+    expect(() => f.end()).toThrow(MessageTooLargeError);
+  });
   it('allows exactly the limit', () => {
     expect(frame('line', `${'y'.repeat(10)}\n`, 4, 10)[0]).toHaveLength(10);
     expect(frame('line', `${'y'.repeat(10)}\r\n`, 4, 10)[0]).toHaveLength(10);

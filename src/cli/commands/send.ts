@@ -8,7 +8,9 @@ import { Command, Option } from 'commander';
 import {
   AbortError,
   BatchWriter,
+  ConnectionRefusedError,
   checkSize,
+  createSequencedBatch,
   escapeText,
   FRAMINGS,
   Framer,
@@ -16,13 +18,27 @@ import {
   formatEndpoint,
   InputError,
   type IpFamily,
+  MAX_PAYLOAD_IPV4,
+  MAX_PAYLOAD_IPV6,
+  MIN_SEQUENCED_SIZE,
   maxPayload,
+  numberDatagrams,
+  Pacer,
   parseFraming,
   resolveHost,
   UdpSocket,
 } from '../../lib/index.js';
-import { parseFamilyFlags, parseSendPositionals, UsageError, usage } from '../args.js';
+import {
+  parseCount,
+  parseDuration,
+  parseFamilyFlags,
+  parseRate,
+  parseSendPositionals,
+  UsageError,
+  usage,
+} from '../args.js';
 import { type CliIO, EXIT_OK, plural } from '../io.js';
+import { type Counters, formatCounters, startStats } from '../stats.js';
 
 /** What `send` does, once its command line is parsed. */
 export interface SendOptions {
@@ -35,6 +51,14 @@ export interface SendOptions {
   file: string | undefined;
   framing: Framing;
   quiet: boolean;
+  /** Generate this many sequenced datagrams instead of sending messages. */
+  count: number | undefined;
+  /** Size of generated datagrams in bytes. */
+  size: number;
+  /** Datagrams per second; 0 is as fast as possible. */
+  rate: number;
+  /** Milliseconds between `--stats` lines; undefined for none. */
+  stats: number | undefined;
 }
 
 /** The raw option values commander hands over. */
@@ -44,7 +68,14 @@ export interface SendFlags {
   quiet?: boolean;
   ipv4?: boolean;
   ipv6?: boolean;
+  count?: string;
+  size?: string;
+  rate?: string;
+  stats?: string | boolean;
 }
+
+/** The default size of generated datagrams, as in the benchmarks. */
+export const DEFAULT_GENERATED_SIZE = 64;
 
 export const DEFAULT_SEND_HOST = '127.0.0.1';
 export const DEFAULT_SEND_PORT = 12345;
@@ -64,6 +95,16 @@ export function parseSendArgs(positionals: readonly string[], flags: SendFlags):
   if (messages.length > 0 && flags.framing !== undefined) {
     throw new UsageError('--framing applies to stdin or --file, not to message arguments');
   }
+  if (
+    flags.count !== undefined &&
+    (messages.length > 0 || flags.file !== undefined || flags.framing !== undefined)
+  ) {
+    throw new UsageError('--count generates datagrams: give no messages, --file or --framing with it');
+  }
+  if (flags.size !== undefined && flags.count === undefined) {
+    throw new UsageError('--size sets the size of generated datagrams: use it with --count');
+  }
+  const size = flags.size === undefined ? DEFAULT_GENERATED_SIZE : parseSizeArg(flags.size);
   return {
     host: host ?? (family === 'IPv6' ? '::1' : DEFAULT_SEND_HOST),
     port: port ?? DEFAULT_SEND_PORT,
@@ -72,40 +113,88 @@ export function parseSendArgs(positionals: readonly string[], flags: SendFlags):
     file: flags.file,
     framing: usage(() => parseFraming(flags.framing ?? 'line')),
     quiet: flags.quiet ?? false,
+    count: flags.count === undefined ? undefined : parseCount(flags.count, 'count'),
+    size,
+    rate: flags.rate === undefined ? 0 : parseRate(flags.rate),
+    stats:
+      flags.stats === undefined || flags.stats === false
+        ? undefined
+        : flags.stats === true
+          ? 1000
+          : parseDuration(flags.stats, 'stats interval'),
   };
+}
+
+function parseSizeArg(text: string): number {
+  if (!/^\d+$/.test(text.trim())) throw new UsageError(`size '${text}' is not a number of bytes`);
+  const size = Number(text);
+  if (size < MIN_SEQUENCED_SIZE || size > MAX_PAYLOAD_IPV6) {
+    throw new UsageError(
+      `size ${size} is out of range (${MIN_SEQUENCED_SIZE}-${MAX_PAYLOAD_IPV4}; ${MAX_PAYLOAD_IPV6} over IPv6): the first 8 bytes hold the sequence number`,
+    );
+  }
+  return size;
 }
 
 /** Runs `send`; resolves to the exit status. Resolve, size and send failures reject. */
 export async function runSend(opts: SendOptions, io: CliIO): Promise<number> {
   const target = await resolveHost(opts.host, { family: opts.family, signal: io.signal });
   const to = formatEndpoint(target.address, opts.port);
-  const limit = maxPayload(target.family);
   // Arguments are all known up front: check them all before sending any.
   const argRecords = opts.messages?.map((m) => Buffer.from(m, 'utf8'));
   for (const record of argRecords ?? []) checkSize(record.length, target.family);
+  if (opts.count !== undefined) checkSize(opts.size, target.family);
 
   const socket = new UdpSocket({ type: target.family === 'IPv6' ? 'udp6' : 'udp4' });
-  const out = new BatchWriter(io.stdout);
-  const send = async (record: Buffer) => {
-    await socket.send(record, opts.port, target.address);
-    if (!opts.quiet) out.write(`Sent message: ${escapeText(record)} to ${to}\n`);
-  };
+  const out = new BatchWriter(1);
+  const pacer = new Pacer(opts.rate);
+  const counters = (): Counters => ({
+    sent: socket.packetsSent,
+    bytes: socket.bytesSent,
+    errors: socket.sendErrors,
+  });
+  const stopStats =
+    opts.stats === undefined ? () => {} : startStats(io.stderr, 'udpkit send', opts.stats, counters, 'sent');
+  const started = performance.now();
   try {
-    if (argRecords) {
-      for (const record of argRecords) {
-        if (io.signal.aborted) break;
-        await send(record);
-      }
+    if (opts.count !== undefined) {
+      await socket.connect(opts.port, target.address, { signal: io.signal });
+      await generate(socket, opts.count, opts.size, pacer, io.signal);
     } else {
-      await sendInput(opts, io, new Framer(opts.framing, limit), send);
+      // One datagram per record, in order; the report follows once the kernel has it.
+      const sendRecords = async (records: Buffer[]) => {
+        for (let i = 0; i < records.length; ) {
+          const n = await pacer.take(records.length - i, io.signal);
+          const group = records.slice(i, i + n);
+          const lengths = Uint32Array.from(group, (r) => r.length);
+          await socket.sendMany(
+            n === 1 ? (group[0] as Buffer) : Buffer.concat(group),
+            lengths,
+            n,
+            opts.port,
+            target.address,
+          );
+          if (!opts.quiet)
+            for (const record of group) out.write(`Sent message: ${escapeText(record)} to ${to}\n`);
+          i += n;
+        }
+      };
+      if (argRecords) await sendRecords(argRecords);
+      else await sendInput(opts, io, new Framer(opts.framing, maxPayload(target.family)), sendRecords);
     }
   } catch (err) {
     if (!(err instanceof AbortError && io.signal.aborted)) throw err;
   } finally {
+    stopStats();
     await socket.close();
     await out.flush();
   }
-  if (io.signal.aborted) {
+  const elapsed = (performance.now() - started) / 1000;
+  if (opts.count !== undefined || opts.stats !== undefined) {
+    io.stderr.write(
+      `udpkit send: ${formatCounters(counters())} elapsed=${elapsed.toFixed(6)}s rate=${Math.round(socket.packetsSent / elapsed)}/s\n`,
+    );
+  } else if (io.signal.aborted) {
     io.stderr.write(
       `udpkit send: sent ${plural(socket.packetsSent, 'datagram')} (${plural(socket.bytesSent, 'byte')})\n`,
     );
@@ -113,12 +202,37 @@ export async function runSend(opts: SendOptions, io: CliIO): Promise<number> {
   return EXIT_OK;
 }
 
+/** Sends `count` sequenced datagrams of `size` bytes, paced, in batches. */
+async function generate(
+  socket: UdpSocket,
+  count: number,
+  size: number,
+  pacer: Pacer,
+  signal: AbortSignal,
+): Promise<void> {
+  const batch = Math.min(count, pacer.maxBatch);
+  const buf = createSequencedBatch(size, batch);
+  const lengths = new Uint32Array(batch).fill(size);
+  let seq = 0;
+  while (seq < count) {
+    const n = await pacer.take(Math.min(batch, count - seq), signal);
+    numberDatagrams(buf, size, n, seq);
+    try {
+      await socket.sendMany(buf, lengths, n);
+    } catch (err) {
+      // Nobody listening answers with ICMP port unreachable: count it and go on, as blasters do.
+      if (!(err instanceof ConnectionRefusedError)) throw err;
+    }
+    seq += n;
+  }
+}
+
 /** Reads stdin or the file, frames it and sends each record in order. */
 async function sendInput(
   opts: SendOptions,
   io: CliIO,
   framer: Framer,
-  send: (record: Buffer) => Promise<void>,
+  sendRecords: (records: Buffer[]) => Promise<void>,
 ): Promise<void> {
   const fromStdin = opts.file === undefined || opts.file === '-';
   const input: Readable = fromStdin ? io.stdin : createReadStream(opts.file as string);
@@ -131,10 +245,8 @@ async function sendInput(
   const onAbort = () => input.destroy(new AbortError());
   io.signal.addEventListener('abort', onAbort, { once: true });
   try {
-    for await (const chunk of input) {
-      for (const record of framer.push(chunk as Buffer)) await send(record);
-    }
-    for (const record of framer.end()) await send(record);
+    for await (const chunk of input) await sendRecords(framer.push(chunk as Buffer));
+    await sendRecords(framer.end());
   } catch (err) {
     if (err instanceof AbortError) throw err;
     const code = (err as NodeJS.ErrnoException).code;
@@ -177,6 +289,13 @@ With no messages, reads stdin (or --file), one datagram per line.`,
     .option('-4', 'IPv4 only')
     .option('-6', 'IPv6 only (default target ::1)')
     .option('-q, --quiet', "don't print a line per message sent")
+    .option('-n, --count <n>', 'generate n datagrams for a load test: an 8-byte sequence number, then a-z')
+    .option(
+      '-s, --size <bytes>',
+      `size of generated datagrams (default ${DEFAULT_GENERATED_SIZE}; at least 8)`,
+    )
+    .option('-r, --rate <per-second>', 'pace sending at this many datagrams per second (1000, 50k, 1M)')
+    .option('--stats [interval]', 'print counters to stderr every interval (default 1s), and at exit')
     .addHelpText(
       'after',
       `
@@ -192,6 +311,7 @@ Examples:
   udpkit send localhost:9000 hi
   printf 'a\\nb\\n' | udpkit send [::1]:9000
   udpkit send 127.0.0.1 9000 --framing whole --file packet.bin
+  udpkit send 127.0.0.1 9000 --count 100000 --size 1024 --rate 50k
 
 A message over 65507 bytes (IPv4) or 65527 (IPv6) is an error: nothing after it is sent.`,
     )
