@@ -13,8 +13,8 @@ export function formatCounters(counters: Counters): string {
 }
 
 /**
- * Prints `<prefix>: t=<seconds> <counters> rate=<per second>` every `intervalMs` until
- * stopped; `rate` is the change of `rateOf` over the interval.
+ * Prints `<prefix>: t=<seconds> <counters> pps=<per second>` every `intervalMs` until
+ * stopped; `pps` is the change of `rateOf` over the interval.
  *
  * @returns a function that stops the reports
  */
@@ -36,7 +36,7 @@ export function startStats(
     last = now;
     lastCount = count;
     stderr.write(
-      `${prefix}: t=${((now - started) / 1000).toFixed(1)}s ${formatCounters(counters)} rate=${rate}/s\n`,
+      `${prefix}: t=${((now - started) / 1000).toFixed(1)}s ${formatCounters(counters)} pps=${rate}\n`,
     );
   }, intervalMs);
   return () => clearInterval(timer);

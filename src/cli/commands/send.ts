@@ -192,7 +192,7 @@ export async function runSend(opts: SendOptions, io: CliIO): Promise<number> {
   const elapsed = (performance.now() - started) / 1000;
   if (opts.count !== undefined || opts.stats !== undefined) {
     io.stderr.write(
-      `udpkit send: ${formatCounters(counters())} elapsed=${elapsed.toFixed(6)}s rate=${Math.round(socket.packetsSent / elapsed)}/s\n`,
+      `udpkit send: ${formatCounters(counters())} elapsed=${elapsed.toFixed(6)}s pps=${Math.round(socket.packetsSent / elapsed)}\n`,
     );
   } else if (io.signal.aborted) {
     io.stderr.write(

@@ -1,0 +1,235 @@
+// npm run bench: udpkit against the reference peers (C recvmmsg sink and sendmmsg blaster, nc,
+// Python, naive Node) in one run of the peers' harness, then the targets of the performance
+// work, each with its measured ratio and PASS or FAIL. About 7 minutes on 2 cores.
+//
+// env: PEERS_DIR (default ../shared/peers beside the project), REPS (default 2),
+//      WORK (default a new folder under the system's temp dir), SKIP_PEERS=1 to reuse the
+//      peers' results of the last run in WORK.
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = resolve(fileURLToPath(new URL('..', import.meta.url)));
+const peers = resolve(process.env.PEERS_DIR ?? join(root, '..', 'shared', 'peers'));
+const work = process.env.WORK ?? mkdtempSync(join(tmpdir(), 'udpkit-bench-'));
+const reps = process.env.REPS ?? '2';
+const cli = join(root, 'dist', 'cli', 'main.js');
+const node = process.execPath;
+
+if (!existsSync(join(peers, 'run.sh'))) {
+  console.error(`bench: no peers harness at ${peers} (set PEERS_DIR)`);
+  process.exit(1);
+}
+
+// Lines to send from a file: one datagram per line, as many as the harness asks of senders.
+const TX_COUNT = 300000;
+for (const size of [64, 1024]) {
+  const file = join(work, `lines-${size}.txt`);
+  if (!existsSync(file)) writeFileSync(file, `${'x'.repeat(size - 1)}\n`.repeat(TX_COUNT));
+}
+
+const rx = (name, args) =>
+  `${name}=${node} ${cli} listen 127.0.0.1 {port} -q --idle-timeout 1s ${args}`.trim();
+const RX_EXTRA = [rx('udpkit', ''), rx('udpkit-json', '-f json'), rx('udpkit-hex', '-f hex')].join(';');
+const TX_EXTRA = [
+  `udpkit-gen=${node} ${cli} send 127.0.0.1 {port} --count {count} --size {size}`,
+  `udpkit-lines=${node} ${cli} send 127.0.0.1 {port} -q --stats 1h --file ${work}/lines-{size}.txt`,
+].join(';');
+const outJson = join(work, 'peers.json');
+
+if (process.env.SKIP_PEERS !== '1') {
+  console.error(`bench: peers harness, ${reps} repetitions, in ${work}`);
+  const r = spawnSync('bash', [join(peers, 'run.sh')], {
+    stdio: ['ignore', 'inherit', 'inherit'],
+    env: {
+      ...process.env,
+      WORK: work,
+      OUT_JSON: outJson,
+      REPS: reps,
+      SECTIONS: 'unl rate send',
+      RX_EXTRA,
+      TX_EXTRA,
+      RX_ONLY: 'sink-fmt python node nc udpkit udpkit-json udpkit-hex',
+      TX_ONLY: 'blast python node-connect udpkit-gen udpkit-lines',
+    },
+  });
+  if (r.status !== 0) process.exit(r.status ?? 1);
+}
+
+const results = JSON.parse(readFileSync(outJson, 'utf8')).results;
+const med = (section, peer, size, field, extra = {}) => {
+  const row = results.find(
+    (r) =>
+      r.section === section &&
+      r.peer === peer &&
+      r.payload === size &&
+      Object.entries(extra).every(([k, v]) => r[k] === v),
+  );
+  return row?.[field]?.median;
+};
+
+const targets = [];
+const check = (name, value, op, limit, detail) => {
+  const pass = value !== undefined && value !== null && (op === '<=' ? value <= limit : value >= limit);
+  targets.push({ name, value, op, limit, detail, pass });
+};
+const ratio = (a, b) => (a === undefined || b === undefined ? undefined : a / b);
+
+for (const size of [64, 1024]) {
+  const cpu = (peer) => med('unl', peer, size, 'cpu_us_per_dgram', { stdout: 'file' });
+  const text = cpu('udpkit');
+  check(
+    `listen text, ${size} B: CPU per datagram / C sink -f`,
+    ratio(text, cpu('sink-fmt')),
+    '<=',
+    1.5,
+    `${text?.toFixed(2)} vs ${cpu('sink-fmt')?.toFixed(2)} us`,
+  );
+  const loss = (peer) => med('rate', peer, size, 'loss_pct', { offered_pps: 200000 });
+  if (size === 64)
+    check(
+      'listen text, 64 B at 200k/s: loss %',
+      loss('udpkit'),
+      '<=',
+      0.1,
+      `C sink ${loss('sink-fmt')?.toFixed(2)} %`,
+    );
+  else
+    check(
+      "listen text, 1024 B at 200k/s: loss % minus the C sink's",
+      loss('udpkit') - loss('sink-fmt'),
+      '<=',
+      0.1,
+      `${loss('udpkit')?.toFixed(2)} vs ${loss('sink-fmt')?.toFixed(2)} %`,
+    );
+  const pps = (peer) => med('unl', peer, size, 'rx_pps', { stdout: 'file' });
+  check(
+    `listen text, ${size} B, unlimited blast: received rate / C sink -f`,
+    ratio(pps('udpkit'), pps('sink-fmt')),
+    '>=',
+    0.8,
+    `${Math.round(pps('udpkit') ?? 0)} vs ${Math.round(pps('sink-fmt') ?? 0)} /s`,
+  );
+  for (const f of ['json', 'hex']) {
+    check(
+      `listen ${f}, ${size} B: CPU per datagram / text`,
+      ratio(cpu(`udpkit-${f}`), text),
+      '<=',
+      1.5,
+      `${cpu(`udpkit-${f}`)?.toFixed(2)} us`,
+    );
+  }
+  for (const tx of ['udpkit-gen', 'udpkit-lines']) {
+    const send = (peer) => med('send', peer, size, 'send_pps');
+    check(
+      `${tx === 'udpkit-gen' ? 'send --count' : 'send --file (lines)'}, ${size} B: rate / C blast`,
+      ratio(send(tx), send('blast')),
+      '>=',
+      0.75,
+      `${Math.round(send(tx) ?? 0)} vs ${Math.round(send('blast') ?? 0)} /s`,
+    );
+    check(
+      `${tx === 'udpkit-gen' ? 'send --count' : 'send --file (lines)'}, ${size} B: rate / Python client`,
+      ratio(send(tx), send('python')),
+      '>=',
+      1.3,
+      `Python ${Math.round(send('python') ?? 0)} /s`,
+    );
+  }
+}
+
+// --rate pacing: the C sink's own first-to-last rate against the rate asked for.
+execFileSync('gcc', ['-O2', '-o', join(work, 'sink'), join(peers, 'sink.c')]);
+execFileSync('gcc', ['-O2', '-o', join(work, 'blast'), join(peers, 'blast.c')]);
+let port = 27000 + Math.floor(Math.random() * 2000);
+for (const rate of [1000, 10000, 50000, 200000]) {
+  port++;
+  const count = Math.max(1000, rate); // about a second each
+  const sink = spawn(join(work, 'sink'), ['127.0.0.1', String(port), String(count), '300'], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let err = '';
+  sink.stderr.on('data', (d) => (err += d));
+  await waitBound(port);
+  execFileSync(node, [cli, 'send', '127.0.0.1', String(port), '-n', String(count), '-r', String(rate)], {
+    stdio: 'ignore',
+  });
+  await new Promise((r) => sink.on('close', r));
+  const got = Number(/pps=(\d+)/.exec(err)?.[1]);
+  check(`send --rate ${rate}: achieved / asked`, got / rate, '>=', 0.99, `${got} /s received`);
+  targets.at(-1).pass &&= got / rate <= 1.01;
+  targets.at(-1).limit = '0.99-1.01';
+}
+
+// Memory with stdout stalled: an unlimited flood for 10 s into a pipe nobody reads.
+{
+  port++;
+  const listen = spawn(node, [cli, 'listen', '127.0.0.1', String(port), '--stats', '1s'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  listen.stdout.pause(); // never read: the pipe fills and stays full
+  let err = '';
+  listen.stderr.on('data', (d) => (err += d));
+  await waitBound(port);
+  spawnSync(join(work, 'blast'), ['127.0.0.1', String(port), '4000000', '64', '400000'], { stdio: 'ignore' }); // 10 s
+  const peak =
+    Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${listen.pid}/status`, 'utf8'))?.[1]) / 1024;
+  listen.kill('SIGINT');
+  await new Promise((r) => listen.on('close', r));
+  const last = err.trimEnd().split('\n').at(-1) ?? '';
+  const dropped = Number(/drops_output=(\d+)/.exec(last)?.[1]);
+  check(
+    'listen, stdout stalled, 10 s flood: peak RSS MB',
+    peak,
+    '<=',
+    100,
+    `not printed and counted: ${dropped}`,
+  );
+  targets.at(-1).pass &&= dropped > 0;
+}
+
+// Start-up: `udpkit send 127.0.0.1 9 hi` against `node -e ''`, interleaved, medians of 21.
+{
+  const time = (args) => {
+    const t0 = process.hrtime.bigint();
+    spawnSync(node, args, { stdio: 'ignore' });
+    return Number(process.hrtime.bigint() - t0) / 1e6;
+  };
+  const a = [];
+  const b = [];
+  for (let i = 0; i < 21; i++) {
+    a.push(time([cli, 'send', '-q', '127.0.0.1', '9', 'hi']));
+    b.push(time(['-e', '']));
+  }
+  const median = (xs) => xs.sort((x, y) => x - y)[Math.floor(xs.length / 2)];
+  check(
+    "start-up: send 127.0.0.1 9 hi / node -e ''",
+    median(a) / median(b),
+    '<=',
+    1.5,
+    `${median(a).toFixed(1)} vs ${median(b).toFixed(1)} ms`,
+  );
+}
+
+console.log('\n| target | measured | limit | detail | result |\n| --- | --- | --- | --- | --- |');
+for (const t of targets) {
+  const v = typeof t.value === 'number' ? t.value.toFixed(t.value < 10 ? 3 : 1) : 'n/a';
+  console.log(
+    `| ${t.name} | ${v} | ${t.op === '<=' && typeof t.limit === 'number' ? '<= ' : typeof t.limit === 'number' ? '>= ' : ''}${t.limit} | ${t.detail ?? ''} | ${t.pass ? 'PASS' : 'FAIL'} |`,
+  );
+}
+writeFileSync(join(work, 'targets.json'), JSON.stringify(targets, null, 2));
+console.log(
+  `\n${targets.filter((t) => t.pass).length} of ${targets.length} targets met; raw results in ${work}`,
+);
+
+async function waitBound(p) {
+  const hex = `:${p.toString(16).toUpperCase().padStart(4, '0')} `;
+  for (let i = 0; i < 500; i++) {
+    if (readFileSync('/proc/net/udp', 'utf8').includes(`0100007F${hex}`)) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`nothing bound to port ${p}`);
+}
