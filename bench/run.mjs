@@ -6,7 +6,7 @@
 //      WORK (default a new folder under the system's temp dir), SKIP_PEERS=1 to reuse the
 //      peers' results of the last run in WORK.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 const root = resolve(fileURLToPath(new URL('..', import.meta.url)));
 const peers = resolve(process.env.PEERS_DIR ?? join(root, '..', 'shared', 'peers'));
 const work = process.env.WORK ?? mkdtempSync(join(tmpdir(), 'udpkit-bench-'));
+mkdirSync(work, { recursive: true });
 const reps = process.env.REPS ?? '2';
 const cli = join(root, 'dist', 'cli', 'main.js');
 const node = process.execPath;

@@ -5,6 +5,7 @@
 import { isUtf8 } from 'node:buffer';
 import { formatEndpoint } from './address.js';
 import { InvalidArgumentError } from './errors.js';
+import type { ByteSink } from './output.js';
 import type { Datagram } from './socket.js';
 
 /** The names of the output formats. */
@@ -146,45 +147,11 @@ let lastStampPrefix = '';
  * bytes.
  */
 export function hexDump(buf: Uint8Array): string {
-  const n = buf.length;
-  if (n === 0) return '';
-  // Each line: 8 offset, 2 spaces, 49 for the bytes, a space, |ascii| up to 18, newline.
-  const need = Math.ceil(n / 16) * 80;
+  const need = Math.ceil(buf.length / 16) * 80;
   if (scratch.length < need) scratch = Buffer.allocUnsafe(Math.max(need, scratch.length * 2));
-  const out = scratch;
-  let o = 0;
-  for (let off = 0; off < n; off += 16) {
-    for (let shift = 28; shift >= 0; shift -= 4) out[o++] = HEX_CODES[(off >>> shift) & 15] as number;
-    out[o++] = 0x20;
-    out[o++] = 0x20;
-    const end = off + 16 < n ? off + 16 : n;
-    let k = off;
-    for (; k < end; k++) {
-      if (k === off + 8) out[o++] = 0x20;
-      const c = buf[k] as number;
-      out[o++] = HEX_CODES[c >> 4] as number;
-      out[o++] = HEX_CODES[c & 15] as number;
-      out[o++] = 0x20;
-    }
-    if (k < off + 16) {
-      // A short last line: pad to the ASCII column.
-      const pad = (off + 16 - k) * 3 + (k <= off + 8 ? 1 : 0);
-      out.fill(0x20, o, o + pad);
-      o += pad;
-    }
-    out[o++] = 0x20;
-    out[o++] = 0x7c;
-    for (k = off; k < end; k++) {
-      const c = buf[k] as number;
-      out[o++] = c >= 0x20 && c < 0x7f ? c : 0x2e;
-    }
-    out[o++] = 0x7c;
-    out[o++] = 0x0a;
-  }
-  return out.toString('latin1', 0, o);
+  return scratch.toString('latin1', 0, hexDumpInto(buf, scratch, 0));
 }
 
-const HEX_CODES = Buffer.from(HEX, 'latin1');
 /** Reused output space: the dump becomes a string before the next call. */
 let scratch = Buffer.allocUnsafe(8192);
 
@@ -269,4 +236,169 @@ export function toJsonRecord(msg: Datagram): JsonRecord {
     };
   }
   return record;
+}
+
+/** Writes one datagram's output straight into a {@link ByteSink}, no string in between. */
+export type ByteFormatter = (msg: Datagram, out: ByteSink) => void;
+
+const HEX_BYTES = Buffer.from(HEX, 'latin1');
+const TEXT_PREFIX = Buffer.from('Received message: ');
+
+/** ` from 1.2.3.4:5\n` of each sender object, made once (a flood reuses one object). */
+const fromLineCache = new WeakMap<object, Buffer>();
+function fromLine(from: Datagram['from']): Buffer {
+  let bytes = fromLineCache.get(from);
+  if (bytes === undefined) {
+    bytes = Buffer.from(` from ${formatEndpoint(from.address, from.port)}\n`, 'latin1');
+    fromLineCache.set(from, bytes);
+  }
+  return bytes;
+}
+
+/** Copies `src[start, end)` to `dst` at `o`: byte by byte when short, memcpy when long. */
+function copyRun(src: Buffer, start: number, end: number, dst: Buffer, o: number): number {
+  if (end - start > 24) return o + src.copy(dst, o, start, end);
+  for (let k = start; k < end; k++) dst[o++] = src[k] as number;
+  return o;
+}
+
+/**
+ * {@link escapeText} into bytes: writes the escaped form of `d` into `buf` at `o` (which must
+ * have room for 4 bytes per input byte) and returns where it ended.
+ */
+export function escapeInto(d: Buffer, buf: Buffer, o: number): number {
+  const n = d.length;
+  let run = 0;
+  let i = 0;
+  while (i < n) {
+    const c = d[i] as number;
+    if (c >= 0x20 && c < 0x7f && c !== 0x5c) {
+      i++;
+      continue;
+    }
+    if (c >= 0x80) {
+      const len = utf8SequenceLength(d, i);
+      if (len > 0) {
+        const cp =
+          len === 2
+            ? ((c & 0x1f) << 6) | ((d[i + 1] as number) & 0x3f)
+            : len === 3
+              ? ((c & 0x0f) << 12) | (((d[i + 1] as number) & 0x3f) << 6) | ((d[i + 2] as number) & 0x3f)
+              : 0x10000;
+        if (!isUnsafeCodePoint(cp)) {
+          i += len; // valid, printable UTF-8 stays in the run
+          continue;
+        }
+        o = copyRun(d, run, i, buf, o);
+        o += buf.write(`\\u{${cp.toString(16).padStart(4, '0')}}`, o, 'latin1');
+        i += len;
+        run = i;
+        continue;
+      }
+    }
+    o = copyRun(d, run, i, buf, o);
+    buf[o++] = 0x5c;
+    if (c === 0x0a) buf[o++] = 0x6e;
+    else if (c === 0x0d) buf[o++] = 0x72;
+    else if (c === 0x09) buf[o++] = 0x74;
+    else if (c === 0x5c) buf[o++] = 0x5c;
+    else {
+      buf[o++] = 0x78;
+      buf[o++] = HEX_BYTES[c >> 4] as number;
+      buf[o++] = HEX_BYTES[c & 15] as number;
+    }
+    i++;
+    run = i;
+  }
+  return copyRun(d, run, n, buf, o);
+}
+
+/**
+ * {@link hexDump} into bytes: writes the dump of `d` into `buf` at `o` (room for 80 bytes per
+ * 16 input bytes) and returns where it ended.
+ */
+export function hexDumpInto(d: Uint8Array, buf: Buffer, o: number): number {
+  const n = d.length;
+  for (let off = 0; off < n; off += 16) {
+    for (let shift = 28; shift >= 0; shift -= 4) buf[o++] = HEX_BYTES[(off >>> shift) & 15] as number;
+    buf[o++] = 0x20;
+    buf[o++] = 0x20;
+    const end = off + 16 < n ? off + 16 : n;
+    let k = off;
+    for (; k < end; k++) {
+      if (k === off + 8) buf[o++] = 0x20;
+      const c = d[k] as number;
+      buf[o++] = HEX_BYTES[c >> 4] as number;
+      buf[o++] = HEX_BYTES[c & 15] as number;
+      buf[o++] = 0x20;
+    }
+    if (k < off + 16) {
+      // A short last line: pad to the ASCII column.
+      const pad = (off + 16 - k) * 3 + (k <= off + 8 ? 1 : 0);
+      buf.fill(0x20, o, o + pad);
+      o += pad;
+    }
+    buf[o++] = 0x20;
+    buf[o++] = 0x7c;
+    for (k = off; k < end; k++) {
+      const c = d[k] as number;
+      buf[o++] = c >= 0x20 && c < 0x7f ? c : 0x2e;
+    }
+    buf[o++] = 0x7c;
+    buf[o++] = 0x0a;
+  }
+  return o;
+}
+
+/**
+ * A formatter that writes into a {@link ByteSink}, for output at line rate: the same bytes as
+ * {@link createFormatter} gives, without a string per datagram where the format allows
+ * (`text`, `hex`, `raw`).
+ */
+export function createByteFormatter(format: OutputFormat, options: FormatterOptions = {}): ByteFormatter {
+  const stamped = options.timestamps === true;
+  const writeStamp = (msg: Datagram, buf: Buffer, o: number) =>
+    o + buf.write(`${formatTimestamp(msg.receivedAt)} `, o, 'latin1');
+  switch (format) {
+    case 'text':
+      return (msg, out) => {
+        const d = msg.data;
+        const tail = fromLine(msg.from);
+        const buf = out.room(64 + d.length * 4 + tail.length);
+        let o = out.used;
+        if (stamped) o = writeStamp(msg, buf, o);
+        o += TEXT_PREFIX.copy(buf, o);
+        o = escapeInto(d, buf, o);
+        out.used = o + tail.copy(buf, o);
+      };
+    case 'hex':
+      return (msg, out) => {
+        const d = msg.data;
+        const buf = out.room(128 + Math.ceil(d.length / 16) * 80);
+        let o = out.used;
+        if (stamped) o = writeStamp(msg, buf, o);
+        o += buf.write(
+          `Received ${d.length} byte${d.length === 1 ? '' : 's'} from ${formatEndpoint(msg.from.address, msg.from.port)}\n`,
+          o,
+          'latin1',
+        );
+        out.used = hexDumpInto(d, buf, o);
+      };
+    case 'raw':
+      return (msg, out) => {
+        const d = msg.data;
+        const buf = out.room(d.length + 1);
+        const o = out.used + d.copy(buf, out.used);
+        buf[o] = 0x0a;
+        out.used = o + 1;
+      };
+    default: {
+      const asString = createFormatter(format, options) as (msg: Datagram) => string;
+      return (msg, out) => {
+        const s = asString(msg);
+        const buf = out.room(s.length * 3);
+        out.used += buf.write(s, out.used);
+      };
+    }
+  }
 }

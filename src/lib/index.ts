@@ -18,12 +18,16 @@ export {
 } from './address.js';
 export * from './errors.js';
 export {
+  type ByteFormatter,
+  createByteFormatter,
   createFormatter,
+  escapeInto,
   escapeText,
   type Formatter,
   type FormatterOptions,
   formatTimestamp,
   hexDump,
+  hexDumpInto,
   type JsonRecord,
   OUTPUT_FORMATS,
   type OutputFormat,
@@ -34,7 +38,7 @@ export { decodeHexLine, FRAMINGS, Framer, type Framing, parseFraming } from './f
 export { createSequencedBatch, MIN_SEQUENCED_SIZE, numberDatagrams, readSequence } from './generate.js';
 export { socketDrops } from './kernel.js';
 export { nativeUnavailableReason } from './native.js';
-export { BatchWriter, type BatchWriterOptions } from './output.js';
+export { BatchWriter, type BatchWriterOptions, type ByteSink } from './output.js';
 export { Pacer, type PacerOptions } from './pacer.js';
 export { BoundedQueue } from './queue.js';
 export {

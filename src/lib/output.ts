@@ -7,36 +7,57 @@ import type { Writable } from 'node:stream';
 
 /** Options of {@link BatchWriter}. */
 export interface BatchWriterOptions {
-  /** Hand the batch to the stream once it holds this many bytes (default 64 KiB). */
+  /** Hand the batch to the destination once it holds this many bytes (default 64 KiB). */
   flushBytes?: number;
   /**
-   * The most bytes held while the stream is not draining (default 8 MiB); records past it
-   * are dropped and counted.
+   * The most bytes held while the destination is not taking more (default 8 MiB); records
+   * past it are dropped and counted.
    */
   maxBuffered?: number;
 }
 
 /**
- * Batches records (strings or bytes) into large writes to a stream or a file descriptor. Records written in the
- * same turn of the event loop go out together; the batch is written when it reaches
- * `flushBytes` or when the turn ends. While the stream asks to wait (`write()` returned
- * false), records accumulate up to `maxBuffered` bytes, then are dropped and counted.
- * A stream error (EPIPE when the reader went away) ends the writer: later records are
- * discarded and `error` holds the cause.
+ * Where formatters write bytes directly: `room(n)` starts a record and returns a buffer with at
+ * least `n` bytes free from `used` on; the formatter writes there and moves `used` past what it
+ * wrote. One `room()` call per record.
+ */
+export interface ByteSink {
+  room(n: number): Buffer;
+  used: number;
+}
+
+/** Bytes a chunk holds at least: large writes, few allocations. */
+const CHUNK = 256 * 1024;
+
+/**
+ * Batches records into large writes to a stream or a file descriptor. Records are copied (or
+ * formatted in place, through {@link ByteSink}) into large byte chunks; what was written in one
+ * turn of the event loop goes out in one write, or sooner once `flushBytes` are held. While the
+ * destination is busy, records accumulate up to `maxBuffered` bytes, then are dropped and
+ * counted. A destination error (EPIPE when the reader went away) ends the writer: later
+ * records are discarded and `error` holds the cause.
  *
  * Given a file descriptor, it writes with `fs.write` on libuv's thread pool, one write in
  * flight at a time: a reader that stalls then blocks a pool thread, not the event loop, so
  * the program keeps receiving and counts what it cannot print. (Node writes to pipes and
  * files synchronously on Linux, so a Writable such as process.stdout would stall everything.)
  */
-export class BatchWriter {
+export class BatchWriter implements ByteSink {
   readonly flushBytes: number;
   readonly maxBuffered: number;
+  /** Where the next byte goes in the current chunk (see {@link ByteSink}). */
+  used = 0;
+  #chunk: Buffer;
+  /** Where the record being written began, to undo it when it must be dropped. */
+  #recordStart = 0;
   #stream: Writable | undefined;
   #fd: number | undefined;
-  #pending: (string | Uint8Array)[] = [];
-  #pendingBytes = 0;
-  #waitingForDrain = false;
+  /** Filled chunks not yet handed over. */
+  #full: Buffer[] = [];
+  #fullBytes = 0;
+  /** Chunks whose write completed, ready for reuse. */
+  #spare: Buffer[] = [];
+  #busy = false;
   #scheduled = false;
   #dropped = 0;
   #droppedBytes = 0;
@@ -49,6 +70,7 @@ export class BatchWriter {
   constructor(target: Writable | number, options: BatchWriterOptions = {}) {
     this.flushBytes = options.flushBytes ?? 64 * 1024;
     this.maxBuffered = options.maxBuffered ?? 8 * 1024 * 1024;
+    this.#chunk = Buffer.allocUnsafe(Math.max(CHUNK, this.flushBytes));
     if (typeof target === 'number') this.#fd = target;
     else {
       this.#stream = target;
@@ -56,18 +78,7 @@ export class BatchWriter {
     }
   }
 
-  /** True while the destination is not taking more and `maxBuffered` bytes are held. */
-  get saturated(): boolean {
-    return this.#waitingForDrain && this.#pendingBytes >= this.maxBuffered;
-  }
-
-  /** Counts records the caller chose not to write (because {@link saturated}). */
-  countDropped(records: number, bytes = 0): void {
-    this.#dropped += records;
-    this.#droppedBytes += bytes;
-  }
-
-  /** Records dropped because the destination was not reading. */
+  /** Records dropped because the destination was not taking more. */
   get dropped(): number {
     return this.#dropped;
   }
@@ -79,39 +90,61 @@ export class BatchWriter {
   get accepted(): number {
     return this.#accepted;
   }
-  /** Bytes held, not yet handed to the stream. */
+  /** Bytes held, not yet handed to the destination. */
   get buffered(): number {
-    return this.#pendingBytes;
+    return this.#fullBytes + this.used;
   }
-  /** The stream's error, once it failed. */
+  /** The destination's error, once it failed. */
   get error(): Error | undefined {
     return this.#error;
   }
+  /** True while the destination is busy and `maxBuffered` bytes are held: records would drop. */
+  get saturated(): boolean {
+    return this.#busy && this.buffered >= this.maxBuffered;
+  }
 
-  /** Calls `listener` once when the stream fails (EPIPE, EBADF, ...). */
+  /** Calls `listener` once when the destination fails (EPIPE, EBADF, ...). */
   onError(listener: (err: Error) => void): void {
     this.#onError = listener;
     if (this.#error) listener(this.#error);
   }
 
+  /** Counts records the caller chose not to write (because {@link saturated}). */
+  countDropped(records: number, bytes = 0): void {
+    this.#dropped += records;
+    this.#droppedBytes += bytes;
+  }
+
+  /** A buffer with at least `n` bytes free from `used` on (see {@link ByteSink}). */
+  room(n: number): Buffer {
+    if (this.#chunk.length - this.used < n) {
+      if (this.used > 0) {
+        this.#full.push(this.#chunk.subarray(0, this.used));
+        this.#fullBytes += this.used;
+      }
+      const spare = this.#spare.pop();
+      this.#chunk =
+        spare && spare.length >= n ? spare : Buffer.allocUnsafe(Math.max(CHUNK, this.flushBytes, n));
+      this.used = 0;
+    }
+    this.#recordStart = this.used;
+    return this.#chunk;
+  }
+
   /**
-   * Queues one record. Returns false when it was dropped: the destination failed, or it is
-   * not reading and `maxBuffered` bytes are already held.
+   * Ends the record begun by {@link room}: counts it and sees it written in time. Returns
+   * false, undoing the record, when it had to be dropped (destination failed or full).
    */
-  write(record: string | Uint8Array): boolean {
-    if (this.#error) return false;
-    // A string's UTF-8 size is at least its length; the estimate only bounds memory.
-    const size = record.length;
-    if (this.#waitingForDrain && this.#pendingBytes + size > this.maxBuffered) {
+  commit(): boolean {
+    if (this.#error || (this.#busy && this.buffered > this.maxBuffered)) {
       this.#dropped++;
-      this.#droppedBytes += size;
+      this.#droppedBytes += this.used - this.#recordStart;
+      this.used = this.#recordStart;
       return false;
     }
-    this.#pending.push(record);
-    this.#pendingBytes += size;
     this.#accepted++;
-    if (this.#waitingForDrain) return true;
-    if (this.#pendingBytes >= this.flushBytes) this.#flush();
+    if (this.#busy) return true;
+    if (this.buffered >= this.flushBytes) this.#flush();
     else if (!this.#scheduled) {
       this.#scheduled = true;
       setImmediate(() => {
@@ -123,66 +156,91 @@ export class BatchWriter {
   }
 
   /**
-   * Writes what is held and resolves once the stream has taken it all (or failed). Does not
-   * end the stream.
+   * Queues one record. Returns false when it was dropped: the destination failed, or it is
+   * busy and `maxBuffered` bytes are already held.
+   */
+  write(record: string | Uint8Array): boolean {
+    if (this.#error || (this.#busy && this.buffered + record.length > this.maxBuffered)) {
+      this.#dropped++;
+      this.#droppedBytes += record.length;
+      return false;
+    }
+    if (typeof record === 'string') {
+      const buf = this.room(record.length * 3);
+      this.used += buf.write(record, this.used);
+      return this.commit();
+    }
+    const buf = this.room(record.length);
+    buf.set(record, this.used);
+    this.used += record.length;
+    return this.commit();
+  }
+
+  /**
+   * Writes what is held and resolves once the destination has taken it all (or failed). Does
+   * not end a stream.
    */
   flush(): Promise<void> {
     this.#flush();
-    if (this.#error || (!this.#waitingForDrain && this.#pending.length === 0)) return Promise.resolve();
+    if (this.#error || (!this.#busy && this.buffered === 0)) return Promise.resolve();
     return new Promise((resolve) => this.#idle.push(resolve));
   }
 
   #flush(): void {
-    if (this.#waitingForDrain || this.#error) return;
-    if (this.#pending.length === 0) {
+    if (this.#busy || this.#error) return;
+    if (this.buffered === 0) {
       this.#settleIdle();
       return;
     }
-    const batch = this.#pending;
-    this.#pending = [];
-    this.#pendingBytes = 0;
-    const chunk = batch.every((r) => typeof r === 'string')
-      ? (batch as string[]).join('')
-      : Buffer.concat(batch.map((r) => (typeof r === 'string' ? Buffer.from(r) : r)));
+    if (this.used > 0) {
+      this.#full.push(this.#chunk.subarray(0, this.used));
+      this.#fullBytes += this.used;
+      // The handed-over chunk must not change until written: continue in another.
+      this.#chunk = this.#spare.pop() ?? Buffer.allocUnsafe(Math.max(CHUNK, this.flushBytes));
+      this.used = 0;
+    }
+    const parts = this.#full;
+    this.#full = [];
+    this.#fullBytes = 0;
+    const data = parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts);
+    this.#busy = true;
+    const done = () => {
+      this.#busy = false;
+      // Whole chunks come back for reuse (at most two kept).
+      if (parts.length === 1 && this.#spare.length < 2 && data.buffer.byteLength >= CHUNK) {
+        this.#spare.push(Buffer.from(data.buffer, data.byteOffset, data.buffer.byteLength - data.byteOffset));
+      }
+      this.#flush();
+    };
     if (this.#fd !== undefined) {
-      this.#waitingForDrain = true;
-      this.#writeFd(typeof chunk === 'string' ? Buffer.from(chunk) : chunk, 0);
+      this.#writeFd(data, 0, done);
       return;
     }
     const stream = this.#stream as Writable;
     let ok: boolean;
     try {
-      ok = stream.write(chunk);
+      ok = stream.write(data);
     } catch (err) {
       this.#fail(err as Error);
       return;
     }
-    if (!ok) {
-      this.#waitingForDrain = true;
-      stream.once('drain', () => {
-        this.#waitingForDrain = false;
-        this.#flush();
-      });
-      return;
-    }
-    if (this.#pending.length === 0) this.#settleIdle();
+    if (ok) {
+      this.#busy = false;
+      this.#settleIdle();
+    } else stream.once('drain', done);
   }
 
-  /** Writes `buf` from `offset` on, then whatever accumulated meanwhile. */
-  #writeFd(buf: Buffer, offset: number): void {
+  /** Writes `buf` from `offset` on, then calls `done`. */
+  #writeFd(buf: Buffer, offset: number, done: () => void): void {
     fsWrite(this.#fd as number, buf, offset, buf.length - offset, null, (err, written) => {
       if (err) {
         // A descriptor someone made non-blocking: try again shortly.
-        if (err.code === 'EAGAIN') setTimeout(() => this.#writeFd(buf, offset), 1);
+        if (err.code === 'EAGAIN') setTimeout(() => this.#writeFd(buf, offset, done), 1);
         else this.#fail(err);
         return;
       }
-      if (offset + written < buf.length) {
-        this.#writeFd(buf, offset + written);
-        return;
-      }
-      this.#waitingForDrain = false;
-      this.#flush();
+      if (offset + written < buf.length) this.#writeFd(buf, offset + written, done);
+      else done();
     });
   }
 
@@ -193,8 +251,9 @@ export class BatchWriter {
   #fail(err: Error): void {
     if (this.#error) return;
     this.#error = err;
-    this.#pending = [];
-    this.#pendingBytes = 0;
+    this.#full = [];
+    this.#fullBytes = 0;
+    this.used = 0;
     this.#settleIdle();
     this.#onError?.(err);
   }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  createByteFormatter,
   createFormatter,
   type Datagram,
   escapeText,
@@ -138,5 +139,54 @@ describe('createFormatter', () => {
     expect(() => parseOutputFormat('xml')).toThrow(
       "unknown format 'xml' (allowed: text, raw, hex, base64, json)",
     );
+  });
+});
+
+describe('createByteFormatter', () => {
+  /** A ByteSink over one big buffer. */
+  function sink() {
+    const buf = Buffer.alloc(1 << 20);
+    return {
+      used: 0,
+      room(n: number) {
+        if (buf.length - this.used < n) throw new Error('test sink too small');
+        return buf;
+      },
+      text() {
+        return buf.toString('latin1', 0, this.used);
+      },
+    };
+  }
+  it('writes the same bytes as the string formatters, for every format and any payload', () => {
+    let seed = 99;
+    const rand = () => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed;
+    };
+    const samples = [
+      Buffer.alloc(0),
+      Buffer.from('Hello'),
+      Buffer.from('héllo ✓ \u202e \\ \x1b[0m\n'),
+      Buffer.from([0xc2, 0x9b, 0xff, 0xed, 0xa0, 0x80, 0xf0, 0x9f, 0x98, 0x80]),
+      Buffer.from('x'.repeat(100)),
+      ...Array.from({ length: 200 }, (_, n) =>
+        Buffer.from(
+          Array.from({ length: rand() % 90 }, () => (n % 3 === 0 ? 32 + (rand() % 95) : rand() & 0xff)),
+        ),
+      ),
+    ];
+    for (const format of ['text', 'hex', 'raw', 'base64', 'json'] as const) {
+      for (const timestamps of [false, true]) {
+        const strings = createFormatter(format, { timestamps });
+        const bytes = createByteFormatter(format, { timestamps });
+        for (const [i, data] of samples.entries()) {
+          const msg = dgram(data, i % 2 ? '::1' : '127.0.0.1', 1000 + i);
+          const out = sink();
+          bytes(msg, out);
+          const expected = strings(msg);
+          expect(out.text()).toBe(Buffer.from(expected as string | Uint8Array).toString('latin1'));
+        }
+      }
+    }
   });
 });

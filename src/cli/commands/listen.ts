@@ -6,7 +6,7 @@ import { Command, Option } from 'commander';
 import {
   AbortError,
   BatchWriter,
-  createFormatter,
+  createByteFormatter,
   formatEndpoint,
   type IpFamily,
   OUTPUT_FORMATS,
@@ -105,7 +105,7 @@ export async function runListen(opts: ListenOptions, io: CliIO): Promise<number>
   const outputGone = new AbortController();
   out.onError(() => outputGone.abort());
   const signal = AbortSignal.any([io.signal, outputGone.signal]);
-  const format = createFormatter(opts.format, { timestamps: opts.timestamps });
+  const format = createByteFormatter(opts.format, { timestamps: opts.timestamps });
   const local = socket.address();
   const granted = socket.recvBufferSize;
   if (!opts.quiet) io.stderr.write(`Listening on ${formatEndpoint(local.address, local.port)}\n`);
@@ -138,7 +138,11 @@ export async function runListen(opts: ListenOptions, io: CliIO): Promise<number>
       if (batch.length > left) batch = batch.slice(0, left);
       left -= batch.length;
       if (out.saturated) out.countDropped(batch.length);
-      else for (const msg of batch) out.write(format(msg));
+      else
+        for (const msg of batch) {
+          format(msg, out);
+          out.commit();
+        }
       if (left === 0) break;
     }
   } catch (err) {
