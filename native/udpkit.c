@@ -39,6 +39,10 @@ typedef struct {
   napi_async_context async_ctx;
   napi_ref on_batch;
   napi_ref on_writable;
+  /* The receive slab and metadata live in JS Buffers made once: no allocation per batch. */
+  napi_ref slab_ref;
+  napi_ref meta_ref;
+  uint32_t *meta;
   unsigned char *slab;
   struct mmsghdr msgs[BATCH];
   struct iovec iov[BATCH];
@@ -124,10 +128,7 @@ static int make_addr(sock_t *s, const char *ip, int port, struct sockaddr_storag
 
 static void poll_close_cb(uv_handle_t *h) { free(h); }
 
-static void sock_free(sock_t *s) {
-  free(s->slab);
-  free(s);
-}
+static void sock_free(sock_t *s) { free(s); }
 
 static void finalize_sock(napi_env env, void *data, void *hint) {
   (void)hint;
@@ -148,6 +149,8 @@ static void finalize_sock(napi_env env, void *data, void *hint) {
   }
   if (s->on_batch) napi_delete_reference(env, s->on_batch);
   if (s->on_writable) napi_delete_reference(env, s->on_writable);
+  if (s->slab_ref) napi_delete_reference(env, s->slab_ref);
+  if (s->meta_ref) napi_delete_reference(env, s->meta_ref);
   if (s->async_ctx) napi_async_destroy(env, s->async_ctx);
   sock_free(s);
 }
@@ -326,29 +329,25 @@ static double ts_ms(struct msghdr *m, double fallback) {
   return fallback;
 }
 
-/* Hands one batch to JS: onBatch(data, meta, count, senders) or onBatch(null, errorCode). */
+/*
+ * Hands one batch to JS: onBatch(slab, meta, count, senders). Datagram i is at offset
+ * i * MAX_DGRAM of slab; meta holds per datagram its length, its sender's index in senders
+ * and its kernel receive time (f64 ms since the epoch). Both buffers are reused by the next
+ * batch: JS copies what it keeps. On a receive error: onBatch(null, errorCode).
+ */
 static int deliver(sock_t *s, napi_env env, int n) {
-  napi_value cb, global, args[4], data, meta, senders, result;
+  napi_value cb, global, args[4], senders, result;
   napi_get_reference_value(env, s->on_batch, &cb);
   napi_get_global(env, &global);
-  (void)result;
-  size_t total = 0;
-  for (int i = 0; i < n; i++) total += s->msgs[i].msg_len;
-  void *dst;
-  if (napi_create_buffer(env, total ? total : 1, &dst, &data) != napi_ok) return -1;
-  uint32_t *m;
-  if (napi_create_buffer(env, (size_t)n * META_WORDS * 4, (void **)&m, &meta) != napi_ok) return -1;
+  napi_get_reference_value(env, s->slab_ref, &args[0]);
+  napi_get_reference_value(env, s->meta_ref, &args[1]);
   napi_create_array(env, &senders);
   struct timespec now;
   clock_gettime(CLOCK_REALTIME, &now);
   double fallback = (double)now.tv_sec * 1e3 + (double)now.tv_nsec / 1e6;
   int uniq[BATCH];
   int nuniq = 0;
-  size_t off = 0;
   for (int i = 0; i < n; i++) {
-    unsigned int len = s->msgs[i].msg_len;
-    memcpy((unsigned char *)dst + off, s->slab + (size_t)i * MAX_DGRAM, len);
-    off += len;
     struct msghdr *h = &s->msgs[i].msg_hdr;
     int idx = -1;
     for (int u = 0; u < nuniq; u++) {
@@ -369,13 +368,11 @@ static int deliver(sock_t *s, napi_env env, int n) {
       napi_set_element(env, senders, (uint32_t)idx, pair);
     }
     double t = ts_ms(h, fallback);
-    uint32_t *rec = m + (size_t)i * META_WORDS;
-    rec[0] = len;
+    uint32_t *rec = s->meta + (size_t)i * META_WORDS;
+    rec[0] = s->msgs[i].msg_len;
     rec[1] = (uint32_t)idx;
     memcpy(rec + 2, &t, sizeof t);
   }
-  args[0] = data;
-  args[1] = meta;
   napi_create_int32(env, n, &args[2]);
   args[3] = senders;
   // make_callback, not call_function: promises the callback resolves settle right after it.
@@ -503,9 +500,15 @@ static napi_value js_start(napi_env env, napi_callback_info info) {
   CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   sock_t *s = get_sock(env, argv[0]);
   if (!s) return NULL;
-  if (!s->slab) {
-    s->slab = malloc((size_t)BATCH * MAX_DGRAM);
-    if (!s->slab) return throw_errno(env, ENOMEM, "malloc");
+  if (!s->slab_ref) {
+    napi_value slab, meta;
+    void *p;
+    CALL(env, napi_create_buffer(env, (size_t)BATCH * MAX_DGRAM, &p, &slab));
+    s->slab = p;
+    CALL(env, napi_create_reference(env, slab, 1, &s->slab_ref));
+    CALL(env, napi_create_buffer(env, (size_t)BATCH * META_WORDS * 4, &p, &meta));
+    s->meta = p;
+    CALL(env, napi_create_reference(env, meta, 1, &s->meta_ref));
     for (int i = 0; i < BATCH; i++) {
       s->iov[i].iov_base = s->slab + (size_t)i * MAX_DGRAM;
       s->iov[i].iov_len = MAX_DGRAM;
@@ -663,6 +666,70 @@ static napi_value js_fd(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/*
+ * sendBuffers(sock, buffers (Array of Buffer), first, count, ip|null, port) -> datagrams sent
+ * Like sendBatch, for datagrams that are separate Buffers: no packing copy needed.
+ */
+static napi_value js_send_buffers(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6], out;
+  CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  sock_t *s = get_sock(env, argv[0]);
+  if (!s) return NULL;
+  uint32_t len;
+  CALL(env, napi_get_array_length(env, argv[1], &len));
+  int32_t first, count, port = 0;
+  CALL(env, napi_get_value_int32(env, argv[2], &first));
+  CALL(env, napi_get_value_int32(env, argv[3], &count));
+  if (first < 0 || count < 0 || (uint32_t)first + (uint32_t)count > len) {
+    napi_throw_range_error(env, "UDP_ERR_NATIVE", "batch out of range");
+    return NULL;
+  }
+  napi_valuetype ipt;
+  CALL(env, napi_typeof(env, argv[4], &ipt));
+  struct sockaddr_storage ss;
+  socklen_t sslen = 0;
+  if (ipt == napi_string) {
+    char ip[64];
+    CALL(env, napi_get_value_string_utf8(env, argv[4], ip, sizeof ip, NULL));
+    CALL(env, napi_get_value_int32(env, argv[5], &port));
+    if (make_addr(s, ip, port, &ss, &sslen) < 0) return throw_errno(env, EINVAL, "sendmmsg");
+  }
+  int sent = 0;
+  struct mmsghdr msgs[BATCH];
+  struct iovec iov[BATCH];
+  while (sent < count) {
+    int k = count - sent < BATCH ? count - sent : BATCH;
+    for (int i = 0; i < k; i++) {
+      napi_value el;
+      void *data;
+      size_t dlen;
+      CALL(env, napi_get_element(env, argv[1], (uint32_t)(first + sent + i), &el));
+      CALL(env, napi_get_buffer_info(env, el, &data, &dlen));
+      iov[i].iov_base = data;
+      iov[i].iov_len = dlen;
+      memset(&msgs[i], 0, sizeof msgs[i]);
+      msgs[i].msg_hdr.msg_iov = &iov[i];
+      msgs[i].msg_hdr.msg_iovlen = 1;
+      if (sslen) {
+        msgs[i].msg_hdr.msg_name = &ss;
+        msgs[i].msg_hdr.msg_namelen = sslen;
+      }
+    }
+    int r = sendmmsg(s->fd, msgs, (unsigned int)k, MSG_DONTWAIT);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) break;
+      if (sent > 0) break;
+      return throw_errno(env, errno, "sendmmsg");
+    }
+    sent += r;
+    if (r < k) break;
+  }
+  CALL(env, napi_create_int32(env, sent, &out));
+  return out;
+}
+
 /* close(sock) */
 static napi_value js_close(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -692,8 +759,16 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
     napi_delete_reference(env, s->on_writable);
     s->on_writable = NULL;
   }
-  free(s->slab);
+  if (s->slab_ref) {
+    napi_delete_reference(env, s->slab_ref);
+    s->slab_ref = NULL;
+  }
+  if (s->meta_ref) {
+    napi_delete_reference(env, s->meta_ref);
+    s->meta_ref = NULL;
+  }
   s->slab = NULL;
+  s->meta = NULL;
   if (s->async_ctx) {
     napi_async_destroy(env, s->async_ctx);
     s->async_ctx = NULL;
@@ -725,6 +800,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"startReceiving", NULL, js_start, NULL, NULL, NULL, napi_default, NULL},
       {"pauseReceiving", NULL, js_pause, NULL, NULL, NULL, napi_default, NULL},
       {"waitWritable", NULL, js_wait_writable, NULL, NULL, NULL, napi_default, NULL},
+      {"sendBuffers", NULL, js_send_buffers, NULL, NULL, NULL, napi_default, NULL},
       {"sendBatch", NULL, js_send_batch, NULL, NULL, NULL, napi_default, NULL},
       {"close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL},
       {"setCoalesce", NULL, js_set_coalesce, NULL, NULL, NULL, napi_default, NULL},

@@ -19,3 +19,6 @@ export const EXIT_USAGE = 2;
 export function plural(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? '' : 's'}`;
 }
+
+/** How long a command waits at exit for stdout to take what is left. */
+export const OUTPUT_DEADLINE_MS = 2000;

@@ -106,4 +106,7 @@ Examples:
   return stoppedBy ? (SIGNAL_EXIT[stoppedBy] ?? EXIT_FAILURE) : exitCode;
 }
 
-process.exitCode = await main(process.argv.slice(2));
+const code = await main(process.argv.slice(2));
+// Exit now: a write still blocked on a stalled stdout (on a pool thread) or a terminal's stdin
+// must not keep a finished command alive. stderr is written synchronously, so nothing is lost.
+process.exit(code);

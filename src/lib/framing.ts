@@ -74,7 +74,8 @@ export class Framer {
   }
 
   /**
-   * Feeds a chunk of input; returns the records it completed, in order. When a record in the
+   * Feeds a chunk of input; returns the records it completed, in order. Records that lie wholly
+   * in the chunk are views of it (no copy): don't change a chunk after pushing it. When a record in the
    * chunk is bad, the records before it are returned and the next call (`push` or `end`)
    * throws, so a caller sends everything up to the bad record and nothing after it.
    *
@@ -97,9 +98,12 @@ export class Framer {
     for (;;) {
       const at = buf.indexOf(delimiter, start);
       if (at < 0) break;
-      this.#append(buf.subarray(start, at));
+      // A record wholly inside this chunk is a view of it, not a copy.
+      const whole = this.#parts.length === 0 && this.#overflowBytes < 0 && at - start <= this.#rawLimit();
+      if (whole) this.#lastByte = at > start ? (buf[at - 1] as number) : -1;
+      else this.#append(buf.subarray(start, at));
       try {
-        out.push(this.#takeRecord());
+        out.push(this.#takeRecord(whole ? buf.subarray(start, at) : undefined));
       } catch (err) {
         if (out.length === 0) throw err;
         this.#failed = err as Error;
@@ -165,7 +169,8 @@ export class Framer {
     }
   }
 
-  #takeRecord(): Buffer {
+  /** Ends the current record: `direct` when it lies wholly in one chunk, else the parts held. */
+  #takeRecord(direct?: Buffer): Buffer {
     const n = ++this.#records;
     const lastByte = this.#lastByte;
     this.#lastByte = -1;
@@ -178,7 +183,8 @@ export class Framer {
       throw this.#tooLarge(n, size);
     }
     let record =
-      this.#parts.length === 1 ? (this.#parts[0] as Buffer) : Buffer.concat(this.#parts, this.#partBytes);
+      direct ??
+      (this.#parts.length === 1 ? (this.#parts[0] as Buffer) : Buffer.concat(this.#parts, this.#partBytes));
     this.#parts = [];
     this.#partBytes = 0;
     if (this.framing === 'line' && record.length > 0 && record[record.length - 1] === CR) {

@@ -36,6 +36,14 @@ export interface NativeAddon {
     ip: string | null,
     port: number,
   ): number;
+  sendBuffers(
+    sock: NativeHandle,
+    buffers: Uint8Array[],
+    first: number,
+    count: number,
+    ip: string | null,
+    port: number,
+  ): number;
   setCoalesce(sock: NativeHandle, ms: number): void;
   fd(sock: NativeHandle): number;
   ref(sock: NativeHandle, on: boolean): void;

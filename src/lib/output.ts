@@ -178,12 +178,27 @@ export class BatchWriter implements ByteSink {
 
   /**
    * Writes what is held and resolves once the destination has taken it all (or failed). Does
-   * not end a stream.
+   * not end a stream. With `deadlineMs`, resolves by then at the latest, to `false` when output
+   * was still held (a reader that never comes back must not keep a program from exiting).
    */
-  flush(): Promise<void> {
+  flush(deadlineMs?: number): Promise<boolean> {
     this.#flush();
-    if (this.#error || (!this.#busy && this.buffered === 0)) return Promise.resolve();
-    return new Promise((resolve) => this.#idle.push(resolve));
+    if (this.#error || (!this.#busy && this.buffered === 0)) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      let timer: NodeJS.Timeout | undefined;
+      const done = () => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+      this.#idle.push(done);
+      if (deadlineMs !== undefined) {
+        timer = setTimeout(() => {
+          const i = this.#idle.indexOf(done);
+          if (i >= 0) this.#idle.splice(i, 1);
+          resolve(false);
+        }, deadlineMs);
+      }
+    });
   }
 
   #flush(): void {

@@ -100,6 +100,9 @@ const CLOSE_DEADLINE_MS = 1000;
 /** Someone waiting for the queue to fill: woken once, then they look again. */
 type Waiter = () => void;
 
+/** The handler of a running {@link UdpSocket.consume} and how to end it. */
+type Consumer = { handler: (msg: Datagram) => unknown; end: (err?: unknown) => void };
+
 /** Why a wait ended. */
 type WaitResult = 'ready' | 'timeout';
 
@@ -123,6 +126,7 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
   #transport: Transport;
   #queue: BoundedQueue<Datagram>;
   #waiters: Waiter[] = [];
+  #consumer: Consumer | undefined;
   #inflight = new Set<Promise<unknown>>();
   #closing: Promise<void> | undefined;
   #remote: Endpoint | undefined;
@@ -170,7 +174,7 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
         coalesce: options.coalesce ?? true,
       },
       {
-        datagram: (data, from, receivedAt) => this.#onDatagram(data, from, receivedAt),
+        datagram: (data, from, receivedAt, borrowed) => this.#onDatagram(data, from, receivedAt, borrowed),
         // After bind, errors come from receiving (ICMP errors on a connected socket): a
         // counted warning, never a crash.
         receiveError: () => {
@@ -357,13 +361,33 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
   }
 
   /**
-   * Sends many datagrams in order, in as few system calls as the transport allows (sendmmsg
-   * with the native transport): `count` payloads packed back to back in `data`, `lengths[i]`
-   * bytes each. Resolves once the kernel has taken them all. For load generators and relays.
+   * Sends each payload as one datagram, in order, in as few system calls as the transport
+   * allows (sendmmsg, 64 at a time, with the native transport). Resolves once the kernel has
+   * taken them all.
    *
    * @throws the errors of {@link UdpSocket.send}; on an error some datagrams may have gone
    */
-  async sendMany(
+  async sendEach(payloads: readonly (Uint8Array | string)[], port?: number, host?: string): Promise<void> {
+    if (!Array.isArray(payloads)) throw new InvalidArgumentError('sendEach needs an array of payloads');
+    const list = payloads.map(toPayload);
+    let total = 0;
+    for (const p of list) {
+      checkSize(p.length, this.family);
+      total += p.length;
+    }
+    await this.#sendCounted(list.length, total, port, host, (dest) =>
+      this.#transport.sendEach(list, dest?.port, dest?.address),
+    );
+  }
+
+  /**
+   * Sends `count` datagrams packed back to back in `data`, `lengths[i]` bytes each, in order,
+   * like {@link UdpSocket.sendEach} but with no array of buffers: for load generators that
+   * rewrite one buffer.
+   *
+   * @throws the errors of {@link UdpSocket.send}; on an error some datagrams may have gone
+   */
+  async sendPacked(
     data: Uint8Array,
     lengths: Uint32Array,
     count: number,
@@ -371,7 +395,7 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
     host?: string,
   ): Promise<void> {
     if (!(data instanceof Uint8Array) || !(lengths instanceof Uint32Array)) {
-      throw new InvalidArgumentError('sendMany needs a Uint8Array of data and a Uint32Array of lengths');
+      throw new InvalidArgumentError('sendPacked needs a Uint8Array of data and a Uint32Array of lengths');
     }
     if (!Number.isInteger(count) || count < 0 || count > lengths.length) {
       throw new InvalidArgumentError(`count ${count} is not in 0-${lengths.length}`);
@@ -382,16 +406,29 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
       checkSize(len, this.family);
       total += len;
     }
-    if (total > data.length)
+    if (total > data.length) {
       throw new InvalidArgumentError(`the lengths add up to ${total}, past the ${data.length} bytes of data`);
+    }
+    await this.#sendCounted(count, total, port, host, (dest) =>
+      this.#transport.sendPacked(data, lengths, count, dest?.port, dest?.address),
+    );
+  }
+
+  async #sendCounted(
+    count: number,
+    bytes: number,
+    port: number | undefined,
+    host: string | undefined,
+    go: (dest: { port: number; address: string } | undefined) => Promise<void>,
+  ): Promise<void> {
     const dest = this.#destination(port, host);
     if (this.#state === 'unbound') await this.bind();
     else if (this.#state === 'binding') throw new SocketStateError('the socket is still binding');
     if (this.#state !== 'bound') throw new SocketClosedError();
-    const sent = this.#transport.sendMany(data, lengths, count, dest?.port, dest?.address).then(
+    const sent = go(dest).then(
       () => {
         this.#packetsSent += count;
-        this.#bytesSent += total;
+        this.#bytesSent += bytes;
       },
       (err: unknown) => {
         this.#sendErrors++;
@@ -449,6 +486,70 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
       for (let msg = this.#queue.shift(); msg !== undefined; msg = this.#queue.shift()) batch.push(msg);
       return batch;
     });
+  }
+
+  /**
+   * Hands each datagram to `handler` as it arrives, with no queue and no await per datagram:
+   * the fastest way to take a flood. `msg.data` is valid only during the call (the native
+   * transport reuses its receive buffer); copy what you keep. Datagrams already queued go
+   * first. Resolves when `handler` returns `false`, after `idleTimeout` ms of silence, or when
+   * the socket closes; rejects with an {@link AbortError} when `signal` fires, or with what
+   * `handler` threw. One consumer at a time; the queue and iterators wait meanwhile.
+   *
+   * @throws {SocketStateError} `UDP_ERR_SOCKET_STATE` when another consume() is running
+   */
+  consume(handler: (msg: Datagram) => unknown, options: MessagesOptions = {}): Promise<void> {
+    const { signal, idleTimeout } = options;
+    if (idleTimeout !== undefined && !(Number.isFinite(idleTimeout) && idleTimeout > 0)) {
+      return Promise.reject(
+        new InvalidArgumentError(`idleTimeout ${idleTimeout} is not a positive number of milliseconds`),
+      );
+    }
+    if (this.#consumer) return Promise.reject(new SocketStateError('another consume() is already running'));
+    if (signal?.aborted) return Promise.reject(new AbortError(undefined, { cause: signal.reason }));
+    return new Promise<void>((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      const since = performance.now();
+      const end = (err?: unknown) => {
+        if (this.#consumer !== consumer) return;
+        this.#consumer = undefined;
+        if (timer) clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        if (err === undefined) resolve();
+        else reject(err);
+      };
+      const consumer: Consumer = { handler, end };
+      const onAbort = () => end(new AbortError(undefined, { cause: signal?.reason }));
+      signal?.addEventListener('abort', onAbort, { once: true });
+      if (idleTimeout !== undefined) {
+        const check = () => {
+          const quiet = performance.now() - Math.max(since, this.#lastReceivedAt);
+          if (quiet >= idleTimeout) end();
+          else timer = setTimeout(check, idleTimeout - quiet);
+        };
+        timer = setTimeout(check, idleTimeout);
+      }
+      this.#consumer = consumer;
+      for (
+        let msg = this.#queue.shift();
+        msg !== undefined && this.#consumer === consumer;
+        msg = this.#queue.shift()
+      ) {
+        this.#deliver(consumer, msg);
+      }
+      if (this.#state === 'closing' || this.#state === 'closed') end();
+    });
+  }
+
+  #deliver(consumer: Consumer, msg: Datagram): void {
+    let more: unknown;
+    try {
+      more = consumer.handler(msg);
+    } catch (err) {
+      consumer.end(err);
+      return;
+    }
+    if (more === false) consumer.end();
   }
 
   /** Same as {@link UdpSocket.messages} with no options. */
@@ -545,6 +646,7 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
       await this.#closeHandle();
     })();
     this.#wake();
+    this.#consumer?.end();
     return this.#closing;
   }
 
@@ -561,11 +663,21 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
     }
   }
 
-  #onDatagram(data: Buffer, from: Endpoint, receivedAt: number): void {
+  #onDatagram(data: Buffer, from: Endpoint, receivedAt: number, borrowed: boolean): void {
     this.#lastReceivedAt = performance.now();
     this.#packetsReceived++;
     this.#bytesReceived += data.length;
-    if (!this.#queue.push({ data, from, receivedAt })) this.#droppedByQueue++;
+    const consumer = this.#consumer;
+    if (consumer) {
+      this.#deliver(consumer, { data, from, receivedAt });
+      return;
+    }
+    if (this.#queue.length === this.highWaterMark) {
+      this.#droppedByQueue++;
+      return;
+    }
+    // Queued datagrams outlive the transport's buffer: copy borrowed bytes.
+    this.#queue.push({ data: borrowed ? Buffer.from(data) : data, from, receivedAt });
     if (this.#waiters.length > 0) this.#wake();
   }
 

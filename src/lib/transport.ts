@@ -9,7 +9,11 @@ import { type NativeHandle, nativeAddon } from './native.js';
 
 /** Where a transport delivers what it receives. */
 export interface TransportSink {
-  datagram(data: Buffer, from: Endpoint, receivedAt: number): void;
+  /**
+   * One datagram. `borrowed` data is valid only during the call (the native transport's
+   * receive buffer, reused by the next batch): copy it to keep it.
+   */
+  datagram(data: Buffer, from: Endpoint, receivedAt: number, borrowed: boolean): void;
   /** Errors while receiving (ICMP errors on a connected socket): counted, never fatal. */
   receiveError(code: string): void;
 }
@@ -24,11 +28,13 @@ export interface Transport {
   localAddress(): { address: string; port: number };
   /** Sends one datagram; resolves when the kernel took it. */
   send(data: Uint8Array, port: number | undefined, address: string | undefined): Promise<void>;
+  /** Sends each payload as a datagram, in order; resolves when the kernel took them all. */
+  sendEach(payloads: Uint8Array[], port: number | undefined, address: string | undefined): Promise<void>;
   /**
    * Sends `count` datagrams packed back to back in `data`, with the given lengths, in order.
    * Resolves when the kernel took them all.
    */
-  sendMany(
+  sendPacked(
     data: Uint8Array,
     lengths: Uint32Array,
     count: number,
@@ -77,7 +83,7 @@ class DgramTransport implements Transport {
     });
     this.#socket.on('message', (data, rinfo) => {
       // rinfo already holds address, port and family; reuse it rather than copy per datagram.
-      sink.datagram(data, rinfo as Endpoint, performance.timeOrigin + performance.now());
+      sink.datagram(data, rinfo as Endpoint, performance.timeOrigin + performance.now(), false);
     });
     this.#socket.on('error', (err: NodeJS.ErrnoException) => {
       if (this.#bound) sink.receiveError(err.code ?? 'EIO');
@@ -115,7 +121,15 @@ class DgramTransport implements Transport {
     });
   }
 
-  async sendMany(
+  async sendEach(
+    payloads: Uint8Array[],
+    port: number | undefined,
+    address: string | undefined,
+  ): Promise<void> {
+    await Promise.all(payloads.map((p) => this.send(p, port, address)));
+  }
+
+  async sendPacked(
     data: Uint8Array,
     lengths: Uint32Array,
     count: number,
@@ -159,6 +173,8 @@ class DgramTransport implements Transport {
 
 /** A send waiting for the kernel's buffer to have room. */
 interface PendingSend {
+  /** Separate payloads, or packed `data` with `lengths`. */
+  list: Uint8Array[] | undefined;
   data: Uint8Array;
   lengths: Uint32Array;
   next: number;
@@ -170,6 +186,9 @@ interface PendingSend {
 }
 
 const ONE = new Uint32Array(1);
+const EMPTY = new Uint8Array(0);
+/** Where datagram i starts in the native receive slab. */
+const SLOT = 65536;
 
 class NativeTransport implements Transport {
   readonly kind = 'native';
@@ -182,6 +201,9 @@ class NativeTransport implements Transport {
   #receiving = false;
   #queue: PendingSend[] = [];
   #waiting = false;
+  /** Views of the addon's metadata buffer, made once. */
+  #words: Uint32Array | undefined;
+  #times: Float64Array | undefined;
   /** Sender endpoints by "address|port", so a flood from one sender allocates one object. */
   #senders = new Map<string, Endpoint>();
 
@@ -214,18 +236,33 @@ class NativeTransport implements Transport {
         return Promise.resolve();
       }
     }
-    return this.sendMany(data, Uint32Array.of(data.length), 1, port, address);
+    return this.sendPacked(data, Uint32Array.of(data.length), 1, port, address);
   }
 
-  sendMany(
+  sendEach(payloads: Uint8Array[], port: number | undefined, address: string | undefined): Promise<void> {
+    return this.#enqueue({
+      list: payloads,
+      data: EMPTY,
+      lengths: ONE,
+      count: payloads.length,
+      port,
+      address,
+    });
+  }
+
+  sendPacked(
     data: Uint8Array,
     lengths: Uint32Array,
     count: number,
     port: number | undefined,
     address: string | undefined,
   ): Promise<void> {
+    return this.#enqueue({ list: undefined, data, lengths, count, port, address });
+  }
+
+  #enqueue(job: Omit<PendingSend, 'next' | 'resolve' | 'reject'>): Promise<void> {
     return new Promise((resolve, reject) => {
-      this.#queue.push({ data, lengths, next: 0, count, port, address, resolve, reject });
+      this.#queue.push({ ...job, next: 0, resolve, reject });
       if (this.#queue.length === 1) this.#drain();
     });
   }
@@ -235,15 +272,17 @@ class NativeTransport implements Transport {
       const job = this.#queue[0] as PendingSend;
       try {
         const left = job.count - job.next;
-        job.next += this.#addon.sendBatch(
-          this.#sock,
-          job.data,
-          job.lengths,
-          job.next,
-          left,
-          job.address ?? null,
-          job.port ?? 0,
-        );
+        job.next += job.list
+          ? this.#addon.sendBuffers(this.#sock, job.list, job.next, left, job.address ?? null, job.port ?? 0)
+          : this.#addon.sendBatch(
+              this.#sock,
+              job.data,
+              job.lengths,
+              job.next,
+              left,
+              job.address ?? null,
+              job.port ?? 0,
+            );
       } catch (err) {
         this.#queue.shift();
         job.reject(err as Error);
@@ -283,25 +322,24 @@ class NativeTransport implements Transport {
     this.#ensureCallbacks();
   }
 
-  #onBatch(data: Buffer | null, meta: Buffer | string, count: number, senders: [string, number][]): void {
-    if (data === null) {
+  #onBatch(slab: Buffer | null, meta: Buffer | string, count: number, senders: [string, number][]): void {
+    if (slab === null) {
       this.#sink.receiveError(meta as string);
       return;
     }
     const m = meta as Buffer;
-    const words = new Uint32Array(m.buffer, m.byteOffset, count * 4);
-    const times = new Float64Array(m.buffer, m.byteOffset, count * 2);
+    if (this.#words === undefined || this.#words.buffer !== m.buffer) {
+      this.#words = new Uint32Array(m.buffer, m.byteOffset, m.length >> 2);
+      this.#times = new Float64Array(m.buffer, m.byteOffset, m.length >> 3);
+    }
+    const words = this.#words;
+    const times = this.#times as Float64Array;
     const from: Endpoint[] = senders.map(([address, port]) => this.#endpoint(address, port));
     const sink = this.#sink;
-    let off = 0;
     for (let i = 0; i < count; i++) {
-      const len = words[i * 4] as number;
-      sink.datagram(
-        data.subarray(off, off + len),
-        from[words[i * 4 + 1] as number] as Endpoint,
-        times[i * 2 + 1] as number,
-      );
-      off += len;
+      const at = i * SLOT;
+      const data = slab.subarray(at, at + (words[i * 4] as number));
+      sink.datagram(data, from[words[i * 4 + 1] as number] as Endpoint, times[i * 2 + 1] as number, true);
     }
   }
 

@@ -36,7 +36,7 @@ it('holds memory bounded and counts drops while stdout is stalled, then resumes'
   const payload = Buffer.alloc(size * perRound, 0x61);
   const lengths = new Uint32Array(perRound).fill(size);
   for (let round = 0; round < 120; round++) {
-    await client.sendMany(payload, lengths, perRound, port);
+    await client.sendPacked(payload, lengths, perRound, port);
     await new Promise((r) => setImmediate(r));
   }
   const stalled = await running.waitFor('stderr', /drops_output=([1-9]\d*)/, 10_000);

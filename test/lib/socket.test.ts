@@ -189,13 +189,13 @@ describe.each(TRANSPORTS)('%s transport', (transport) => {
       expect(server.queued).toBe(0);
     });
 
-    it('sendMany() sends packed datagrams in order', async () => {
+    it('sendPacked() sends packed datagrams in order', async () => {
       const server = await open('127.0.0.1', { highWaterMark: 4096 });
       const client = await open();
       const count = 300;
       const parts = Array.from({ length: count }, (_, i) => Buffer.from(`msg-${i}-${'x'.repeat(i % 7)}`));
       const lengths = Uint32Array.from(parts.map((p) => p.length));
-      await client.sendMany(
+      await client.sendPacked(
         Buffer.concat([...parts, Buffer.alloc(0)]),
         lengths,
         count,
@@ -211,9 +211,59 @@ describe.each(TRANSPORTS)('%s transport', (transport) => {
       const indexes = got.map((g) => Number(g.split('-')[1]));
       expect([...indexes].sort((a, b) => a - b)).toEqual(indexes);
       for (const g of got) expect(parts[Number(g.split('-')[1])]?.toString()).toBe(g);
-      await expect(client.sendMany(Buffer.alloc(4), Uint32Array.of(8), 1, 9)).rejects.toThrow(
+      await expect(client.sendPacked(Buffer.alloc(4), Uint32Array.of(8), 1, 9)).rejects.toThrow(
         'the lengths add up to 8, past the 4 bytes of data',
       );
+    });
+
+    it('sendEach() sends separate payloads in order, with sendmmsg where there is one', async () => {
+      const server = await open('127.0.0.1', { highWaterMark: 4096 });
+      const client = await open();
+      await client.sendEach(['a', Buffer.from('bb'), '', 'dddd'], server.address().port);
+      expect(client.packetsSent).toBe(4);
+      expect(client.bytesSent).toBe(7);
+      const got: string[] = [];
+      for (let i = 0; i < 4; i++) got.push((await server.receive({ timeout: 2000 })).data.toString());
+      expect(got).toEqual(['a', 'bb', '', 'dddd']);
+      await expect(client.sendEach([Buffer.alloc(70000)], 9)).rejects.toMatchObject({
+        code: 'UDP_ERR_MSG_TOO_LARGE',
+      });
+    });
+
+    it('consume() hands over each datagram as it comes, queued ones first, until the handler says stop', async () => {
+      const server = await open();
+      const client = await open();
+      await client.send('queued', server.address().port);
+      await until(() => server.queued === 1);
+      const seen: string[] = [];
+      const done = server.consume((msg) => {
+        seen.push(msg.data.toString()); // a copy: the bytes are only lent
+        return seen.length < 4;
+      });
+      await client.sendEach(['one', 'two', 'three', 'four'], server.address().port);
+      await done;
+      expect(seen).toEqual(['queued', 'one', 'two', 'three']);
+      // The fourth was not taken by the consumer: it waits in the queue for the next reader.
+      expect((await server.receive({ timeout: 2000 })).data.toString()).toBe('four');
+    });
+
+    it('consume() ends on idle timeout, on close, on abort, and with the error its handler threw', async () => {
+      const server = await open();
+      const client = await open();
+      await expect(server.consume(() => true, { idleTimeout: 30 })).resolves.toBeUndefined();
+      const ac = new AbortController();
+      const aborted = server.consume(() => true, { signal: ac.signal });
+      await expect(server.consume(() => true)).rejects.toBeInstanceOf(SocketStateError);
+      ac.abort();
+      await expect(aborted).rejects.toBeInstanceOf(AbortError);
+      const failing = server.consume(() => {
+        throw new Error('handler failed');
+      });
+      await client.send('x', server.address().port);
+      await expect(failing).rejects.toThrow('handler failed');
+      const closing = server.consume(() => true);
+      await server.close();
+      await expect(closing).resolves.toBeUndefined();
     });
 
     it('counts what the kernel dropped when the receive buffer overflowed', async () => {
@@ -221,7 +271,7 @@ describe.each(TRANSPORTS)('%s transport', (transport) => {
       const client = await open();
       const count = 500;
       // All sent within one turn of the event loop, so the receiver cannot read in between.
-      await client.sendMany(
+      await client.sendPacked(
         Buffer.alloc(64 * count),
         new Uint32Array(count).fill(64),
         count,

@@ -22,7 +22,7 @@ import {
   parseListenPositionals,
   usage,
 } from '../args.js';
-import { type CliIO, EXIT_OK, plural } from '../io.js';
+import { type CliIO, EXIT_OK, OUTPUT_DEADLINE_MS, plural } from '../io.js';
 import { type Counters, formatCounters, startStats } from '../stats.js';
 
 /** What `listen` does, once its command line is parsed. */
@@ -130,28 +130,26 @@ export async function runListen(opts: ListenOptions, io: CliIO): Promise<number>
 
   let left = opts.count ?? Number.POSITIVE_INFINITY;
   try {
-    const batches = socket.batches({
-      signal,
-      ...(opts.idleTimeout !== undefined && { idleTimeout: opts.idleTimeout }),
-    });
-    for await (let batch of batches) {
-      if (batch.length > left) batch = batch.slice(0, left);
-      left -= batch.length;
-      if (out.saturated) out.countDropped(batch.length);
-      else
-        for (const msg of batch) {
+    // Each datagram is formatted straight into the output buffer as it arrives.
+    await socket.consume(
+      (msg) => {
+        if (out.saturated) out.countDropped(1);
+        else {
           format(msg, out);
           out.commit();
         }
-      if (left === 0) break;
-    }
+        return --left > 0;
+      },
+      { signal, ...(opts.idleTimeout !== undefined && { idleTimeout: opts.idleTimeout }) },
+    );
   } catch (err) {
     if (!(err instanceof AbortError)) throw err;
   } finally {
     stopStats();
     const last = counters();
     await socket.close();
-    await out.flush();
+    // Output a stalled reader never takes must not keep us from exiting.
+    await out.flush(OUTPUT_DEADLINE_MS);
     // Ctrl-C gets a summary; so does any run that could not print everything.
     const dropped = (last.drops_kernel ?? 0) + (last.drops_queue ?? 0) + (last.drops_output ?? 0);
     if (opts.stats !== undefined)

@@ -37,7 +37,7 @@ import {
   UsageError,
   usage,
 } from '../args.js';
-import { type CliIO, EXIT_OK, plural } from '../io.js';
+import { type CliIO, EXIT_OK, OUTPUT_DEADLINE_MS, plural } from '../io.js';
 import { type Counters, formatCounters, startStats } from '../stats.js';
 
 /** What `send` does, once its command line is parsed. */
@@ -166,14 +166,7 @@ export async function runSend(opts: SendOptions, io: CliIO): Promise<number> {
         for (let i = 0; i < records.length; ) {
           const n = await pacer.take(records.length - i, io.signal);
           const group = records.slice(i, i + n);
-          const lengths = Uint32Array.from(group, (r) => r.length);
-          await socket.sendMany(
-            n === 1 ? (group[0] as Buffer) : Buffer.concat(group),
-            lengths,
-            n,
-            opts.port,
-            target.address,
-          );
+          await socket.sendEach(group, opts.port, target.address);
           if (!opts.quiet)
             for (const record of group) out.write(`Sent message: ${escapeText(record)} to ${to}\n`);
           i += n;
@@ -187,7 +180,8 @@ export async function runSend(opts: SendOptions, io: CliIO): Promise<number> {
   } finally {
     stopStats();
     await socket.close();
-    await out.flush();
+    // Output a stalled reader never takes must not keep us from exiting.
+    await out.flush(OUTPUT_DEADLINE_MS);
   }
   const elapsed = (performance.now() - started) / 1000;
   if (opts.count !== undefined || opts.stats !== undefined) {
@@ -218,7 +212,7 @@ async function generate(
     const n = await pacer.take(Math.min(batch, count - seq), signal);
     numberDatagrams(buf, size, n, seq);
     try {
-      await socket.sendMany(buf, lengths, n);
+      await socket.sendPacked(buf, lengths, n);
     } catch (err) {
       // Nobody listening answers with ICMP port unreachable: count it and go on, as blasters do.
       if (!(err instanceof ConnectionRefusedError)) throw err;
