@@ -35,3 +35,53 @@ export function socketDrops(fd: number): number | undefined {
   }
   return undefined;
 }
+
+/** The 16 bytes of an IPv6 literal (with an embedded IPv4 tail allowed). */
+function ipv6Bytes(address: string): number[] {
+  let text = address.split('%')[0] as string;
+  const tail: number[] = [];
+  const v4 = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
+  if (v4) {
+    tail.push(...v4.slice(1).map(Number));
+    text = `${text.slice(0, v4.index)}0:0`;
+  }
+  const [head = '', rest] = text.split('::');
+  const groups = (s: string) => (s === '' ? [] : s.split(':').map((g) => Number.parseInt(g, 16)));
+  const left = groups(head);
+  const right = rest === undefined ? [] : groups(rest);
+  const words = [...left, ...new Array(8 - left.length - right.length).fill(0), ...right];
+  const bytes = words.flatMap((w) => [(w >> 8) & 255, w & 255]);
+  if (tail.length === 4) bytes.splice(12, 4, ...tail);
+  return bytes;
+}
+
+/** How /proc/net/udp{,6} writes a local address and port: 32-bit words in host (little-endian) order. */
+export function procEndpoint(address: string, port: number): string {
+  const bytes = address.includes(':') ? ipv6Bytes(address) : address.split('.').map(Number);
+  let hex = '';
+  for (let w = 0; w < bytes.length; w += 4) {
+    for (let b = 3; b >= 0; b--) hex += (bytes[w + b] as number).toString(16).padStart(2, '0');
+  }
+  return `${hex.toUpperCase()}:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+}
+
+/**
+ * Datagrams the kernel dropped for the UDP socket bound to `address:port`, found by its local
+ * address in /proc/net/udp (for sockets whose descriptor Node does not show). `undefined` where
+ * /proc does not say.
+ */
+export function socketDropsAt(address: string, port: number): number | undefined {
+  const local = procEndpoint(address, port);
+  const table = address.includes(':') ? '/proc/net/udp6' : '/proc/net/udp';
+  let text: string;
+  try {
+    text = readFileSync(table, 'latin1');
+  } catch {
+    return undefined;
+  }
+  for (const line of text.split('\n')) {
+    const f = line.trim().split(/\s+/);
+    if (f[1] === local && f[12] !== undefined) return Number(f[12]);
+  }
+  return undefined;
+}

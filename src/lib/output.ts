@@ -2,7 +2,7 @@
  * A bounded, batching writer: many small records become few large writes, and a destination
  * that stops reading costs a counted drop instead of unbounded memory.
  */
-import { write as fsWrite } from 'node:fs';
+import { writev as fsWritev } from 'node:fs';
 import type { Writable } from 'node:stream';
 
 /** Options of {@link BatchWriter}. */
@@ -64,6 +64,7 @@ export class BatchWriter implements ByteSink {
   #accepted = 0;
   #error: Error | undefined;
   #onError: ((err: Error) => void) | undefined;
+  #onDrain: (() => void) | undefined;
   #idle: (() => void)[] = [];
 
   /** @param target a stream, or a file descriptor to write with `fs.write` */
@@ -107,6 +108,11 @@ export class BatchWriter implements ByteSink {
   onError(listener: (err: Error) => void): void {
     this.#onError = listener;
     if (this.#error) listener(this.#error);
+  }
+
+  /** Calls `listener` each time a write completes and the destination can take more. */
+  onDrain(listener: () => void): void {
+    this.#onDrain = listener;
   }
 
   /** Counts records the caller chose not to write (because {@link saturated}). */
@@ -217,24 +223,21 @@ export class BatchWriter implements ByteSink {
     const parts = this.#full;
     this.#full = [];
     this.#fullBytes = 0;
-    const data = parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts);
     this.#busy = true;
-    const done = () => {
-      this.#busy = false;
-      // Whole chunks come back for reuse (at most two kept).
-      if (parts.length === 1 && this.#spare.length < 2 && data.buffer.byteLength >= CHUNK) {
-        this.#spare.push(Buffer.from(data.buffer, data.byteOffset, data.buffer.byteLength - data.byteOffset));
-      }
-      this.#flush();
-    };
     if (this.#fd !== undefined) {
-      this.#writeFd(data, 0, done);
+      this.#writeFd(parts, () => {
+        this.#busy = false;
+        // The chunks come back for reuse: steady output allocates nothing.
+        for (const part of parts) this.#recycle(part);
+        this.#onDrain?.();
+        this.#flush();
+      });
       return;
     }
     const stream = this.#stream as Writable;
-    let ok: boolean;
+    let ok = true;
     try {
-      ok = stream.write(data);
+      for (const part of parts) ok = stream.write(part) && ok;
     } catch (err) {
       this.#fail(err as Error);
       return;
@@ -242,20 +245,41 @@ export class BatchWriter implements ByteSink {
     if (ok) {
       this.#busy = false;
       this.#settleIdle();
-    } else stream.once('drain', done);
+    } else
+      stream.once('drain', () => {
+        this.#busy = false;
+        this.#onDrain?.();
+        this.#flush();
+      });
   }
 
-  /** Writes `buf` from `offset` on, then calls `done`. */
-  #writeFd(buf: Buffer, offset: number, done: () => void): void {
-    fsWrite(this.#fd as number, buf, offset, buf.length - offset, null, (err, written) => {
+  /** Keeps a written chunk for reuse, up to what `maxBuffered` could ever hold. */
+  #recycle(part: Buffer): void {
+    const whole = Buffer.from(part.buffer, part.byteOffset, part.buffer.byteLength - part.byteOffset);
+    if (part.byteOffset === 0 && whole.length >= CHUNK && this.#spare.length * CHUNK < this.maxBuffered) {
+      this.#spare.push(whole);
+    }
+  }
+
+  /** Writes `parts` in order with writev, resuming after partial writes, then calls `done`. */
+  #writeFd(parts: Buffer[], done: () => void): void {
+    fsWritev(this.#fd as number, parts, null, (err, written) => {
       if (err) {
         // A descriptor someone made non-blocking: try again shortly.
-        if (err.code === 'EAGAIN') setTimeout(() => this.#writeFd(buf, offset, done), 1);
+        if (err.code === 'EAGAIN') setTimeout(() => this.#writeFd(parts, done), 1);
         else this.#fail(err);
         return;
       }
-      if (offset + written < buf.length) this.#writeFd(buf, offset + written, done);
-      else done();
+      let left = written;
+      let i = 0;
+      while (i < parts.length && left >= (parts[i] as Buffer).length) left -= (parts[i++] as Buffer).length;
+      if (i === parts.length) {
+        done();
+        return;
+      }
+      const rest = parts.slice(i);
+      rest[0] = (rest[0] as Buffer).subarray(left);
+      this.#writeFd(rest, done);
     });
   }
 

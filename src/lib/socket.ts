@@ -13,7 +13,6 @@ import {
   SocketStateError,
   TimeoutError,
 } from './errors.js';
-import { socketDrops } from './kernel.js';
 import { BoundedQueue } from './queue.js';
 import { createTransport, type Transport, type TransportKind } from './transport.js';
 
@@ -239,13 +238,26 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
   }
 
   /**
+   * Stops taking datagrams from the kernel for now: they wait in the socket's receive buffer
+   * (and past its size the kernel drops them, counted in {@link kernelDrops}). For consumers
+   * whose own output is full. Returns false where the transport cannot pause (node:dgram);
+   * datagrams then keep coming.
+   */
+  pause(): boolean {
+    return this.#state === 'bound' && this.#transport.pause(true);
+  }
+
+  /** Takes datagrams from the kernel again after {@link pause}. */
+  resume(): void {
+    if (this.#state === 'bound') this.#transport.pause(false);
+  }
+
+  /**
    * Datagrams the kernel dropped for this socket because its receive buffer was full (the
    * `drops` column of /proc/net/udp). `undefined` where the system does not say (not Linux).
    */
   get kernelDrops(): number | undefined {
-    if (this.#state !== 'bound') return undefined;
-    const fd = this.#transport.fd();
-    return fd === undefined ? undefined : socketDrops(fd);
+    return this.#state === 'bound' ? this.#transport.kernelDrops() : undefined;
   }
 
   /**

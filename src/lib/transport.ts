@@ -5,6 +5,7 @@
  */
 import * as dgram from 'node:dgram';
 import type { Endpoint, IpFamily } from './address.js';
+import { socketDrops, socketDropsAt } from './kernel.js';
 import { type NativeHandle, nativeAddon } from './native.js';
 
 /** Where a transport delivers what it receives. */
@@ -43,8 +44,13 @@ export interface Transport {
   ): Promise<void>;
   /** Asks for a buffer size when `bytes` is given; returns what the kernel granted. */
   bufferSize(which: 'receive' | 'send', bytes?: number): number;
-  /** The file descriptor, where there is one (for reading the kernel's counters). */
-  fd(): number | undefined;
+  /**
+   * Stops (or restarts) taking datagrams from the kernel, whose receive buffer then holds
+   * them. Returns false where the transport cannot (node:dgram has no pause).
+   */
+  pause(paused: boolean): boolean;
+  /** Datagrams the kernel dropped for this socket (receive buffer full), where it says. */
+  kernelDrops(): number | undefined;
   close(): Promise<void>;
 }
 
@@ -155,9 +161,14 @@ class DgramTransport implements Transport {
     return this.#socket.getSendBufferSize();
   }
 
-  fd(): number | undefined {
-    const fd = (this.#socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
-    return typeof fd === 'number' && fd >= 0 ? fd : undefined;
+  pause(): boolean {
+    return false;
+  }
+
+  kernelDrops(): number | undefined {
+    // node:dgram shows no descriptor (its _handle is deprecated): find the socket by address.
+    const { address, port } = this.localAddress();
+    return socketDropsAt(address, port);
   }
 
   close(): Promise<void> {
@@ -362,8 +373,13 @@ class NativeTransport implements Transport {
     return granted;
   }
 
-  fd(): number | undefined {
-    return this.#closed ? undefined : this.#addon.fd(this.#sock);
+  pause(paused: boolean): boolean {
+    if (!this.#closed) this.#addon.pauseReceiving(this.#sock, paused);
+    return true;
+  }
+
+  kernelDrops(): number | undefined {
+    return this.#closed ? undefined : socketDrops(this.#addon.fd(this.#sock));
   }
 
   async close(): Promise<void> {

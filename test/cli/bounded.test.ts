@@ -25,7 +25,7 @@ it('--stats prints counters while running and at exit', async () => {
   );
 });
 
-it('holds memory bounded and counts drops while stdout is stalled, then resumes', async () => {
+it('holds memory bounded and counts what it could not print while stdout is stalled, then resumes', async () => {
   const running = startCli(['listen', '127.0.0.1', '0', '--stats', '100ms'], { readStdout: false });
   const port = Number((await running.waitFor('stderr', /Listening on .*:(\d+)\n/))[1]);
   const pid = running.child.pid as number;
@@ -39,8 +39,9 @@ it('holds memory bounded and counts drops while stdout is stalled, then resumes'
     await client.sendPacked(payload, lengths, perRound, port);
     await new Promise((r) => setImmediate(r));
   }
-  const stalled = await running.waitFor('stderr', /drops_output=([1-9]\d*)/, 10_000);
-  expect(Number(stalled[1])).toBeGreaterThan(0);
+  // Past what udpkit holds, datagrams wait in the kernel's buffer (native transport, which
+  // pauses) or are not printed (node:dgram); either way they are counted.
+  await running.waitFor('stderr', /drops_kernel=[1-9]|drops_output=[1-9]/, 10_000);
   expect(peakRss(pid)).toBeLessThan(100 * 1024 * 1024);
 
   // The reader comes back: output flows again, new datagrams included.
@@ -63,6 +64,5 @@ it('holds memory bounded and counts drops while stdout is stalled, then resumes'
     .map(Number) as number[];
   // Every datagram the socket took was either printed or counted as not printed.
   expect((printed as number) + (queue as number) + (output as number)).toBe(received);
-  expect(output).toBeGreaterThan(0);
-  expect(kernel).toBeGreaterThanOrEqual(0);
+  expect((output as number) + (kernel as number)).toBeGreaterThan(0);
 });

@@ -3,6 +3,7 @@ import {
   createByteFormatter,
   createFormatter,
   type Datagram,
+  escapeInto,
   escapeText,
   formatTimestamp,
   hexDump,
@@ -186,6 +187,22 @@ describe('createByteFormatter', () => {
           const expected = strings(msg);
           expect(out.text()).toBe(Buffer.from(expected as string | Uint8Array).toString('latin1'));
         }
+      }
+    }
+  });
+});
+
+describe('escapeInto on aligned buffers (word at a time)', () => {
+  it('finds an unsafe byte at every position of every word', () => {
+    const unsafe = [0x00, 0x1b, 0x0a, 0x5c, 0x7f, 0x80, 0xff, 0xc2];
+    for (let size = 28; size <= 72; size += 11) {
+      for (let at = 0; at < size; at++) {
+        const d = Buffer.alloc(size, 0x61); // own memory: 4-byte aligned
+        d[at] = unsafe[(size + at) % unsafe.length] as number;
+        const out = Buffer.alloc(size * 4);
+        expect(out.toString('latin1', 0, escapeInto(d, out, 0))).toBe(
+          Buffer.from(escapeText(d)).toString('latin1'),
+        );
       }
     }
   });
