@@ -5,9 +5,9 @@
  * into an exit status (0 ok, 1 runtime failure, 2 usage error, 130 Ctrl-C, 143 SIGTERM).
  */
 import { createRequire } from 'node:module';
-import { Command, CommanderError } from 'commander';
 import { UdpError } from '../lib/index.js';
 import { UsageError } from './args.js';
+import { Command, CommanderError } from './commander.js';
 import { listenCommand } from './commands/listen.js';
 import { sendCommand } from './commands/send.js';
 import { type CliIO, EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from './io.js';
@@ -31,14 +31,22 @@ async function main(argv: string[]): Promise<number> {
   };
   process.on('SIGINT', () => onSignal('SIGINT'));
   process.on('SIGTERM', () => onSignal('SIGTERM'));
-  // A closed stderr must not crash us; stdout errors are handled by the commands' writers.
-  process.stderr.on('error', () => {});
-  process.stdout.on('error', () => {});
-
+  // The standard streams are made on first use (each costs start-up time, and most runs need
+  // one at most); a closed one must not crash us.
+  const quiet = (stream: NodeJS.WriteStream) => {
+    if (stream.listenerCount('error') === 0) stream.on('error', () => {});
+    return stream;
+  };
   const io: CliIO = {
-    stdin: process.stdin,
-    stdout: process.stdout,
-    stderr: process.stderr,
+    get stdin() {
+      return process.stdin;
+    },
+    get stdout() {
+      return quiet(process.stdout);
+    },
+    get stderr() {
+      return quiet(process.stderr);
+    },
     signal: stop.signal,
   };
   let exitCode = EXIT_OK;
@@ -52,7 +60,7 @@ async function main(argv: string[]): Promise<number> {
     .showSuggestionAfterError(true)
     .exitOverride()
     .configureOutput({
-      writeErr: (s) => process.stderr.write(s),
+      writeErr: (s) => io.stderr.write(s),
       outputError: (s, write) => write(`udpkit${commandName ? ` ${commandName}` : ''}: ${oneLine(s)}\n`),
     })
     .hook('preAction', (_program, action) => {
@@ -70,7 +78,7 @@ Examples:
     const cmd = make(io, setExit)
       .exitOverride()
       .configureOutput({
-        writeErr: (s) => process.stderr.write(s),
+        writeErr: (s) => io.stderr.write(s),
         outputError: (s, write) =>
           write(`udpkit ${cmd.name()}: ${oneLine(s)} (see 'udpkit ${cmd.name()} --help')\n`),
       });
@@ -78,7 +86,7 @@ Examples:
   }
 
   if (argv.length === 0) {
-    process.stderr.write(program.helpInformation());
+    io.stderr.write(program.helpInformation());
     return EXIT_USAGE;
   }
   try {
@@ -90,17 +98,17 @@ Examples:
     }
     const prefix = `udpkit${commandName ? ` ${commandName}` : ''}`;
     if (err instanceof UsageError) {
-      process.stderr.write(`${prefix}: ${err.message} (see '${prefix} --help')\n`);
+      io.stderr.write(`${prefix}: ${err.message} (see '${prefix} --help')\n`);
       return EXIT_USAGE;
     }
     if (err instanceof UdpError) {
       if (err.code === 'UDP_ERR_ABORTED' && stoppedBy) return SIGNAL_EXIT[stoppedBy] ?? EXIT_FAILURE;
-      process.stderr.write(`${prefix}: ${err.message}\n`);
-      if (process.env.UDPKIT_DEBUG) process.stderr.write(`${err.stack}\n`);
+      io.stderr.write(`${prefix}: ${err.message}\n`);
+      if (process.env.UDPKIT_DEBUG) io.stderr.write(`${err.stack}\n`);
       return EXIT_FAILURE;
     }
-    process.stderr.write(`${prefix}: internal error: ${err instanceof Error ? err.message : String(err)}\n`);
-    if (process.env.UDPKIT_DEBUG) process.stderr.write(`${(err as Error).stack}\n`);
+    io.stderr.write(`${prefix}: internal error: ${err instanceof Error ? err.message : String(err)}\n`);
+    if (process.env.UDPKIT_DEBUG) io.stderr.write(`${(err as Error).stack}\n`);
     return EXIT_FAILURE;
   }
   return stoppedBy ? (SIGNAL_EXIT[stoppedBy] ?? EXIT_FAILURE) : exitCode;

@@ -2,7 +2,6 @@
  * Addresses and ports: parsing `host:port`, `[v6]:port`, bare ports and host names, formatting
  * them back, and resolving host names. Everything here but {@link resolveHost} is pure.
  */
-import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { raceAbort, throwIfAborted } from './abort.js';
 import { AbortError, fromSystemError, InvalidArgumentError } from './errors.js';
@@ -160,6 +159,8 @@ export async function resolveHost(
   }
   let found: { address: string; family: number }[];
   try {
+    // Loaded on first use: most runs name IP literals and never need the resolver.
+    const { lookup } = await import('node:dns/promises');
     const lookups = lookup(host, {
       all: true,
       verbatim: false,

@@ -1,6 +1,6 @@
 /**
  * Rate pacing for senders: how many datagrams may go now so that the average rate is exact
- * over the whole run, without bursts beyond half a millisecond's worth.
+ * over the whole run, without bursts beyond a tenth of a millisecond's worth.
  */
 import { throwIfAborted } from './abort.js';
 import { InvalidArgumentError } from './errors.js';
@@ -23,7 +23,7 @@ function blockFor(ms: number): void {
 /**
  * Paces sends at `rate` datagrams per second (0: as fast as possible). Each `take()` waits
  * until at least one datagram is due and says how many may go: the count due by now, at most
- * half a millisecond's worth. Due counts come from the start time, so sleep jitter never
+ * a tenth of a millisecond's worth. Due counts come from the start time, so sleep jitter never
  * drifts the rate. Long waits sleep on a timer; the last fraction of a millisecond is waited
  * precisely. Either way the event loop gets a turn at least every 10 ms, so signals and
  * timers still run in a tight send loop.
@@ -42,7 +42,7 @@ export class Pacer {
       throw new InvalidArgumentError(`rate ${rate} is not a number of datagrams per second`);
     this.rate = rate;
     const cap = options.maxBatch ?? 64;
-    this.maxBatch = rate === 0 ? cap : Math.max(1, Math.min(cap, Math.ceil(rate / 2000)));
+    this.maxBatch = rate === 0 ? cap : Math.max(1, Math.min(cap, Math.ceil(rate / 10_000)));
     this.#now = options.now ?? (() => performance.now());
   }
 

@@ -3,7 +3,8 @@
  * addon's batched recvmmsg/sendmmsg. Both hand each datagram to the socket the same way and
  * reject with Node-style system errors (`code`, `syscall`), which the socket translates.
  */
-import * as dgram from 'node:dgram';
+import type * as dgram from 'node:dgram';
+import { createRequire } from 'node:module';
 import type { Endpoint, IpFamily } from './address.js';
 import { socketDrops, socketDropsAt } from './kernel.js';
 import { type NativeHandle, nativeAddon } from './native.js';
@@ -82,7 +83,9 @@ class DgramTransport implements Transport {
   #bound = false;
 
   constructor(options: TransportOptions, sink: TransportSink) {
-    this.#socket = dgram.createSocket({
+    // Loaded on first use: with the native transport, node:dgram is never needed.
+    const { createSocket } = createRequire(import.meta.url)('node:dgram') as typeof dgram;
+    this.#socket = createSocket({
       type: options.family === 'IPv6' ? 'udp6' : 'udp4',
       ipv6Only: options.ipv6Only,
       reuseAddr: options.reuseAddr,

@@ -2,7 +2,7 @@
  * `udpkit listen`: bind, print each datagram received with its sender, until Ctrl-C, a count
  * or a silence.
  */
-import { Command, Option } from 'commander';
+
 import {
   AbortError,
   BatchWriter,
@@ -25,6 +25,7 @@ import {
   parseListenPositionals,
   usage,
 } from '../args.js';
+import { Command, Option } from '../commander.js';
 import { type CliIO, EXIT_OK, OUTPUT_DEADLINE_MS, plural } from '../io.js';
 import { type Counters, formatCounters, startStats } from '../stats.js';
 

@@ -4,7 +4,6 @@
  */
 import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
-import { Command, Option } from 'commander';
 import {
   AbortError,
   BatchWriter,
@@ -37,6 +36,7 @@ import {
   UsageError,
   usage,
 } from '../args.js';
+import { Command, Option } from '../commander.js';
 import { type CliIO, EXIT_OK, OUTPUT_DEADLINE_MS, plural } from '../io.js';
 import { type Counters, formatCounters, startStats } from '../stats.js';
 
