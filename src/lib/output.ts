@@ -58,6 +58,8 @@ export class BatchWriter implements ByteSink {
   /** Chunks whose write completed, ready for reuse. */
   #spare: Buffer[] = [];
   #busy = false;
+  /** A record was dropped since the destination last took a write: it is full. */
+  #overflowed = false;
   #scheduled = false;
   #dropped = 0;
   #droppedBytes = 0;
@@ -101,7 +103,7 @@ export class BatchWriter implements ByteSink {
   }
   /** True while the destination is busy and `maxBuffered` bytes are held: records would drop. */
   get saturated(): boolean {
-    return this.#busy && this.buffered >= this.maxBuffered;
+    return this.#busy && (this.#overflowed || this.buffered >= this.maxBuffered);
   }
 
   /** Calls `listener` once when the destination fails (EPIPE, EBADF, ...). */
@@ -146,6 +148,7 @@ export class BatchWriter implements ByteSink {
       this.#dropped++;
       this.#droppedBytes += this.used - this.#recordStart;
       this.used = this.#recordStart;
+      this.#overflowed = true;
       return false;
     }
     this.#accepted++;
@@ -169,6 +172,7 @@ export class BatchWriter implements ByteSink {
     if (this.#error || (this.#busy && this.buffered + record.length > this.maxBuffered)) {
       this.#dropped++;
       this.#droppedBytes += record.length;
+      this.#overflowed = true;
       return false;
     }
     if (typeof record === 'string') {
@@ -209,6 +213,7 @@ export class BatchWriter implements ByteSink {
 
   #flush(): void {
     if (this.#busy || this.#error) return;
+    this.#overflowed = false;
     if (this.buffered === 0) {
       this.#settleIdle();
       return;
@@ -237,7 +242,11 @@ export class BatchWriter implements ByteSink {
     const stream = this.#stream as Writable;
     let ok = true;
     try {
-      for (const part of parts) ok = stream.write(part) && ok;
+      parts.forEach((part, i) => {
+        // Once the stream has written the last part, all the chunks can be reused.
+        const done = i === parts.length - 1 ? () => parts.forEach((p) => this.#recycle(p)) : undefined;
+        ok = stream.write(part, done) && ok;
+      });
     } catch (err) {
       this.#fail(err as Error);
       return;

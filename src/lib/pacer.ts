@@ -14,6 +14,8 @@ export interface PacerOptions {
 }
 
 const sleeper = new Int32Array(new SharedArrayBuffer(4));
+/** The most a late pacer sends at once to catch up. */
+const CATCH_UP = 64;
 
 /** Blocks the thread for `ms` (sub-millisecond precision; no event loop turn). */
 function blockFor(ms: number): void {
@@ -89,7 +91,8 @@ export class Pacer {
     }
     now = this.#now();
     const due = Math.floor((now - this.#start) / msPer) + 1 - this.#taken;
-    const n = Math.max(1, Math.min(limit, due));
+    // On schedule, small bursts; behind it (a slow turn), up to 64 at once to catch up.
+    const n = Math.max(1, Math.min(due > limit ? Math.min(max, CATCH_UP) : limit, due));
     this.#taken += n;
     return n;
   }

@@ -28,6 +28,7 @@ import {
 import { Command, Option } from '../commander.js';
 import { type CliIO, EXIT_OK, OUTPUT_DEADLINE_MS, plural } from '../io.js';
 import { type Counters, formatCounters, startStats } from '../stats.js';
+import { stdoutTarget } from '../stdout.js';
 
 /** What `listen` does, once its command line is parsed. */
 export interface ListenOptions {
@@ -106,7 +107,7 @@ export async function runListen(opts: ListenOptions, io: CliIO): Promise<number>
   });
   // stdout through fs.write on the thread pool: a stalled reader costs counted drops, not a
   // stalled receiver.
-  const out = new BatchWriter(1);
+  const out = new BatchWriter(stdoutTarget());
   // The reader went away (`udpkit listen | head -1`): stop quietly, like any Unix filter.
   const outputGone = new AbortController();
   out.onError(() => outputGone.abort());

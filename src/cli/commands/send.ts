@@ -39,6 +39,7 @@ import {
 import { Command, Option } from '../commander.js';
 import { type CliIO, EXIT_OK, OUTPUT_DEADLINE_MS, plural } from '../io.js';
 import { type Counters, formatCounters, startStats } from '../stats.js';
+import { stdoutTarget } from '../stdout.js';
 
 /** What `send` does, once its command line is parsed. */
 export interface SendOptions {
@@ -146,7 +147,7 @@ export async function runSend(opts: SendOptions, io: CliIO): Promise<number> {
   if (opts.count !== undefined) checkSize(opts.size, target.family);
 
   const socket = new UdpSocket({ type: target.family === 'IPv6' ? 'udp6' : 'udp4' });
-  const out = new BatchWriter(1);
+  const out = new BatchWriter(stdoutTarget());
   const pacer = new Pacer(opts.rate);
   const counters = (): Counters => ({
     sent: socket.packetsSent,
@@ -204,7 +205,7 @@ async function generate(
   pacer: Pacer,
   signal: AbortSignal,
 ): Promise<void> {
-  const batch = Math.min(count, pacer.maxBatch);
+  const batch = Math.min(count, 64);
   const buf = createSequencedBatch(size, batch);
   const lengths = new Uint32Array(batch).fill(size);
   let seq = 0;
