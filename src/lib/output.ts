@@ -242,11 +242,12 @@ export class BatchWriter implements ByteSink {
     const stream = this.#stream as Writable;
     let ok = true;
     try {
-      parts.forEach((part, i) => {
-        // Once the stream has written the last part, all the chunks can be reused.
-        const done = i === parts.length - 1 ? () => parts.forEach((p) => this.#recycle(p)) : undefined;
-        ok = stream.write(part, done) && ok;
-      });
+      // Once the stream has written the last part, all the chunks can be reused.
+      const recycle = () => {
+        for (const part of parts) this.#recycle(part);
+      };
+      for (const [i, part] of parts.entries())
+        ok = stream.write(part, i === parts.length - 1 ? recycle : undefined) && ok;
     } catch (err) {
       this.#fail(err as Error);
       return;
