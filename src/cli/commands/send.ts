@@ -230,7 +230,9 @@ async function sendInput(
   sendRecords: (records: Buffer[]) => Promise<void>,
 ): Promise<void> {
   const fromStdin = opts.file === undefined || opts.file === '-';
-  const input: Readable = fromStdin ? io.stdin : createReadStream(opts.file as string, { highWaterMark: 1 << 20 });
+  const input: Readable = fromStdin
+    ? io.stdin
+    : createReadStream(opts.file as string, { highWaterMark: 1 << 20 });
   const name = fromStdin ? 'stdin' : `'${opts.file}'`;
   if (fromStdin && io.stdin.isTTY) {
     io.stderr.write(
