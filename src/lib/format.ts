@@ -410,6 +410,32 @@ export function createByteFormatter(format: OutputFormat, options: FormatterOpti
         buf[o] = 0x0a;
         out.used = o + 1;
       };
+    case 'json':
+      // Pieces written straight in: only the text (when there is one) needs UTF-8 encoding;
+      // the rest, base64 included, is ASCII and copied as it is.
+      return (msg, out) => {
+        const d = msg.data;
+        const n = d.length;
+        const text = isUtf8(d) ? JSON.stringify(d.toString('utf8')) : undefined;
+        const b64 = d.toString('base64');
+        const buf = out.room(160 + b64.length + (text === undefined ? 0 : text.length * 3));
+        let o = out.used;
+        o += buf.write(
+          `{"ts":"${formatTimestamp(msg.receivedAt)}",${fromJson(msg.from)},"size":${n}`,
+          o,
+          'latin1',
+        );
+        if (text !== undefined) {
+          o += buf.write(',"text":', o, 'latin1');
+          o += buf.write(text, o, 'utf8');
+        }
+        o += buf.write(',"base64":"', o, 'latin1');
+        o += buf.write(b64, o, 'latin1');
+        buf[o++] = 0x22;
+        buf[o++] = 0x7d;
+        buf[o++] = 0x0a;
+        out.used = o;
+      };
     default: {
       const asString = createFormatter(format, options) as (msg: Datagram) => string;
       return (msg, out) => {
