@@ -270,14 +270,16 @@ export function escapeInto(d: Buffer, buf: Buffer, o: number): number {
   const n = d.length;
   let run = 0;
   let i = 0;
-  // Received datagrams are 4-byte aligned: then skip plain bytes four at a time.
-  const words =
-    n >= 32 && (d.byteOffset & 3) === 0 ? new Uint32Array(d.buffer, d.byteOffset, n >>> 2) : undefined;
+  // Received datagrams are 4-byte aligned: then skip plain bytes four at a time, through one
+  // word view per underlying buffer (a view per call would be garbage per datagram).
+  const words = n >= 32 && (d.byteOffset & 3) === 0 ? wordsOf(d.buffer) : undefined;
+  const base = d.byteOffset >>> 2;
+  const wordEnd = base + (n >>> 2);
   while (i < n) {
     if (words !== undefined && (i & 3) === 0) {
-      let w = i >>> 2;
-      while (w < words.length && isPlainWord(words[w] as number)) w++;
-      i = w << 2;
+      let w = base + (i >>> 2);
+      while (w < wordEnd && isPlainWord(words[w] as number)) w++;
+      i = (w - base) << 2;
       if (i >= n) break;
     }
     const c = d[i] as number;
@@ -320,6 +322,17 @@ export function escapeInto(d: Buffer, buf: Buffer, o: number): number {
     run = i;
   }
   return copyRun(d, run, n, buf, o);
+}
+
+let wordsBuffer: ArrayBufferLike | undefined;
+let wordsView: Uint32Array<ArrayBufferLike> = new Uint32Array(0);
+/** A Uint32Array over all of `buffer`, kept for the next call on the same buffer. */
+function wordsOf(buffer: ArrayBufferLike): Uint32Array<ArrayBufferLike> {
+  if (buffer !== wordsBuffer) {
+    wordsBuffer = buffer;
+    wordsView = new Uint32Array(buffer, 0, buffer.byteLength >>> 2);
+  }
+  return wordsView;
 }
 
 /**

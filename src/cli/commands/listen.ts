@@ -3,11 +3,11 @@
  * or a silence.
  */
 
+import { Writable } from 'node:stream';
 import {
   AbortError,
   BatchWriter,
   type ByteFormatter,
-  type ByteSink,
   createByteFormatter,
   formatEndpoint,
   type IpFamily,
@@ -192,14 +192,15 @@ export async function runListen(opts: ListenOptions, io: CliIO): Promise<number>
  * Costs about 100 ms once; skipped silently if loopback is not there.
  */
 async function warmUp(format: ByteFormatter): Promise<void> {
-  const scratch = Buffer.alloc(1 << 20);
-  const sink: ByteSink = {
-    used: 0,
-    room(n: number) {
-      if (scratch.length - this.used < n) this.used = 0;
-      return scratch;
-    },
-  };
+  // A real BatchWriter (into nothing): the formatter must meet the same kind of object it
+  // will write to, or its optimized code is thrown away at the first real datagram.
+  const sink = new BatchWriter(
+    new Writable({
+      write(_chunk, _encoding, callback) {
+        callback();
+      },
+    }),
+  );
   // Every branch a real payload may take: plain runs, control bytes, a backslash, valid and
   // invalid UTF-8, an unsafe code point; short and long. A branch first met under load would
   // throw the optimized code away.
@@ -224,18 +225,24 @@ async function warmUp(format: ByteFormatter): Promise<void> {
     const done = rx.consume(
       (msg) => {
         format(msg, sink);
+        sink.commit();
         return ++seen < total;
       },
       { idleTimeout: 100 },
     );
     const port = rx.address().port;
-    for (let sent = 0; sent < total && seen + 2048 > sent; sent += batch.length) {
+    const deadline = performance.now() + 1000;
+    for (let sent = 0; sent < total && performance.now() < deadline; sent += batch.length) {
       await tx.sendEach(batch, port);
       // Let the receiver keep up, so little is lost and everything gets run.
-      if (sent % 1024 === 0) await new Promise((resolve) => setImmediate(resolve));
+      while (sent - seen > 1024 && performance.now() < deadline) {
+        await new Promise((resolve) => setImmediate(resolve));
+      }
     }
     await done;
-  } catch {
+    if (process.env.UDPKIT_DEBUG_WARMUP) console.error(`warm-up: ${seen} datagrams`);
+  } catch (err) {
+    if (process.env.UDPKIT_DEBUG_WARMUP) console.error('warm-up failed', err);
     // No loopback: start cold.
   } finally {
     await Promise.all([rx?.close(), tx?.close()]);
