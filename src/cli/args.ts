@@ -135,3 +135,13 @@ export function parseRate(text: string): number {
   if (!(rate >= 1)) throw new UsageError(`rate '${text}' must be at least 1 datagram per second`);
   return rate;
 }
+
+/**
+ * `--stats [interval]`: undefined when absent, 1000 ms when given bare, else the duration.
+ *
+ * @throws {UsageError} on a bad duration
+ */
+export function parseStatsFlag(value: string | boolean | undefined): number | undefined {
+  if (value === undefined || value === false) return undefined;
+  return value === true ? 1000 : parseDuration(value, 'stats interval');
+}

@@ -351,25 +351,9 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
   async send(data: Uint8Array | string, port?: number, host?: string): Promise<void> {
     const payload = toPayload(data);
     checkSize(payload.length, this.family);
-    const dest = this.#destination(port, host);
-    if (this.#state === 'unbound') await this.bind();
-    else if (this.#state === 'binding') throw new SocketStateError('the socket is still binding');
-    const sent = this.#transport.send(payload, dest?.port, dest?.address).then(
-      () => {
-        this.#packetsSent++;
-        this.#bytesSent += payload.length;
-      },
-      (err: unknown) => {
-        this.#sendErrors++;
-        throw fromSystemError(err, 'send', dest ?? this.#remote);
-      },
+    await this.#sendCounted(1, payload.length, port, host, (dest) =>
+      this.#transport.send(payload, dest?.port, dest?.address),
     );
-    this.#inflight.add(sent);
-    try {
-      await sent;
-    } finally {
-      this.#inflight.delete(sent);
-    }
   }
 
   /**

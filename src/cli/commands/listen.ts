@@ -23,6 +23,7 @@ import {
   parseDuration,
   parseFamilyFlags,
   parseListenPositionals,
+  parseStatsFlag,
   usage,
 } from '../args.js';
 import { Command, Option } from '../commander.js';
@@ -84,12 +85,7 @@ export function parseListenArgs(positionals: readonly string[], flags: ListenFla
       flags.idleTimeout === undefined ? undefined : parseDuration(flags.idleTimeout, 'idle timeout'),
     quiet: flags.quiet ?? false,
     rcvbuf: flags.rcvbuf === undefined ? DEFAULT_RCVBUF : parseByteSize(flags.rcvbuf, 'receive buffer'),
-    stats:
-      flags.stats === undefined || flags.stats === false
-        ? undefined
-        : flags.stats === true
-          ? 1000
-          : parseDuration(flags.stats, 'stats interval'),
+    stats: parseStatsFlag(flags.stats),
   };
 }
 

@@ -29,10 +29,10 @@ import {
 } from '../../lib/index.js';
 import {
   parseCount,
-  parseDuration,
   parseFamilyFlags,
   parseRate,
   parseSendPositionals,
+  parseStatsFlag,
   UsageError,
   usage,
 } from '../args.js';
@@ -117,12 +117,7 @@ export function parseSendArgs(positionals: readonly string[], flags: SendFlags):
     count: flags.count === undefined ? undefined : parseCount(flags.count, 'count'),
     size,
     rate: flags.rate === undefined ? 0 : parseRate(flags.rate),
-    stats:
-      flags.stats === undefined || flags.stats === false
-        ? undefined
-        : flags.stats === true
-          ? 1000
-          : parseDuration(flags.stats, 'stats interval'),
+    stats: parseStatsFlag(flags.stats),
   };
 }
 
