@@ -236,19 +236,12 @@ async function warmUp(format: ByteFormatter): Promise<void> {
       }
     }
     await done;
-    if (process.env.UDPKIT_DEBUG_WARMUP) console.error(`warm-up: ${seen} datagrams`);
-  } catch (err) {
-    if (process.env.UDPKIT_DEBUG_WARMUP) console.error('warm-up failed', err);
+  } catch {
     // No loopback: start cold.
   } finally {
     await Promise.all([rx?.close(), tx?.close()]);
   }
-  // Optimizing compilers run on other threads: give them a moment to finish before the real
-  // traffic competes with them for the CPU.
-  await new Promise((resolve) => setTimeout(resolve, WARM_UP_SETTLE_MS));
 }
-
-const WARM_UP_SETTLE_MS = Number(process.env.UDPKIT_WARMUP_SETTLE_MS ?? 60);
 
 /** The `listen` subcommand. */
 export function listenCommand(io: CliIO, setExit: (code: number) => void): Command {
