@@ -730,6 +730,91 @@ static napi_value js_send_buffers(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/*
+ * Output helpers: the formats' hottest loops, for when the addon is there (format.ts keeps
+ * the same loops in TypeScript and is tested against these).
+ *
+ * hexDumpInto(src, dst, offset) -> end: `hexdump -C` lines of src written into dst at offset.
+ */
+static napi_value js_hex_dump_into(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3], out;
+  CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  unsigned char *src, *dst;
+  size_t n, cap;
+  int32_t offset;
+  CALL(env, napi_get_buffer_info(env, argv[0], (void **)&src, &n));
+  CALL(env, napi_get_buffer_info(env, argv[1], (void **)&dst, &cap));
+  CALL(env, napi_get_value_int32(env, argv[2], &offset));
+  if (offset < 0 || (size_t)offset + (n + 15) / 16 * 80 > cap) {
+    napi_throw_range_error(env, "UDP_ERR_NATIVE", "no room for the dump");
+    return NULL;
+  }
+  static const char hex[] = "0123456789abcdef";
+  unsigned char *o = dst + offset;
+  for (size_t off = 0; off < n; off += 16) {
+    for (int shift = 28; shift >= 0; shift -= 4) *o++ = (unsigned char)hex[(off >> shift) & 15];
+    *o++ = ' ';
+    *o++ = ' ';
+    size_t end = off + 16 < n ? off + 16 : n;
+    for (size_t j = 0; j < 16; j++) {
+      if (j == 8) *o++ = ' ';
+      if (off + j < end) {
+        unsigned char c = src[off + j];
+        *o++ = (unsigned char)hex[c >> 4];
+        *o++ = (unsigned char)hex[c & 15];
+      } else {
+        *o++ = ' ';
+        *o++ = ' ';
+      }
+      *o++ = ' ';
+    }
+    *o++ = ' ';
+    *o++ = '|';
+    for (size_t k = off; k < end; k++) *o++ = src[k] >= 0x20 && src[k] < 0x7f ? src[k] : '.';
+    *o++ = '|';
+    *o++ = '\n';
+  }
+  CALL(env, napi_create_int32(env, (int32_t)(o - dst), &out));
+  return out;
+}
+
+/* base64Into(src, dst, offset) -> end: src in base64 (with padding) written into dst at offset. */
+static napi_value js_base64_into(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3], out;
+  CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  unsigned char *src, *dst;
+  size_t n, cap;
+  int32_t offset;
+  CALL(env, napi_get_buffer_info(env, argv[0], (void **)&src, &n));
+  CALL(env, napi_get_buffer_info(env, argv[1], (void **)&dst, &cap));
+  CALL(env, napi_get_value_int32(env, argv[2], &offset));
+  if (offset < 0 || (size_t)offset + (n + 2) / 3 * 4 > cap) {
+    napi_throw_range_error(env, "UDP_ERR_NATIVE", "no room for the base64");
+    return NULL;
+  }
+  static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  unsigned char *o = dst + offset;
+  size_t i = 0;
+  for (; i + 3 <= n; i += 3) {
+    uint32_t v = (uint32_t)src[i] << 16 | (uint32_t)src[i + 1] << 8 | src[i + 2];
+    *o++ = (unsigned char)b64[v >> 18];
+    *o++ = (unsigned char)b64[(v >> 12) & 63];
+    *o++ = (unsigned char)b64[(v >> 6) & 63];
+    *o++ = (unsigned char)b64[v & 63];
+  }
+  if (i < n) {
+    uint32_t v = (uint32_t)src[i] << 16 | (i + 1 < n ? (uint32_t)src[i + 1] << 8 : 0);
+    *o++ = (unsigned char)b64[v >> 18];
+    *o++ = (unsigned char)b64[(v >> 12) & 63];
+    *o++ = i + 1 < n ? (unsigned char)b64[(v >> 6) & 63] : '=';
+    *o++ = '=';
+  }
+  CALL(env, napi_create_int32(env, (int32_t)(o - dst), &out));
+  return out;
+}
+
 /* close(sock) */
 static napi_value js_close(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -804,6 +889,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"sendBatch", NULL, js_send_batch, NULL, NULL, NULL, napi_default, NULL},
       {"close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL},
       {"setCoalesce", NULL, js_set_coalesce, NULL, NULL, NULL, napi_default, NULL},
+      {"hexDumpInto", NULL, js_hex_dump_into, NULL, NULL, NULL, napi_default, NULL},
+      {"base64Into", NULL, js_base64_into, NULL, NULL, NULL, napi_default, NULL},
       {"fd", NULL, js_fd, NULL, NULL, NULL, napi_default, NULL},
       {"ref", NULL, js_ref, NULL, NULL, NULL, napi_default, NULL},
   };

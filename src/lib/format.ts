@@ -5,6 +5,7 @@
 import { isUtf8 } from 'node:buffer';
 import { formatEndpoint } from './address.js';
 import { InvalidArgumentError } from './errors.js';
+import { nativeAddon } from './native.js';
 import type { ByteSink } from './output.js';
 import type { Datagram } from './socket.js';
 
@@ -349,6 +350,12 @@ function isPlainWord(x: number): boolean {
  * 16 input bytes) and returns where it ended.
  */
 export function hexDumpInto(d: Uint8Array, buf: Buffer, o: number): number {
+  // The addon's loop is several times faster; the one below is the same layout in TypeScript.
+  return nativeAddon && d.length >= 16 ? nativeAddon.hexDumpInto(d, buf, o) : hexDumpIntoJs(d, buf, o);
+}
+
+/** {@link hexDumpInto} in TypeScript, for when the native addon is not there. */
+export function hexDumpIntoJs(d: Uint8Array, buf: Buffer, o: number): number {
   const n = d.length;
   for (let off = 0; off < n; off += 16) {
     for (let shift = 28; shift >= 0; shift -= 4) buf[o++] = HEX_BYTES[(off >>> shift) & 15] as number;
@@ -430,8 +437,8 @@ export function createByteFormatter(format: OutputFormat, options: FormatterOpti
         const d = msg.data;
         const n = d.length;
         const text = isUtf8(d) ? JSON.stringify(d.toString('utf8')) : undefined;
-        const b64 = d.toString('base64');
-        const buf = out.room(160 + b64.length + (text === undefined ? 0 : text.length * 3));
+        const b64Length = Math.ceil(n / 3) * 4;
+        const buf = out.room(160 + b64Length + (text === undefined ? 0 : text.length * 3));
         let o = out.used;
         o += buf.write(
           `{"ts":"${formatTimestamp(msg.receivedAt)}",${fromJson(msg.from)},"size":${n}`,
@@ -443,7 +450,9 @@ export function createByteFormatter(format: OutputFormat, options: FormatterOpti
           o += buf.write(text, o, 'utf8');
         }
         o += buf.write(',"base64":"', o, 'latin1');
-        o += buf.write(b64, o, 'latin1');
+        o = nativeAddon
+          ? nativeAddon.base64Into(d, buf, o)
+          : o + buf.write(d.toString('base64'), o, 'latin1');
         buf[o++] = 0x22;
         buf[o++] = 0x7d;
         buf[o++] = 0x0a;

@@ -28,6 +28,7 @@ export {
   formatTimestamp,
   hexDump,
   hexDumpInto,
+  hexDumpIntoJs,
   type JsonRecord,
   OUTPUT_FORMATS,
   type OutputFormat,

@@ -46,6 +46,10 @@ export interface NativeAddon {
   ): number;
   setCoalesce(sock: NativeHandle, ms: number): void;
   fd(sock: NativeHandle): number;
+  /** The hex dump of `src` written into `dst` at `offset`; returns where it ended. */
+  hexDumpInto(src: Uint8Array, dst: Uint8Array, offset: number): number;
+  /** `src` in base64 written into `dst` at `offset`; returns where it ended. */
+  base64Into(src: Uint8Array, dst: Uint8Array, offset: number): number;
   ref(sock: NativeHandle, on: boolean): void;
   close(sock: NativeHandle): void;
 }

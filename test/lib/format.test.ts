@@ -7,8 +7,10 @@ import {
   escapeText,
   formatTimestamp,
   hexDump,
+  hexDumpIntoJs,
   parseOutputFormat,
 } from '../../src/lib/index.js';
+import { nativeAddon } from '../../src/lib/native.js';
 
 const at = Date.UTC(2026, 10, 24, 10, 0, 0, 123) + 0.456;
 function dgram(data: Buffer | string, address = '127.0.0.1', port = 54321): Datagram {
@@ -205,5 +207,27 @@ describe('escapeInto on aligned buffers (word at a time)', () => {
         );
       }
     }
+  });
+});
+
+describe.runIf(nativeAddon || process.env.CI)('native output helpers', () => {
+  it('write the same hex dump and base64 as the TypeScript code, for any bytes', () => {
+    const addon = nativeAddon as NonNullable<typeof nativeAddon>;
+    let seed = 7;
+    const rand = () => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed;
+    };
+    for (let n = 0; n < 300; n++) {
+      const size = n < 40 ? n : rand() % 2000;
+      const data = Buffer.from(Array.from({ length: size }, () => rand() & 0xff));
+      const a = Buffer.alloc(size * 5 + 200);
+      const b = Buffer.alloc(size * 5 + 200);
+      expect(a.toString('latin1', 3, addon.hexDumpInto(data, a, 3))).toBe(
+        b.toString('latin1', 3, hexDumpIntoJs(data, b, 3)),
+      );
+      expect(a.toString('latin1', 0, addon.base64Into(data, a, 0))).toBe(data.toString('base64'));
+    }
+    expect(() => addon.hexDumpInto(Buffer.alloc(100), Buffer.alloc(10), 0)).toThrow('no room for the dump');
   });
 });
