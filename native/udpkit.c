@@ -33,7 +33,6 @@ typedef struct {
   uv_timer_t *timer;
   int coalesce_ms;  /* 0: read as soon as readable; else batch up arrivals under load */
   int in_timer;     /* reading on the coalescing timer, not on readability */
-  int unref;        /* whether the handles let the event loop end */
   uint64_t last_wake;
   napi_env env;
   napi_async_context async_ctx;
@@ -285,16 +284,6 @@ static napi_value js_buffer_size(napi_env env, napi_callback_info info) {
 
 static void on_poll(uv_poll_t *h, int status, int events);
 
-static void apply_ref(sock_t *s) {
-  if (s->poll) {
-    if (s->unref) uv_unref((uv_handle_t *)s->poll);
-    else uv_ref((uv_handle_t *)s->poll);
-  }
-  if (s->timer) {
-    if (s->unref) uv_unref((uv_handle_t *)s->timer);
-    else uv_ref((uv_handle_t *)s->timer);
-  }
-}
 
 static int update_poll(sock_t *s) {
   int events = s->in_timer ? (s->events & ~UV_READABLE) : s->events;
@@ -313,7 +302,6 @@ static int update_poll(sock_t *s) {
       return -1;
     }
     s->poll->data = s;
-    apply_ref(s);
   }
   return uv_poll_start(s->poll, events, on_poll);
 }
@@ -460,7 +448,6 @@ static void maybe_coalesce(sock_t *s, int n) {
     if (!s->timer) return;
     uv_timer_init(loop, s->timer);
     s->timer->data = s;
-    apply_ref(s);
   }
   s->in_timer = 1;
   if (s->poll) uv_poll_stop(s->poll);
@@ -560,6 +547,37 @@ static napi_value js_pause(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* The destination arguments (ip|null, port) of a send: `*len` stays 0 for a connected socket. */
+static int dest_arg(napi_env env, sock_t *s, napi_value ip_value, napi_value port_value,
+                    struct sockaddr_storage *ss, socklen_t *len) {
+  napi_valuetype type;
+  if (napi_typeof(env, ip_value, &type) != napi_ok) return -1;
+  if (type != napi_string) return 0;
+  char ip[64];
+  int32_t port;
+  if (napi_get_value_string_utf8(env, ip_value, ip, sizeof ip, NULL) != napi_ok ||
+      napi_get_value_int32(env, port_value, &port) != napi_ok) {
+    napi_throw_type_error(env, "UDP_ERR_NATIVE", "expected an IP string and a port");
+    return -1;
+  }
+  if (make_addr(s, ip, port, ss, len) < 0) {
+    throw_errno(env, EINVAL, "sendmmsg");
+    return -1;
+  }
+  return 0;
+}
+
+enum { STEP_AGAIN = -1, STEP_FULL = -2, STEP_ERROR = -3 };
+
+/* One sendmmsg call: datagrams taken, or AGAIN (interrupted), FULL (no room now), ERROR (errno). */
+static int send_step(sock_t *s, struct mmsghdr *msgs, int k) {
+  int r = sendmmsg(s->fd, msgs, (unsigned int)k, MSG_DONTWAIT);
+  if (r >= 0) return r;
+  if (errno == EINTR) return STEP_AGAIN;
+  if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) return STEP_FULL;
+  return STEP_ERROR;
+}
+
 /*
  * sendBatch(sock, data, lengths (Uint32Array), first, count, ip|null, port) -> datagrams sent
  * Sends datagrams first..first+count-1, packed back to back in data. Returns how many the
@@ -585,19 +603,12 @@ static napi_value js_send_batch(napi_env env, napi_callback_info info) {
     return NULL;
   }
   uint32_t *lens = lens_raw;
-  int32_t first, count, port = 0;
+  int32_t first, count;
   CALL(env, napi_get_value_int32(env, argv[3], &first));
   CALL(env, napi_get_value_int32(env, argv[4], &count));
-  napi_valuetype ipt;
-  CALL(env, napi_typeof(env, argv[5], &ipt));
   struct sockaddr_storage ss;
   socklen_t sslen = 0;
-  if (ipt == napi_string) {
-    char ip[64];
-    CALL(env, napi_get_value_string_utf8(env, argv[5], ip, sizeof ip, NULL));
-    CALL(env, napi_get_value_int32(env, argv[6], &port));
-    if (make_addr(s, ip, port, &ss, &sslen) < 0) return throw_errno(env, EINVAL, "sendmmsg");
-  }
+  if (dest_arg(env, s, argv[5], argv[6], &ss, &sslen) < 0) return NULL;
   if (first < 0 || count < 0 || (size_t)first + (size_t)count > nlen) {
     napi_throw_range_error(env, "UDP_ERR_NATIVE", "batch out of range");
     return NULL;
@@ -627,13 +638,10 @@ static napi_value js_send_batch(napi_env env, napi_callback_info info) {
       }
       o += l;
     }
-    int r = sendmmsg(s->fd, msgs, (unsigned int)k, MSG_DONTWAIT);
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      if ((errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)) break;
-      if (sent > 0) break; /* report what went; the error comes back on the next call */
-      return throw_errno(env, errno, "sendmmsg");
-    }
+    int r = send_step(s, msgs, k);
+    if (r == STEP_AGAIN) continue;
+    if (r == STEP_FULL || (r == STEP_ERROR && sent > 0)) break; /* an error comes back next call */
+    if (r == STEP_ERROR) return throw_errno(env, errno, "sendmmsg");
     for (int i = 0; i < r; i++) off += lens[first + sent + i];
     sent += r;
     if (r < k) break;
@@ -678,23 +686,16 @@ static napi_value js_send_buffers(napi_env env, napi_callback_info info) {
   if (!s) return NULL;
   uint32_t len;
   CALL(env, napi_get_array_length(env, argv[1], &len));
-  int32_t first, count, port = 0;
+  int32_t first, count;
   CALL(env, napi_get_value_int32(env, argv[2], &first));
   CALL(env, napi_get_value_int32(env, argv[3], &count));
   if (first < 0 || count < 0 || (uint32_t)first + (uint32_t)count > len) {
     napi_throw_range_error(env, "UDP_ERR_NATIVE", "batch out of range");
     return NULL;
   }
-  napi_valuetype ipt;
-  CALL(env, napi_typeof(env, argv[4], &ipt));
   struct sockaddr_storage ss;
   socklen_t sslen = 0;
-  if (ipt == napi_string) {
-    char ip[64];
-    CALL(env, napi_get_value_string_utf8(env, argv[4], ip, sizeof ip, NULL));
-    CALL(env, napi_get_value_int32(env, argv[5], &port));
-    if (make_addr(s, ip, port, &ss, &sslen) < 0) return throw_errno(env, EINVAL, "sendmmsg");
-  }
+  if (dest_arg(env, s, argv[4], argv[5], &ss, &sslen) < 0) return NULL;
   int sent = 0;
   struct mmsghdr msgs[BATCH];
   struct iovec iov[BATCH];
@@ -716,19 +717,39 @@ static napi_value js_send_buffers(napi_env env, napi_callback_info info) {
         msgs[i].msg_hdr.msg_namelen = sslen;
       }
     }
-    int r = sendmmsg(s->fd, msgs, (unsigned int)k, MSG_DONTWAIT);
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) break;
-      if (sent > 0) break;
-      return throw_errno(env, errno, "sendmmsg");
-    }
+    int r = send_step(s, msgs, k);
+    if (r == STEP_AGAIN) continue;
+    if (r == STEP_FULL || (r == STEP_ERROR && sent > 0)) break; /* an error comes back next call */
+    if (r == STEP_ERROR) return throw_errno(env, errno, "sendmmsg");
     sent += r;
     if (r < k) break;
   }
   CALL(env, napi_create_int32(env, sent, &out));
   return out;
 }
+
+/* The arguments of the output helpers: (src, dst, offset), with room for `need(n)` bytes. */
+static int into_args(napi_env env, napi_callback_info info, size_t (*need)(size_t), const char *no_room,
+                     unsigned char **src, size_t *n, unsigned char **dst) {
+  size_t argc = 3, cap;
+  napi_value argv[3];
+  int32_t offset;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok ||
+      napi_get_buffer_info(env, argv[0], (void **)src, n) != napi_ok ||
+      napi_get_buffer_info(env, argv[1], (void **)dst, &cap) != napi_ok ||
+      napi_get_value_int32(env, argv[2], &offset) != napi_ok) {
+    napi_throw_type_error(env, "UDP_ERR_NATIVE", "expected (src Buffer, dst Buffer, offset)");
+    return -1;
+  }
+  if (offset < 0 || (size_t)offset + need(*n) > cap) {
+    napi_throw_range_error(env, "UDP_ERR_NATIVE", no_room);
+    return -1;
+  }
+  return offset;
+}
+
+static size_t hex_need(size_t n) { return (n + 15) / 16 * 80; }
+static size_t base64_need(size_t n) { return (n + 2) / 3 * 4; }
 
 /*
  * Output helpers: the formats' hottest loops, for when the addon is there (format.ts keeps
@@ -737,19 +758,11 @@ static napi_value js_send_buffers(napi_env env, napi_callback_info info) {
  * hexDumpInto(src, dst, offset) -> end: `hexdump -C` lines of src written into dst at offset.
  */
 static napi_value js_hex_dump_into(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3], out;
-  CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  napi_value out;
   unsigned char *src, *dst;
-  size_t n, cap;
-  int32_t offset;
-  CALL(env, napi_get_buffer_info(env, argv[0], (void **)&src, &n));
-  CALL(env, napi_get_buffer_info(env, argv[1], (void **)&dst, &cap));
-  CALL(env, napi_get_value_int32(env, argv[2], &offset));
-  if (offset < 0 || (size_t)offset + (n + 15) / 16 * 80 > cap) {
-    napi_throw_range_error(env, "UDP_ERR_NATIVE", "no room for the dump");
-    return NULL;
-  }
+  size_t n;
+  int offset = into_args(env, info, hex_need, "no room for the dump", &src, &n, &dst);
+  if (offset < 0) return NULL;
   static const char hex[] = "0123456789abcdef";
   unsigned char *o = dst + offset;
   for (size_t off = 0; off < n; off += 16) {
@@ -781,19 +794,11 @@ static napi_value js_hex_dump_into(napi_env env, napi_callback_info info) {
 
 /* base64Into(src, dst, offset) -> end: src in base64 (with padding) written into dst at offset. */
 static napi_value js_base64_into(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3], out;
-  CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  napi_value out;
   unsigned char *src, *dst;
-  size_t n, cap;
-  int32_t offset;
-  CALL(env, napi_get_buffer_info(env, argv[0], (void **)&src, &n));
-  CALL(env, napi_get_buffer_info(env, argv[1], (void **)&dst, &cap));
-  CALL(env, napi_get_value_int32(env, argv[2], &offset));
-  if (offset < 0 || (size_t)offset + (n + 2) / 3 * 4 > cap) {
-    napi_throw_range_error(env, "UDP_ERR_NATIVE", "no room for the base64");
-    return NULL;
-  }
+  size_t n;
+  int offset = into_args(env, info, base64_need, "no room for the base64", &src, &n, &dst);
+  if (offset < 0) return NULL;
   static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   unsigned char *o = dst + offset;
   size_t i = 0;
@@ -861,20 +866,6 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* ref(sock, on): whether the poll handle keeps the event loop alive. */
-static napi_value js_ref(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  bool on;
-  CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  sock_t *s = get_sock(env, argv[0]);
-  if (!s) return NULL;
-  CALL(env, napi_get_value_bool(env, argv[1], &on));
-  s->unref = !on;
-  apply_ref(s);
-  return NULL;
-}
-
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"open", NULL, js_open, NULL, NULL, NULL, napi_default, NULL},
@@ -892,7 +883,6 @@ static napi_value init(napi_env env, napi_value exports) {
       {"hexDumpInto", NULL, js_hex_dump_into, NULL, NULL, NULL, napi_default, NULL},
       {"base64Into", NULL, js_base64_into, NULL, NULL, NULL, napi_default, NULL},
       {"fd", NULL, js_fd, NULL, NULL, NULL, napi_default, NULL},
-      {"ref", NULL, js_ref, NULL, NULL, NULL, napi_default, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   return exports;

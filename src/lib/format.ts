@@ -26,10 +26,6 @@ export function parseOutputFormat(name: string): OutputFormat {
 
 const HEX = '0123456789abcdef';
 
-function hexByte(b: number): string {
-  return HEX.charAt(b >> 4) + HEX.charAt(b & 15);
-}
-
 /**
  * The length of the valid UTF-8 sequence starting at `i`, or 0 when the bytes there are not
  * one (overlong forms, surrogates and code points past U+10FFFF are invalid).
@@ -68,62 +64,19 @@ function isUnsafeCodePoint(cp: number): boolean {
   );
 }
 
-/** Any byte that is not printable ASCII, or is a backslash: where escaping may be needed. */
-const NOT_PLAIN = /[^\x20-\x5b\x5d-\x7e]/g;
-
 /**
  * Renders bytes as one line of safe text. Printable UTF-8 passes through; everything that
  * could drive a terminal or break the line is escaped, and the escaping is reversible:
  * `\n`, `\r`, `\t`, `\\` for a backslash, `\xNN` for other control bytes and for bytes that
  * are not valid UTF-8, `\u{NNNN}` for unsafe code points (C1 controls, bidi overrides).
+ * The string form of {@link escapeInto}.
  */
 export function escapeText(buf: Uint8Array): string {
-  const b = Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
-  const n = b.length;
-  // One char per byte: a native regex scan finds where escaping may be needed, and runs of
-  // plain ASCII are copied whole; only the other bytes are looked at one by one.
-  const latin1 = b.toString('latin1', 0, n);
-  NOT_PLAIN.lastIndex = 0;
-  const first = NOT_PLAIN.exec(latin1);
-  if (first === null) return latin1;
-  let out = latin1.slice(0, first.index);
-  let i = first.index;
-  while (i < n) {
-    const c = b[i] as number;
-    if (c >= 0x20 && c < 0x7f && c !== 0x5c) {
-      NOT_PLAIN.lastIndex = i;
-      const m = NOT_PLAIN.exec(latin1);
-      const end = m === null ? n : m.index;
-      out += latin1.slice(i, end);
-      i = end;
-      continue;
-    }
-    if (c >= 0x80) {
-      const len = utf8SequenceLength(b, i);
-      if (len > 0) {
-        const cp =
-          len === 2
-            ? ((c & 0x1f) << 6) | ((b[i + 1] as number) & 0x3f)
-            : len === 3
-              ? ((c & 0x0f) << 12) | (((b[i + 1] as number) & 0x3f) << 6) | ((b[i + 2] as number) & 0x3f)
-              : 0x10000;
-        out += isUnsafeCodePoint(cp)
-          ? `\\u{${cp.toString(16).padStart(4, '0')}}`
-          : b.toString('utf8', i, i + len);
-        i += len;
-        continue;
-      }
-    }
-    out += ESCAPES[c];
-    i++;
-  }
-  return out;
+  const d = Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
+  if (escapeScratch.length < d.length * 4) escapeScratch = Buffer.allocUnsafe(d.length * 4);
+  return escapeScratch.toString('utf8', 0, escapeInto(d, escapeScratch, 0));
 }
-
-/** The escape of each byte value that is escaped one by one. */
-const ESCAPES = Array.from({ length: 256 }, (_, c) =>
-  c === 0x0a ? '\\n' : c === 0x0d ? '\\r' : c === 0x09 ? '\\t' : c === 0x5c ? '\\\\' : `\\x${hexByte(c)}`,
-);
+let escapeScratch = Buffer.allocUnsafe(4096);
 
 /**
  * Formats a time in milliseconds since the epoch as ISO 8601 UTC with microseconds:

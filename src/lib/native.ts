@@ -50,7 +50,6 @@ export interface NativeAddon {
   hexDumpInto(src: Uint8Array, dst: Uint8Array, offset: number): number;
   /** `src` in base64 written into `dst` at `offset`; returns where it ended. */
   base64Into(src: Uint8Array, dst: Uint8Array, offset: number): number;
-  ref(sock: NativeHandle, on: boolean): void;
   close(sock: NativeHandle): void;
 }
 

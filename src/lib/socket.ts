@@ -496,10 +496,10 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
    */
   consume(handler: (msg: Datagram) => unknown, options: MessagesOptions = {}): Promise<void> {
     const { signal, idleTimeout } = options;
-    if (idleTimeout !== undefined && !(Number.isFinite(idleTimeout) && idleTimeout > 0)) {
-      return Promise.reject(
-        new InvalidArgumentError(`idleTimeout ${idleTimeout} is not a positive number of milliseconds`),
-      );
+    try {
+      checkIdleTimeout(idleTimeout);
+    } catch (err) {
+      return Promise.reject(err);
     }
     if (this.#consumer) return Promise.reject(new SocketStateError('another consume() is already running'));
     if (signal?.aborted) return Promise.reject(new AbortError(undefined, { cause: signal.reason }));
@@ -555,9 +555,7 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
 
   #iterate<T>(options: MessagesOptions, take: () => T): AsyncIterableIterator<T> {
     const { signal, idleTimeout } = options;
-    if (idleTimeout !== undefined && !(Number.isFinite(idleTimeout) && idleTimeout > 0)) {
-      throw new InvalidArgumentError(`idleTimeout ${idleTimeout} is not a positive number of milliseconds`);
-    }
+    checkIdleTimeout(idleTimeout);
     let finished = false;
     const since = performance.now();
     const done = { done: true, value: undefined } as const;
@@ -764,6 +762,12 @@ export function checkSize(size: number, family: IpFamily): void {
       size,
       limit,
     );
+  }
+}
+
+function checkIdleTimeout(idleTimeout: number | undefined): void {
+  if (idleTimeout !== undefined && !(Number.isFinite(idleTimeout) && idleTimeout > 0)) {
+    throw new InvalidArgumentError(`idleTimeout ${idleTimeout} is not a positive number of milliseconds`);
   }
 }
 
