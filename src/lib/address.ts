@@ -4,7 +4,7 @@
  */
 import { isIP } from 'node:net';
 import { raceAbort, throwIfAborted } from './abort.js';
-import { AbortError, fromSystemError, InvalidArgumentError } from './errors.js';
+import { AbortError, fromSystemError, InvalidArgumentError, ResolveError } from './errors.js';
 
 /** An IP address family, spelled as `node:dgram` spells it in `rinfo.family`. */
 export type IpFamily = 'IPv4' | 'IPv6';
@@ -129,20 +129,57 @@ export function formatEndpoint(address: string, port: number): string {
   return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
 }
 
+/** One address a {@link LookupFunction} found, as `dns.lookup` gives it with `all: true`. */
+export interface LookupAddress {
+  address: string;
+  /** 4 or 6. */
+  family: number;
+}
+
+/** What {@link resolveHost} asks a {@link LookupFunction} for. */
+export interface LookupOptions {
+  /** 4 or 6 for that family only, 0 for both. */
+  family: 0 | 4 | 6;
+  /** Always true: every address is wanted, so that {@link resolveHost} can choose among them. */
+  all: true;
+}
+
+/**
+ * Answer of a {@link LookupFunction}: an error, or the addresses found. A lookup that ignores
+ * `all` may answer one address and its family instead, as `dns.lookup` does without `all`.
+ */
+export type LookupCallback = (
+  err: NodeJS.ErrnoException | null,
+  addresses: LookupAddress[] | string,
+  family?: number,
+) => void;
+
+/**
+ * Resolves host names in place of the system resolver, with the signature of `dns.lookup`
+ * (as the `lookup` option of `dgram.createSocket`), so `dns.lookup` itself can be passed.
+ * Errors should carry a `code` as `dns.lookup`'s do (`ENOTFOUND`, `EAI_AGAIN`, ...).
+ */
+export type LookupFunction = (hostname: string, options: LookupOptions, callback: LookupCallback) => void;
+
 /** Options of {@link resolveHost}. */
 export interface ResolveOptions {
   /** Only addresses of this family; by default IPv4 is preferred, then IPv6. */
   family?: IpFamily | undefined;
   signal?: AbortSignal | undefined;
+  /** Resolves host names instead of `dns.lookup`; IP literals never reach it. */
+  lookup?: LookupFunction | undefined;
 }
 
 /**
  * Resolves a host name or IP literal to one address. IPv4 comes first unless `family` says
- * otherwise, so `localhost` reaches a server bound to `0.0.0.0` as people expect.
+ * otherwise, so `localhost` reaches a server bound to `0.0.0.0` as people expect. Names go to
+ * `options.lookup` when given, else to `dns.lookup`.
  *
  * @throws {InvalidArgumentError} `UDP_ERR_INVALID_ARG` when a literal is of the other family
- * @throws {ResolveError} `UDP_ERR_RESOLVE` when the name does not resolve
+ * @throws {ResolveError} `UDP_ERR_RESOLVE` when the name does not resolve, or the lookup
+ *   answers something that is not an IP address
  * @throws {AbortError} `UDP_ERR_ABORTED` when `signal` fires first
+ * @throws {SocketError} `UDP_ERR_SOCKET` when the lookup fails in another way
  */
 export async function resolveHost(
   host: string,
@@ -157,25 +194,49 @@ export async function resolveHost(
     }
     return { address: host, family: literal };
   }
-  let found: { address: string; family: number }[];
+  let found: LookupAddress[];
   try {
     // Loaded on first use: most runs name IP literals and never need the resolver.
-    const { lookup } = await import('node:dns/promises');
-    const lookups = lookup(host, {
-      all: true,
-      verbatim: false,
-      family: family === 'IPv6' ? 6 : family ? 4 : 0,
-    });
+    const lookup = options.lookup ?? (await import('node:dns')).lookup;
+    const lookups = lookupAll(lookup, host, family === 'IPv6' ? 6 : family ? 4 : 0);
     found = signal ? await raceAbort(lookups, signal) : await lookups;
   } catch (err) {
     if (err instanceof AbortError) throw err;
     throw fromSystemError(err, 'resolve', { address: host });
   }
-  const first = found[0];
-  if (first === undefined)
+  let chosen: { address: string; family: IpFamily } | undefined;
+  for (const entry of found) {
+    const entryFamily = ipFamily(entry.address);
+    if (entryFamily === undefined) {
+      throw new ResolveError(
+        `cannot resolve host '${host}': the lookup answered '${entry.address}', which is not an IP address`,
+        host,
+        { address: host },
+      );
+    }
+    // A lookup may ignore `family`, so it is applied here too.
+    if (family !== undefined && entryFamily !== family) continue;
+    if (chosen === undefined || (chosen.family === 'IPv6' && entryFamily === 'IPv4')) {
+      chosen = { address: entry.address, family: entryFamily };
+    }
+  }
+  if (chosen === undefined)
     throw fromSystemError(
       Object.assign(new Error('no address'), { code: 'ENOTFOUND', hostname: host }),
       'resolve',
     );
-  return { address: first.address, family: first.family === 6 ? 'IPv6' : 'IPv4' };
+  return chosen;
+}
+
+/** Calls a callback-style lookup for every address of `host`, whatever shape it answers in. */
+function lookupAll(lookup: LookupFunction, host: string, family: 0 | 4 | 6): Promise<LookupAddress[]> {
+  return new Promise((resolve, reject) => {
+    // A lookup that throws instead of calling back rejects the promise, as the executor catches.
+    lookup(host, { family, all: true }, (err, addresses, addressFamily) => {
+      if (err) reject(err);
+      else if (Array.isArray(addresses)) resolve(addresses);
+      else if (typeof addresses === 'string') resolve([{ address: addresses, family: addressFamily ?? 0 }]);
+      else resolve([]);
+    });
+  });
 }
