@@ -2,7 +2,14 @@
  * Pure parsers for the CLI's arguments: durations, counts, and the positional address rules of
  * `listen` and `send`. Every failure is a {@link UsageError} with a message a person can act on.
  */
-import { type HostPort, type IpFamily, isHostLike, parseHostPort, parsePort } from '../lib/index.js';
+import {
+  type HostPort,
+  type IpFamily,
+  ipFamily,
+  isHostLike,
+  parseHostPort,
+  parsePort,
+} from '../lib/index.js';
 
 /** A mistake in the command line: exit status 2. */
 export class UsageError extends Error {
@@ -60,8 +67,57 @@ export function parseFamilyFlags(flags: { ipv4?: boolean; ipv6?: boolean }): IpF
 }
 
 /**
+ * A host given where a port could also be: `-4` and `-6` say which family, so an IP literal of
+ * the other one is a usage error, caught before any I/O. Names are left to the resolver.
+ *
+ * @param host the host as the positional parsers return it (no brackets, no port)
+ * @throws {UsageError} when `host` is an IP literal of the other family
+ */
+export function checkFamily(host: string | undefined, family: IpFamily | undefined): void {
+  if (host === undefined || family === undefined) return;
+  const literal = ipFamily(host);
+  if (literal !== undefined && literal !== family) {
+    throw new UsageError(
+      `${family === 'IPv4' ? '-4' : '-6'} asks for ${family}, but ${host} is an ${literal} address`,
+    );
+  }
+}
+
+const DIGITS = /^\d+$/;
+// A digit first and no '.' or ':': a port or nothing (`12345abc`, `1e3`, `250ms`).
+const PORT_LIKE = /^\d[^.:]*$/;
+const DIGITS_AND_DOTS = /^[\d.]+$/;
+
+/**
+ * A host that starts like a number must be a number: the resolver would otherwise query DNS for
+ * `12345abc`, and getaddrinfo reads `1.2.3` as 1.2.0.3 and `9000` as 0.0.35.40.
+ */
+function checkPortLike(text: string): void {
+  if (PORT_LIKE.test(text) && !DIGITS.test(text)) {
+    throw new UsageError(`'${text}' is not a port number (0-65535) or an address`);
+  }
+}
+
+function checkDottedQuad(host: string): void {
+  if (DIGITS_AND_DOTS.test(host) && ipFamily(host) === undefined) {
+    throw new UsageError(`'${host}' is not a valid IPv4 address`);
+  }
+}
+
+/** {@link parseHostPort} with the checks above: its host part resolves as what it looks like. */
+function parseAddress(text: string): HostPort {
+  checkPortLike(text);
+  // Checked before parsing too, for this message rather than "not a valid host name" (`1..2`).
+  if (!DIGITS.test(text) && !text.includes(':')) checkDottedQuad(text);
+  const parsed = usage(() => parseHostPort(text));
+  if (parsed.host !== undefined) checkDottedQuad(parsed.host);
+  return parsed;
+}
+
+/**
  * The local address of `listen` from its positionals, in `nc`'s order: `[host] [port]`, or
- * one `host:port`, `[v6]:port`, bare port or bare host.
+ * one `host:port`, `[v6]:port`, bare port or bare host. A positional that starts with a digit
+ * is a port or an IPv4 address, never a name to look up (`12345abc`, `1e3`, `1.2.3`).
  *
  * @throws {UsageError} on a malformed address or port, or too many positionals
  */
@@ -69,15 +125,14 @@ export function parseListenPositionals(args: readonly string[]): HostPort {
   if (args.length > 2) throw new UsageError(`too many arguments: expected [host] [port], got ${args.length}`);
   const [first, second] = args;
   if (first === undefined) return {};
-  if (second === undefined) return usage(() => parseHostPort(first));
-  const host = usage(() => parseHostPort(first));
-  if (host.port !== undefined || host.host === undefined) {
+  const address = parseAddress(first);
+  if (second === undefined) return address;
+  if (address.port !== undefined || address.host === undefined) {
     throw new UsageError(`'${first}' is not a host; write either 'host port' or 'host:port'`);
   }
-  return { host: host.host, port: usage(() => parsePort(second)) };
+  return { host: address.host, port: usage(() => parsePort(second)) };
 }
 
-const PORTISH = /^\d+$/;
 const HOST_COLON_PORT = /^(?:\[[^\]]*\]|[^:[\]\s]+):\d+$/;
 
 /** What `send`'s positionals mean: an optional target, then the messages. */
@@ -86,21 +141,38 @@ export interface SendPositionals extends HostPort {
 }
 
 /**
- * Splits `send`'s positionals. The first ones name the target only when they look like one:
- * a host followed by a port number (`10.0.0.5 9000`), or one `host:port` / `[v6]:port`.
+ * Splits `send`'s positionals. The first ones name the target when
+ *
+ * - the first starts with `[` or `:`, or is an IP literal: always a target (`[::1]`, `:9000`,
+ *   `127.0.0.1`, `[::1]:9000`), followed by a port number when it has none (`::1 9000`);
+ * - the first is a `host:port`;
+ * - or the first is a host name followed by a port number (`localhost 9000`).
+ *
  * Otherwise every positional is a message to the default target, so `send Hello World UDP`
- * sends three messages. A target that looks like one but is malformed (port 70000) is an
+ * sends three messages. A target without a port leaves `port` absent for the caller's default.
+ * A target that looks like one but is malformed (`[fe80::1%`, port 70000, `1.2.3 9000`) is an
  * error, not a message.
  *
  * @throws {UsageError} on a malformed target
  */
 export function parseSendPositionals(args: readonly string[]): SendPositionals {
   const [first, second] = args;
-  if (first !== undefined && HOST_COLON_PORT.test(first)) {
-    const target = usage(() => parseHostPort(first));
+  if (first === undefined) return { messages: [] };
+  if (
+    first.startsWith('[') ||
+    first.startsWith(':') ||
+    ipFamily(first) !== undefined ||
+    HOST_COLON_PORT.test(first)
+  ) {
+    const target = parseAddress(first);
+    if (target.port === undefined && second !== undefined && DIGITS.test(second)) {
+      return { ...target, port: usage(() => parsePort(second)), messages: args.slice(2) };
+    }
     return { ...target, messages: args.slice(1) };
   }
-  if (first !== undefined && second !== undefined && PORTISH.test(second) && isHostLike(first)) {
+  if (second !== undefined && DIGITS.test(second) && isHostLike(first)) {
+    checkPortLike(first);
+    checkDottedQuad(first);
     return { host: first, port: usage(() => parsePort(second)), messages: args.slice(2) };
   }
   return { messages: [...args] };
@@ -136,12 +208,27 @@ export function parseRate(text: string): number {
   return rate;
 }
 
+/** The `--stats` interval when `--stats-interval` does not give one. */
+export const DEFAULT_STATS_INTERVAL_MS = 1000;
+
 /**
- * `--stats [interval]`: undefined when absent, 1000 ms when given bare, else the duration.
+ * `--stats` and `--stats-interval <duration>`: undefined when neither is given, else the
+ * interval in milliseconds, 1000 unless `--stats-interval` says otherwise (it implies `--stats`).
  *
+ * @throws {UsageError} on a bad duration
+ */
+export function parseStatsFlags(flags: { stats?: boolean; statsInterval?: string }): number | undefined {
+  if (flags.statsInterval !== undefined) return parseDuration(flags.statsInterval, 'stats interval');
+  return flags.stats ? DEFAULT_STATS_INTERVAL_MS : undefined;
+}
+
+/**
+ * `--stats [interval]`, the old form: the commands use it until they take {@link parseStatsFlags}.
+ *
+ * @deprecated use {@link parseStatsFlags}
  * @throws {UsageError} on a bad duration
  */
 export function parseStatsFlag(value: string | boolean | undefined): number | undefined {
   if (value === undefined || value === false) return undefined;
-  return value === true ? 1000 : parseDuration(value, 'stats interval');
+  return value === true ? DEFAULT_STATS_INTERVAL_MS : parseDuration(value, 'stats interval');
 }

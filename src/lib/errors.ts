@@ -2,6 +2,7 @@
  * Errors thrown and rejected by udpkit. Every error is a {@link UdpError} with a stable `code`;
  * the codes are listed in docs/errors.md and never change meaning.
  */
+import { getSystemErrorMap } from 'node:util';
 
 /** Every code a {@link UdpError} can carry. */
 export type UdpErrorCode =
@@ -177,19 +178,38 @@ function isNodeSystemError(err: unknown): err is NodeSystemError {
   return err instanceof Error && typeof (err as NodeSystemError).code === 'string';
 }
 
-/** Formats `address` and `port` the way people write them: `1.2.3.4:5`, `[::1]:5`. */
+/** Formats `address` and `port` the way people write them: `1.2.3.4:5`, `[::1]:5`, `port 5`. */
 function where(address: string | undefined, port: number | undefined): string {
   if (address === undefined) return port === undefined ? '' : `port ${port}`;
   const host = address.includes(':') ? `[${address}]` : address;
   return port === undefined ? host : `${host}:${port}`;
 }
 
+/** What was being done, to where, as the object of "cannot": `bind 1.2.3.4:5`, `send to [::1]:5`. */
+function action(context: string, at: string): string {
+  if (at === '') return context;
+  return context === 'send' || context === 'connect' ? `${context} to ${at}` : `${context} ${at}`;
+}
+
+let errnoDescriptions: Map<string, string> | undefined;
+
+/**
+ * `invalid argument (EINVAL)`: the operating system's description of an errno name, as libuv
+ * words it, or the name alone when it has none (a code that is not an errno).
+ */
+function describeErrno(code: string): string {
+  errnoDescriptions ??= new Map([...getSystemErrorMap().values()].map(([name, text]) => [name, text]));
+  const text = errnoDescriptions.get(code);
+  return text ? `${text.charAt(0).toLowerCase()}${text.slice(1)} (${code})` : code;
+}
+
 /**
  * Turns an error from `node:dgram` or `node:dns` into the matching {@link UdpError}, keeping the
  * original as `cause` and its `syscall`, `address` and `port`. A `UdpError` passes through.
+ * Messages are one sentence: `cannot bind [fe80::1%lo]:9000: invalid argument (EINVAL)`.
  *
  * @param err the error to translate
- * @param context what was being done, for the message: `bind`, `send`, `resolve`, ...
+ * @param context what was being done, for the message: `bind`, `connect`, `send`, `resolve`
  * @param target the address and port involved, when the system error does not carry them
  */
 export function fromSystemError(
@@ -199,7 +219,8 @@ export function fromSystemError(
 ): UdpError {
   if (err instanceof UdpError) return err;
   if (!isNodeSystemError(err)) {
-    return new SocketError(`${context} failed: ${String(err instanceof Error ? err.message : err)}`, {
+    const what = action(context, where(target?.address, target?.port));
+    return new SocketError(`cannot ${what}: ${String(err instanceof Error ? err.message : err)}`, {
       cause: err,
     });
   }
@@ -213,18 +234,22 @@ export function fromSystemError(
     port,
   };
   const at = where(address, port);
+  const what = action(context, at);
   switch (err.code) {
     case 'EADDRINUSE':
-      return new AddressInUseError(`address ${at} is already in use`, details);
+      return new AddressInUseError(
+        `${address !== undefined ? `address ${at}` : at || 'the address'} is already in use`,
+        details,
+      );
     case 'EADDRNOTAVAIL':
       return new AddressNotAvailableError(
-        `cannot ${context} ${at}: the address is not available on this host`,
+        `cannot ${what}: the address is not available on this host`,
         details,
       );
     case 'EACCES':
     case 'EPERM':
       return new PermissionDeniedError(
-        `permission denied to ${context} ${at}${
+        `permission denied to ${what}${
           context === 'bind' && port !== undefined && port > 0 && port < 1024
             ? ' (ports below 1024 need root or CAP_NET_BIND_SERVICE)'
             : ''
@@ -232,11 +257,14 @@ export function fromSystemError(
         details,
       );
     case 'EMSGSIZE':
-      return new MessageTooLargeError(`message too large to ${context} to ${at}`, -1, -1, details);
+      return new MessageTooLargeError(`message too large to ${what}`, -1, -1, details);
     case 'ECANCELED':
       return new SocketClosedError(`the socket was closed before the ${context} completed`, details);
     case 'ECONNREFUSED':
-      return new ConnectionRefusedError(`${at} refused the datagram (ICMP port unreachable)`, details);
+      return new ConnectionRefusedError(
+        `${at || 'the peer'} refused the datagram (ICMP port unreachable)`,
+        details,
+      );
     case 'ENOTFOUND':
     case 'EAI_NONAME':
     case 'EAI_NODATA':
@@ -249,9 +277,6 @@ export function fromSystemError(
       return new ResolveError(`cannot resolve host '${host}': ${why}`, host, details);
     }
     default:
-      return new SocketError(
-        `${context}${at ? ` ${at}` : ''} failed: ${err.code}${err.message ? ` (${err.message})` : ''}`,
-        details,
-      );
+      return new SocketError(`cannot ${what}: ${describeErrno(err.code ?? '')}`, details);
   }
 }
