@@ -83,11 +83,14 @@ export interface StartOptions {
   uid?: number;
   /** false leaves stdout unread, so the pipe fills and the process's writes stall. */
   readStdout?: boolean;
+  /** A command the process runs under, such as `ip netns exec NAME` (see netns.ts). */
+  prefix?: readonly string[];
 }
 
 /** Starts a process; it is killed when the test ends, pass or fail. */
 export function start(command: string, args: string[], options: StartOptions = {}): Running {
-  const child = spawn(command, args, {
+  const [wrapper, ...wrapperArgs] = options.prefix ?? [];
+  const child = spawn(wrapper ?? command, wrapper === undefined ? args : [...wrapperArgs, command, ...args], {
     stdio: ['pipe', 'pipe', 'pipe'],
     env: { ...process.env, NO_COLOR: '1' },
     ...(options.uid !== undefined && { uid: options.uid, gid: options.uid }),
@@ -108,9 +111,12 @@ export function startCli(args: string[], options: StartOptions = {}): Running {
 /** Runs the built CLI to completion (killed after `ms`). */
 export function runCli(
   args: string[],
-  options: { input?: string | Buffer; ms?: number } = {},
+  options: { input?: string | Buffer; ms?: number; prefix?: readonly string[] } = {},
 ): Promise<Result> {
-  const running = startCli(args, options.input === undefined ? { input: '' } : { input: options.input });
+  const running = startCli(args, {
+    input: options.input ?? '',
+    ...(options.prefix !== undefined && { prefix: options.prefix }),
+  });
   return running.wait(options.ms ?? 10_000);
 }
 

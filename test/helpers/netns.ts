@@ -1,0 +1,51 @@
+/**
+ * Network namespaces that hold only loopback, for tests that must not reach the network: inside
+ * one, a name lookup fails at once (no route to any resolver) instead of leaving the machine.
+ * Making one needs root and iproute2's `ip`; without them the test is skipped with the reason,
+ * except in CI (`CI` set), which runs as root and must not skip silently.
+ */
+import { spawnSync } from 'node:child_process';
+import { onTestFinished, type TestContext } from 'vitest';
+
+/** A namespace with `lo` up and nothing else. */
+export interface Netns {
+  name: string;
+  /** Runs a command inside the namespace: pass as `prefix` to `start`, `startCli`, `runCli`. */
+  prefix: readonly string[];
+}
+
+let created = 0;
+// Set after the first failure, so later tests skip without trying again.
+let unavailable: string | undefined;
+
+function ip(args: string[]): string | undefined {
+  const r = spawnSync('ip', args, { encoding: 'utf8', timeout: 5000 });
+  if (r.error) return `'ip ${args.join(' ')}' could not run: ${r.error.message}`;
+  if (r.status !== 0) return `'ip ${args.join(' ')}' failed: ${r.stderr.trim() || `exit ${r.status}`}`;
+  return undefined;
+}
+
+/**
+ * Creates a namespace named `udpkit-test-<pid>-<n>` with only `lo`, brought up, and deletes it
+ * when the test ends, pass or fail. When namespaces cannot be made, skips the test through
+ * `context` with the reason, or throws when `CI` is set.
+ */
+export function createNetns(context: TestContext): Netns {
+  if (unavailable === undefined) {
+    const name = `udpkit-test-${process.pid}-${++created}`;
+    const failed = ip(['netns', 'add', name]);
+    if (failed === undefined) {
+      onTestFinished(() => {
+        const left = ip(['netns', 'delete', name]);
+        if (left !== undefined) throw new Error(left);
+      });
+      const down = ip(['-n', name, 'link', 'set', 'lo', 'up']);
+      if (down !== undefined) throw new Error(down);
+      return { name, prefix: ['ip', 'netns', 'exec', name] };
+    }
+    ip(['netns', 'delete', name]); // in case a half-made one was left
+    unavailable = `cannot make a network namespace (needs root and iproute2): ${failed}`;
+  }
+  if (process.env.CI) throw new Error(unavailable);
+  return context.skip(unavailable);
+}
