@@ -29,31 +29,51 @@ const LF = 0x0a;
 const CR = 0x0d;
 const NUL = 0x00;
 
-function isHexDigit(c: number): boolean {
-  return (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x46) || (c >= 0x61 && c <= 0x66);
+/** The value of a hex digit, or -1 for any other byte. */
+function hexValue(c: number): number {
+  if (c >= 0x30 && c <= 0x39) return c - 0x30;
+  const lower = c | 0x20;
+  return lower >= 0x61 && lower <= 0x66 ? lower - 0x57 : -1;
 }
 
 function isSpace(c: number): boolean {
   return c === 0x20 || c === 0x09 || c === CR || c === 0x0b || c === 0x0c;
 }
 
+/** The error for a `hex` line with a character that is not hex, showing up to 8 bytes from it. */
+function notHex(lineNumber: number, shown: Uint8Array): InputError {
+  const text = Buffer.from(shown.subarray(0, 8))
+    .toString('latin1')
+    .replace(/[^\x20-\x7e]/g, '?');
+  return new InputError(`line ${lineNumber}: '${text}' is not hex (expected pairs of 0-9a-f)`);
+}
+
 /**
- * Cuts a byte stream into datagrams. A record over `maxSize` bytes is not held in memory: the
- * framer counts its length and throws a {@link MessageTooLargeError} naming it when the record
- * ends, so every record before it can be sent and none after it is.
+ * Cuts a byte stream into datagrams. A record over `maxSize` bytes fails at the byte that takes
+ * it over the limit, in the `push` that brings that byte, and is neither held nor read to its
+ * end: an endless source (`/dev/zero`, a stream with no delimiter) fails after `maxSize + 1`
+ * bytes instead of being counted forever. Likewise a `hex` line fails at its first character
+ * that is not hex. Every record before the bad one is returned first, so a caller can send
+ * them all and none after it.
  */
 export class Framer {
   readonly framing: Framing;
   readonly maxSize: number;
+  /** Copies of the current record's bytes so far (`line`, `nul`, `whole`). */
   #parts: Buffer[] = [];
   #partBytes = 0;
-  /** Bytes of the current record past the point where it was known to be too large. */
-  #overflowBytes = -1;
-  #overflowHexDigits = 0;
-  #lastByte = -1;
+  /** Whether the current record has any input yet, so `end()` knows an unterminated one. */
+  #started = false;
+  /** `hex`: the current line decoded so far; never more than `maxSize` bytes. */
+  #hexOut: Buffer | undefined;
+  #hexBytes = 0;
+  /** `hex`: the value of a digit waiting for the second of its pair, or -1. */
+  #hexHigh = -1;
+  /** `hex`: the text shown for a character that is not hex, while it waits for up to 8 bytes. */
+  #badHex: Buffer | undefined;
   #records = 0;
   #ended = false;
-  /** An error found mid-chunk, thrown by the next call so the records before it go first. */
+  /** The error that stopped the input; thrown by every later call. */
   #failed: Error | undefined;
 
   /**
@@ -68,19 +88,23 @@ export class Framer {
     this.maxSize = maxSize;
   }
 
-  /** Records framed so far. */
+  /** Records framed (returned) so far. */
   get records(): number {
     return this.#records;
   }
 
   /**
    * Feeds a chunk of input; returns the records it completed, in order. Records that lie wholly
-   * in the chunk are views of it (no copy): don't change a chunk after pushing it. When a record in the
-   * chunk is bad, the records before it are returned and the next call (`push` or `end`)
-   * throws, so a caller sends everything up to the bad record and nothing after it.
+   * in the chunk are views of it (no copy): don't change a chunk after pushing it. When a record
+   * goes bad in this chunk, the records before it are returned and the next call (`push` or
+   * `end`) throws; when there are none, this call throws. Either way every later call throws
+   * the same error, so a caller sends everything up to the bad record and nothing after it.
    *
-   * @throws {MessageTooLargeError} `UDP_ERR_MSG_TOO_LARGE` when a completed record is too large
-   * @throws {InputError} `UDP_ERR_INPUT` on a `hex` line that is not hex
+   * @throws {MessageTooLargeError} `UDP_ERR_MSG_TOO_LARGE` as soon as a record passes `maxSize`
+   * bytes (for `hex`, decoded bytes; for `line`, not counting a trailing `\r`). The record is not
+   * read further, so its `size` is the bytes counted so far, `maxSize + 1`, not its full size.
+   * @throws {InputError} `UDP_ERR_INPUT` at a `hex` character that is not hex, or at the end of a
+   * `hex` line with an odd number of digits
    */
   push(chunk: Uint8Array): Buffer[] {
     if (this.#failed) throw this.#failed;
@@ -88,31 +112,27 @@ export class Framer {
     const buf = Buffer.isBuffer(chunk)
       ? chunk
       : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-    if (this.framing === 'whole') {
-      this.#append(buf);
-      return [];
-    }
-    const delimiter = this.framing === 'nul' ? NUL : LF;
     const out: Buffer[] = [];
-    let start = 0;
-    for (;;) {
-      const at = buf.indexOf(delimiter, start);
-      if (at < 0) break;
-      // A record wholly inside this chunk is a view of it, not a copy.
-      const whole = this.#parts.length === 0 && this.#overflowBytes < 0 && at - start <= this.#rawLimit();
-      if (whole) this.#lastByte = at > start ? (buf[at - 1] as number) : -1;
-      else this.#append(buf.subarray(start, at));
-      try {
-        out.push(this.#takeRecord(whole ? buf.subarray(start, at) : undefined));
-      } catch (err) {
-        if (out.length === 0) throw err;
-        this.#failed = err as Error;
+    try {
+      if (this.framing === 'whole') {
+        this.#feed(buf, 0, buf.length, false);
         return out;
       }
-      start = at + 1;
+      const delimiter = this.framing === 'nul' ? NUL : LF;
+      let start = 0;
+      for (;;) {
+        const at = buf.indexOf(delimiter, start);
+        if (at < 0) break;
+        out.push(this.#endRecord(buf, start, at));
+        start = at + 1;
+      }
+      this.#feed(buf, start, buf.length, false);
+      return out;
+    } catch (err) {
+      this.#failed = err as Error;
+      if (out.length === 0) throw err;
+      return out;
     }
-    if (start < buf.length) this.#append(buf.subarray(start));
-    return out;
   }
 
   /**
@@ -125,82 +145,119 @@ export class Framer {
     if (this.#failed) throw this.#failed;
     if (this.#ended) return [];
     this.#ended = true;
-    const pending = this.#partBytes > 0 || this.#overflowBytes >= 0;
-    if (this.framing === 'whole' || pending) return [this.#takeRecord()];
-    return [];
-  }
-
-  /** The raw bytes a record may hold before it is surely too large. */
-  #rawLimit(): number {
-    // A hex line spends at least two characters per byte, and may space them out.
-    return this.framing === 'hex'
-      ? this.maxSize * 3 + 2
-      : this.framing === 'line'
-        ? this.maxSize + 1
-        : this.maxSize;
-  }
-
-  #append(bytes: Buffer): void {
-    if (bytes.length === 0) return;
-    this.#lastByte = bytes[bytes.length - 1] as number;
-    if (this.#overflowBytes >= 0) {
-      this.#countOverflow(bytes);
-      return;
+    if (this.framing !== 'whole' && !this.#started) return [];
+    try {
+      return [this.#endRecord(Buffer.alloc(0), 0, 0)];
+    } catch (err) {
+      this.#failed = err as Error;
+      throw err;
     }
-    if (this.#partBytes + bytes.length > this.#rawLimit()) {
-      // Too large already: keep counting, stop holding.
-      this.#overflowBytes = 0;
-      this.#overflowHexDigits = 0;
-      for (const part of this.#parts) this.#countOverflow(part);
+  }
+
+  /** Ends the current record with `buf[start, end)`, its last bytes, and returns it. */
+  #endRecord(buf: Buffer, start: number, end: number): Buffer {
+    let record: Buffer;
+    if (this.framing === 'hex') {
+      this.#feedHex(buf, start, end, true);
+      if (this.#hexHigh >= 0) throw new InputError(`line ${this.#records + 1}: odd number of hex digits`);
+      // Copy: the decoding buffer is reused for the next line.
+      record = Buffer.from((this.#hexOut as Buffer).subarray(0, this.#hexBytes));
+      this.#hexBytes = 0;
+    } else if (this.#parts.length === 0) {
+      // A record wholly inside this chunk is a view of it, not a copy.
+      if (this.#passesLimit(0, buf, start, end)) throw this.#tooLarge();
+      record = buf.subarray(start, end);
+    } else {
+      this.#feed(buf, start, end, true);
+      record =
+        this.#parts.length === 1 ? (this.#parts[0] as Buffer) : Buffer.concat(this.#parts, this.#partBytes);
       this.#parts = [];
       this.#partBytes = 0;
-      this.#countOverflow(bytes);
-      return;
     }
-    // Copy: the caller may reuse its chunk.
-    this.#parts.push(Buffer.from(bytes));
-    this.#partBytes += bytes.length;
-  }
-
-  #countOverflow(bytes: Buffer): void {
-    this.#overflowBytes += bytes.length;
-    if (this.framing === 'hex') {
-      for (const c of bytes) if (isHexDigit(c)) this.#overflowHexDigits++;
-    }
-  }
-
-  /** Ends the current record: `direct` when it lies wholly in one chunk, else the parts held. */
-  #takeRecord(direct?: Buffer): Buffer {
-    const n = ++this.#records;
-    const lastByte = this.#lastByte;
-    this.#lastByte = -1;
-    if (this.#overflowBytes >= 0) {
-      let size = this.#overflowBytes;
-      if (this.framing === 'line' && lastByte === CR) size--;
-      if (this.framing === 'hex') size = Math.floor(this.#overflowHexDigits / 2);
-      this.#overflowBytes = -1;
-      this.#overflowHexDigits = 0;
-      throw this.#tooLarge(n, size);
-    }
-    let record =
-      direct ??
-      (this.#parts.length === 1 ? (this.#parts[0] as Buffer) : Buffer.concat(this.#parts, this.#partBytes));
-    this.#parts = [];
-    this.#partBytes = 0;
     if (this.framing === 'line' && record.length > 0 && record[record.length - 1] === CR) {
       record = record.subarray(0, record.length - 1);
     }
-    if (this.framing === 'hex') record = decodeHexLine(record, n);
-    if (record.length > this.maxSize) throw this.#tooLarge(n, record.length);
+    this.#started = false;
+    this.#records++;
     return record;
   }
 
-  #tooLarge(n: number, size: number): MessageTooLargeError {
+  /** Takes `buf[start, end)` into the current record, failing once it passes the limit. */
+  #feed(buf: Buffer, start: number, end: number, lineEnds: boolean): void {
+    if (this.framing === 'hex') {
+      this.#feedHex(buf, start, end, lineEnds);
+      return;
+    }
+    if (start === end) return;
+    this.#started = true;
+    if (this.#passesLimit(this.#partBytes, buf, start, end)) throw this.#tooLarge();
+    // Copy: the caller may reuse its chunk.
+    this.#parts.push(Buffer.from(buf.subarray(start, end)));
+    this.#partBytes += end - start;
+  }
+
+  /** Whether `held` bytes followed by `buf[start, end)` take the record past the limit. */
+  #passesLimit(held: number, buf: Buffer, start: number, end: number): boolean {
+    const total = held + end - start;
+    if (total <= this.maxSize) return false;
+    if (this.framing !== 'line' || total > this.maxSize + 1) return true;
+    // One byte over: a trailing \r is not sent, so a \r there passes only if a byte follows it;
+    // the next byte (or the end of the line) decides. Nothing new leaves the held \r undecided.
+    return start < end && buf[end - 1] !== CR;
+  }
+
+  /** `hex`: decodes `buf[start, end)` into the current line, failing at once on bad input. */
+  #feedHex(buf: Buffer, start: number, end: number, lineEnds: boolean): void {
+    if (this.#badHex) {
+      this.#collectBadHex(buf.subarray(start, end), lineEnds);
+      return;
+    }
+    if (start < end) this.#started = true;
+    this.#hexOut ??= Buffer.allocUnsafe(this.maxSize);
+    const out = this.#hexOut;
+    let n = this.#hexBytes;
+    let high = this.#hexHigh;
+    for (let i = start; i < end; i++) {
+      const c = buf[i] as number;
+      const v = hexValue(c);
+      if (v < 0) {
+        if (isSpace(c)) continue;
+        this.#badHex = Buffer.alloc(0);
+        this.#collectBadHex(buf.subarray(i, end), lineEnds);
+        return;
+      }
+      if (high < 0) high = v;
+      else {
+        if (n === this.maxSize) throw this.#tooLarge();
+        out[n++] = (high << 4) | v;
+        high = -1;
+      }
+    }
+    this.#hexBytes = n;
+    this.#hexHigh = high;
+  }
+
+  /**
+   * `hex`: gathers the text to show for a bad character, up to 8 bytes of its line, then throws.
+   * Only when the chunk ends sooner does it wait for the next one, so the message does not
+   * depend on where the input was cut.
+   */
+  #collectBadHex(bytes: Buffer, lineEnds: boolean): void {
+    const shown = Buffer.concat([this.#badHex as Buffer, bytes.subarray(0, 8)]).subarray(0, 8);
+    this.#badHex = shown;
+    if (shown.length < 8 && !lineEnds) return;
+    throw notHex(this.#records + 1, shown);
+  }
+
+  /** The error for the current record, which has just passed the limit. */
+  #tooLarge(): MessageTooLargeError {
+    const n = this.#records + 1;
     const where =
       this.framing === 'whole' ? 'the input' : `message ${n}${this.framing === 'nul' ? '' : ` (line ${n})`}`;
+    const soFar = this.maxSize + 1;
     return new MessageTooLargeError(
-      `${where} is ${size} bytes, over the ${this.maxSize}-byte limit`,
-      size,
+      `${where} is over the ${this.maxSize}-byte limit (${soFar} byte${soFar === 1 ? '' : 's'} so far)`,
+      soFar,
       this.maxSize,
     );
   }
@@ -217,14 +274,11 @@ export function decodeHexLine(line: Uint8Array, lineNumber = 1): Buffer {
   let high = -1;
   for (let i = 0; i < line.length; i++) {
     const c = line[i] as number;
-    if (isSpace(c)) continue;
-    if (!isHexDigit(c)) {
-      const shown = Buffer.from(line.subarray(i, i + 8))
-        .toString('latin1')
-        .replace(/[^\x20-\x7e]/g, '?');
-      throw new InputError(`line ${lineNumber}: '${shown}' is not hex (expected pairs of 0-9a-f)`);
+    const v = hexValue(c);
+    if (v < 0) {
+      if (isSpace(c)) continue;
+      throw notHex(lineNumber, line.subarray(i, i + 8));
     }
-    const v = c <= 0x39 ? c - 0x30 : (c | 0x20) - 0x57;
     if (high < 0) high = v;
     else {
       out[n++] = (high << 4) | v;

@@ -72,54 +72,197 @@ describe('hex framing', () => {
   });
 });
 
-describe('size limit', () => {
-  it('names the exact size and the limit, after the records before it', () => {
-    const f = new Framer('line', 10);
-    expect(s(f.push(Buffer.from('ok\n')))).toEqual(['ok']);
-    expect(f.push(Buffer.from('x'.repeat(8)))).toEqual([]);
-    expect(f.push(Buffer.from('x'.repeat(30)))).toEqual([]);
-    let err: unknown;
+/** The error `fn` throws; fails the test when it returns. */
+function thrown(fn: () => unknown): unknown {
+  try {
+    fn();
+  } catch (err) {
+    return err;
+  }
+  throw new Error('expected an error');
+}
+
+/**
+ * Pushes `chunk` again and again, as from an endless device, and returns after which push (1-based)
+ * the framer threw, and what; fails after `maxPushes` without an error.
+ */
+function pushUntilThrow(f: Framer, chunk: Buffer, maxPushes: number): { pushes: number; err: unknown } {
+  for (let i = 1; i <= maxPushes; i++) {
+    let records: Buffer[];
     try {
-      f.push(Buffer.from('xx\r\nnext\n'));
-    } catch (e) {
-      err = e;
+      records = f.push(chunk);
+    } catch (err) {
+      return { pushes: i, err };
     }
+    expect(records).toEqual([]);
+  }
+  throw new Error(`no error after ${maxPushes} pushes`);
+}
+
+const tooLarge = (message: string, limit: number) => ({
+  name: 'MessageTooLargeError',
+  code: 'UDP_ERR_MSG_TOO_LARGE',
+  size: limit + 1,
+  limit,
+  message,
+});
+
+describe('size limit', () => {
+  const limit = 65507;
+
+  it.each([
+    ['whole', Buffer.alloc(4096), 'the input'],
+    ['line', Buffer.alloc(4096, 'x'), 'message 1 (line 1)'],
+    ['nul', Buffer.alloc(4096, 'x'), 'message 1'],
+  ] as const)('%s: an endless record fails in the push that passes the limit', (framing, chunk, where) => {
+    const f = new Framer(framing, limit);
+    const { pushes, err } = pushUntilThrow(f, chunk, 1000);
+    // 16 chunks of 4096 bytes are the first to hold limit + 1 bytes.
+    expect(pushes).toBe(Math.ceil((limit + 1) / chunk.length));
     expect(err).toBeInstanceOf(MessageTooLargeError);
+    expect(err).toMatchObject(tooLarge(`${where} is over the 65507-byte limit (65508 bytes so far)`, limit));
+    expect(() => f.push(chunk)).toThrow(err as Error);
+    expect(() => f.end()).toThrow(err as Error);
+  });
+
+  it('hex: an endless line fails once its digits decode to more than the limit', () => {
+    const f = new Framer('hex', limit);
+    const chunk = Buffer.from('0a1b2c3d'.repeat(512));
+    const { pushes, err } = pushUntilThrow(f, chunk, 1000);
+    expect(pushes).toBe(Math.ceil((2 * limit + 2) / chunk.length));
+    expect(err).toMatchObject(
+      tooLarge('message 1 (line 1) is over the 65507-byte limit (65508 bytes so far)', limit),
+    );
+  });
+
+  it('hex: an endless line that is not hex (/dev/zero) fails at its first byte', () => {
+    const f = new Framer('hex', limit);
+    const { pushes, err } = pushUntilThrow(f, Buffer.alloc(4096), 1000);
+    expect(pushes).toBe(1);
+    expect(err).toBeInstanceOf(InputError);
     expect(err).toMatchObject({
-      code: 'UDP_ERR_MSG_TOO_LARGE',
-      size: 40,
-      limit: 10,
-      message: 'message 2 (line 2) is 40 bytes, over the 10-byte limit',
+      code: 'UDP_ERR_INPUT',
+      message: "line 1: '????????' is not hex (expected pairs of 0-9a-f)",
     });
   });
-  it('returns the records before a bad one in the same chunk, then throws', () => {
+
+  it('fails in the first push over the limit even when one chunk carries the whole record', () => {
+    const f = new Framer('line', 10);
+    const err = thrown(() => f.push(Buffer.from(`${'x'.repeat(30)}\nnext\n`)));
+    expect(err).toMatchObject(tooLarge('message 1 (line 1) is over the 10-byte limit (11 bytes so far)', 10));
+  });
+
+  it('returns the records before the bad one first; the next call throws, and every one after', () => {
     const f = new Framer('line', 5);
     expect(s(f.push(Buffer.from('ok\nfine\ntoo long\nnever\n')))).toEqual(['ok', 'fine']);
-    expect(() => f.push(Buffer.from('more\n'))).toThrow(
-      'message 3 (line 3) is 8 bytes, over the 5-byte limit',
+    const err = thrown(() => f.push(Buffer.from('more\n')));
+    expect(err).toBeInstanceOf(MessageTooLargeError);
+    expect(err).toMatchObject(tooLarge('message 3 (line 3) is over the 5-byte limit (6 bytes so far)', 5));
+    expect(() => f.end()).toThrow(err as Error);
+  });
+
+  it('returns the records before a bad one that has not ended yet', () => {
+    const f = new Framer('nul', 5);
+    expect(s(f.push(Buffer.from(`a\0bb\0${'c'.repeat(6)}`)))).toEqual(['a', 'bb']);
+    expect(() => f.push(Buffer.from('\0'))).toThrow('message 3 is over the 5-byte limit (6 bytes so far)');
+  });
+
+  it('keeps the records held across chunks before the bad one', () => {
+    const f = new Framer('line', 10);
+    expect(s(f.push(Buffer.from('o')))).toEqual([]);
+    expect(s(f.push(Buffer.from(`k\n${'x'.repeat(8)}`)))).toEqual(['ok']);
+    expect(f.push(Buffer.from('xx'))).toEqual([]);
+    expect(() => f.push(Buffer.from('x\nnext\n'))).toThrow(
+      'message 2 (line 2) is over the 10-byte limit (11 bytes so far)',
     );
-    expect(() => f.end()).toThrow(MessageTooLargeError);
   });
-  it('allows exactly the limit', () => {
-    expect(frame('line', `${'y'.repeat(10)}\n`, 4, 10)[0]).toHaveLength(10);
-    expect(frame('line', `${'y'.repeat(10)}\r\n`, 4, 10)[0]).toHaveLength(10);
-    expect(frame('whole', 'y'.repeat(10), 4, 10)[0]).toHaveLength(10);
-  });
-  it('counts a huge record without holding it', () => {
-    const f = new Framer('whole', 1000);
-    const chunk = Buffer.alloc(64 * 1024);
-    for (let i = 0; i < 100; i++) f.push(chunk);
-    expect(() => f.end()).toThrow('the input is 6553600 bytes, over the 1000-byte limit');
-  });
-  it('measures oversized hex in decoded bytes', () => {
-    expect(() => frame('hex', `${'ab '.repeat(20)}\n`, 5, 10)).toThrow(
-      'message 1 (line 1) is 20 bytes, over the 10-byte limit',
+
+  it.each([1, 2, 3, 4, 7, 11, 100])('reports the same error whatever the chunk size (%i)', (size) => {
+    const input = `a\nbb\n${'y'.repeat(25)}\nnever\n`;
+    expect(() => frame('line', input, size, 10)).toThrow(
+      new MessageTooLargeError('message 3 (line 3) is over the 10-byte limit (11 bytes so far)', 11, 10),
     );
   });
-  it('nul records are numbered without lines', () => {
-    expect(() => frame('nul', `a\0${'b'.repeat(20)}\0`, 5, 10)).toThrow(
-      'message 2 is 20 bytes, over the 10-byte limit',
-    );
+
+  it.each([1, 2, 3, 4, 5, 11, 12, 100])(
+    'allows exactly the limit in every framing (chunks of %i)',
+    (size) => {
+      const y = 'y'.repeat(10);
+      expect(s(frame('line', `${y}\n${y}\r\n${y}`, size, 10))).toEqual([y, y, y]);
+      expect(s(frame('line', `${y}\r`, size, 10))).toEqual([y]);
+      expect(s(frame('nul', `${y}\0${y}`, size, 10))).toEqual([y, y]);
+      expect(s(frame('whole', y, size, 10))).toEqual([y]);
+      expect(
+        frame('hex', `${'ab'.repeat(10)}\n${'cd '.repeat(10)}\r\n`, size, 10).map((x) => x.toString('hex')),
+      ).toEqual(['ab'.repeat(10), 'cd'.repeat(10)]);
+    },
+  );
+
+  it.each([1, 2, 3, 5, 11, 12, 100])(
+    'fails one byte over the limit in every framing (chunks of %i)',
+    (size) => {
+      const y = 'y'.repeat(11);
+      const over = (where: string) => `${where} is over the 10-byte limit (11 bytes so far)`;
+      expect(() => frame('line', `${y}\n`, size, 10)).toThrow(over('message 1 (line 1)'));
+      expect(() => frame('line', y, size, 10)).toThrow(over('message 1 (line 1)'));
+      expect(() => frame('nul', `a\0${y}`, size, 10)).toThrow(over('message 2'));
+      expect(() => frame('whole', y, size, 10)).toThrow(over('the input'));
+      expect(() => frame('hex', `00\n${'ab'.repeat(11)}\n`, size, 10)).toThrow(over('message 2 (line 2)'));
+    },
+  );
+
+  describe('line: a trailing \\r is not sent, so it does not count', () => {
+    const y = 'y'.repeat(10);
+    it('a line of limit bytes and \\r is sent without the \\r, when the \\n comes in a later chunk', () => {
+      const f = new Framer('line', 10);
+      expect(f.push(Buffer.from(`${y}\r`))).toEqual([]);
+      expect(s(f.push(Buffer.from('\n')))).toEqual([y]);
+    });
+    it('and when the input ends after the \\r', () => {
+      const f = new Framer('line', 10);
+      expect(f.push(Buffer.from(`${y}\r`))).toEqual([]);
+      expect(s(f.end())).toEqual([y]);
+    });
+    it('a byte after that \\r passes the limit, and fails in the push that brings it', () => {
+      for (const next of ['z', '\r']) {
+        const f = new Framer('line', 10);
+        expect(f.push(Buffer.from(`${y}\r`))).toEqual([]);
+        expect(() => f.push(Buffer.from(next))).toThrow(
+          new MessageTooLargeError('message 1 (line 1) is over the 10-byte limit (11 bytes so far)', 11, 10),
+        );
+      }
+    });
+    it('a \\r that is not the last byte counts', () => {
+      expect(() => frame('line', `${y}\r\r\n`, 3, 10)).toThrow('(11 bytes so far)');
+      expect(() => frame('line', `${'y'.repeat(9)}\rz\n`, 3, 10)).toThrow('(11 bytes so far)');
+      expect(s(frame('line', `${'y'.repeat(8)}\rz\r\n`, 3, 10))).toEqual([`${'y'.repeat(8)}\rz`]);
+    });
+    it('a limit of 0 allows empty lines, with or without \\r', () => {
+      expect(s(frame('line', '\n\r\n\r', 1, 0))).toEqual(['', '', '']);
+      expect(() => frame('line', '\nx', 1, 0)).toThrow(
+        'message 2 (line 2) is over the 0-byte limit (1 byte so far)',
+      );
+    });
+  });
+
+  describe('hex: the limit is in decoded bytes', () => {
+    it('spaces do not count', () => {
+      expect(frame('hex', `ab${' '.repeat(1000)}cd\n`, 7, 2).map((x) => x.toString('hex'))).toEqual(['abcd']);
+    });
+    it('an odd digit past the limit at the end of the line is an odd line, not a large one', () => {
+      expect(() => frame('hex', `${'ab'.repeat(10)}c\n`, 3, 10)).toThrow(
+        new InputError('line 1: odd number of hex digits'),
+      );
+      expect(() => frame('hex', `${'ab'.repeat(10)}c`, 3, 10)).toThrow('line 1: odd number of hex digits');
+    });
+    it('names the bad text the same whatever the chunk size', () => {
+      for (const size of [1, 2, 3, 5, 9, 100]) {
+        expect(() => frame('hex', '00\n00 zz-not-hex\n', size)).toThrow(
+          new InputError("line 2: 'zz-not-h' is not hex (expected pairs of 0-9a-f)"),
+        );
+        expect(() => frame('hex', '00\n00 zz', size)).toThrow("line 2: 'zz' is not hex");
+      }
+    });
   });
 });
 
