@@ -34,6 +34,7 @@ typedef struct {
   int coalesce_ms;  /* 0: read as soon as readable; else batch up arrivals under load */
   int in_timer;     /* reading on the coalescing timer, not on readability */
   uint64_t last_wake;
+  int64_t budget;   /* datagrams still to read before reading stops; -1: no limit */
   napi_env env;
   napi_async_context async_ctx;
   napi_ref on_batch;
@@ -178,6 +179,7 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   }
   s->fd = fd;
   s->family = af;
+  s->budget = -1;
   s->env = env;
   napi_value ext;
   CALL(env, napi_create_external(env, s, finalize_sock, NULL, &ext));
@@ -286,7 +288,7 @@ static void on_poll(uv_poll_t *h, int status, int events);
 
 
 static int update_poll(sock_t *s) {
-  int events = s->in_timer ? (s->events & ~UV_READABLE) : s->events;
+  int events = s->in_timer || s->budget == 0 ? (s->events & ~UV_READABLE) : s->events;
   if (events == 0) {
     if (s->poll) uv_poll_stop(s->poll);
     return 0;
@@ -381,13 +383,16 @@ static int read_batches(sock_t *s, int rounds) {
   napi_env env = s->env;
   napi_handle_scope scope;
   napi_open_handle_scope(env, &scope);
-  for (int round = 0; round < rounds && !s->closed && (s->events & UV_READABLE); round++) {
-    for (int i = 0; i < BATCH; i++) {
+  for (int round = 0; round < rounds && !s->closed && (s->events & UV_READABLE) && s->budget != 0;
+       round++) {
+    // Never read more than the reader still wants: the rest stays in the kernel's buffer.
+    int want = s->budget >= 0 && s->budget < BATCH ? (int)s->budget : BATCH;
+    for (int i = 0; i < want; i++) {
       s->msgs[i].msg_hdr.msg_namelen = sizeof s->addrs[i];
       s->msgs[i].msg_hdr.msg_controllen = CTRL_LEN;
       s->msgs[i].msg_hdr.msg_flags = 0;
     }
-    int n = recvmmsg(s->fd, s->msgs, BATCH, MSG_DONTWAIT, NULL);
+    int n = recvmmsg(s->fd, s->msgs, (unsigned)want, MSG_DONTWAIT, NULL);
     if (n < 0) {
       if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) break;
       deliver_error(s, env, errno);
@@ -395,6 +400,10 @@ static int read_batches(sock_t *s, int rounds) {
     }
     if (n == 0) break;
     total += n;
+    if (s->budget > 0) {
+      s->budget -= n;
+      if (s->budget == 0) update_poll(s);
+    }
     int delivered = deliver(s, env, n);
     bool pending = false;
     napi_is_exception_pending(env, &pending);
@@ -405,7 +414,7 @@ static int read_batches(sock_t *s, int rounds) {
       napi_fatal_exception(env, exc);
       break;
     }
-    if (delivered < 0 || n < BATCH) break;
+    if (delivered < 0 || n < want) break;
   }
   napi_close_handle_scope(env, scope);
   return total;
@@ -663,6 +672,20 @@ static napi_value js_set_coalesce(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* setReadLimit(sock, n): read at most n more datagrams, then stop; -1 lifts the limit. */
+static napi_value js_set_read_limit(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  int64_t n;
+  CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  sock_t *s = get_sock(env, argv[0]);
+  if (!s) return NULL;
+  CALL(env, napi_get_value_int64(env, argv[1], &n));
+  s->budget = n < 0 ? -1 : n;
+  if (!s->closed && s->on_batch) update_poll(s);
+  return NULL;
+}
+
 /* fd(sock) -> the descriptor, for reading the kernel's counters of this socket */
 static napi_value js_fd(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -883,6 +906,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"hexDumpInto", NULL, js_hex_dump_into, NULL, NULL, NULL, napi_default, NULL},
       {"base64Into", NULL, js_base64_into, NULL, NULL, NULL, napi_default, NULL},
       {"fd", NULL, js_fd, NULL, NULL, NULL, napi_default, NULL},
+      {"setReadLimit", NULL, js_set_read_limit, NULL, NULL, NULL, napi_default, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   return exports;

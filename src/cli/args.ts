@@ -221,14 +221,3 @@ export function parseStatsFlags(flags: { stats?: boolean; statsInterval?: string
   if (flags.statsInterval !== undefined) return parseDuration(flags.statsInterval, 'stats interval');
   return flags.stats ? DEFAULT_STATS_INTERVAL_MS : undefined;
 }
-
-/**
- * `--stats [interval]`, the old form: the commands use it until they take {@link parseStatsFlags}.
- *
- * @deprecated use {@link parseStatsFlags}
- * @throws {UsageError} on a bad duration
- */
-export function parseStatsFlag(value: string | boolean | undefined): number | undefined {
-  if (value === undefined || value === false) return undefined;
-  return value === true ? DEFAULT_STATS_INTERVAL_MS : parseDuration(value, 'stats interval');
-}

@@ -8,6 +8,11 @@ export interface CliIO {
   stderr: Writable;
   /** Fires on Ctrl-C (SIGINT) or SIGTERM; the command stops cleanly and reports. */
   signal: AbortSignal;
+  /**
+   * The command line's arguments as the bytes the shell passed (Node decodes them as UTF-8,
+   * losing bytes that are not), where the system tells them; undefined where it does not.
+   */
+  argvBytes?: readonly Buffer[] | undefined;
 }
 
 /** Exit statuses. */
@@ -19,6 +24,3 @@ export const EXIT_USAGE = 2;
 export function plural(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? '' : 's'}`;
 }
-
-/** How long a command waits at exit for stdout to take what is left. */
-export const OUTPUT_DEADLINE_MS = 2000;

@@ -4,6 +4,7 @@
  * signals: it parses, hands the command its streams and a stop signal, and turns the outcome
  * into an exit status (0 ok, 1 runtime failure, 2 usage error, 130 Ctrl-C, 143 SIGTERM).
  */
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { UdpError } from '../lib/index.js';
 import { UsageError } from './args.js';
@@ -19,6 +20,22 @@ const SIGNAL_EXIT: Record<string, number> = { SIGINT: 130, SIGTERM: 143 };
 /** One line for stderr: the first line of a message, without commander's "error: " prefix. */
 function oneLine(message: string): string {
   return (message.split('\n').find((l) => l.trim() !== '') ?? message).replace(/^error: /, '').trim();
+}
+
+/** This process's arguments as raw bytes, from /proc (Linux); undefined elsewhere. */
+function commandLineBytes(): Buffer[] | undefined {
+  try {
+    const raw = readFileSync('/proc/self/cmdline');
+    const parts: Buffer[] = [];
+    for (let start = 0; start < raw.length; ) {
+      const end = raw.indexOf(0, start);
+      parts.push(raw.subarray(start, end < 0 ? raw.length : end));
+      start = end < 0 ? raw.length : end + 1;
+    }
+    return parts;
+  } catch {
+    return undefined;
+  }
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -48,6 +65,9 @@ async function main(argv: string[]): Promise<number> {
       return quiet(process.stderr);
     },
     signal: stop.signal,
+    get argvBytes() {
+      return commandLineBytes();
+    },
   };
   let exitCode = EXIT_OK;
   const setExit = (code: number) => {

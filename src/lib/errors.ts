@@ -18,6 +18,7 @@ export type UdpErrorCode =
   | 'UDP_ERR_TIMEOUT'
   | 'UDP_ERR_ABORTED'
   | 'UDP_ERR_INPUT'
+  | 'UDP_ERR_OUTPUT'
   | 'UDP_ERR_SOCKET';
 
 /** Details of the system call behind an error, when there was one. */
@@ -40,6 +41,11 @@ export class UdpError extends Error {
   readonly syscall: string | undefined;
   readonly address: string | undefined;
   readonly port: number | undefined;
+  /**
+   * For a failed batch send (`sendEach`, `sendPacked`): how many of its datagrams the kernel
+   * took before the error. The datagram at that index met the error; none after it was sent.
+   */
+  sent?: number;
 
   constructor(code: UdpErrorCode, message: string, options?: { cause?: unknown } & SystemErrorDetails) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
@@ -155,6 +161,24 @@ export class InputError extends UdpError {
   override name = 'InputError';
   constructor(message: string, options?: ErrorOptions) {
     super('UDP_ERR_INPUT', message, options);
+  }
+}
+
+/** Output could not be written: a full disk, a closed descriptor (never EPIPE: see the CLI). */
+export class OutputError extends UdpError {
+  override name = 'OutputError';
+  constructor(message: string, options?: ErrorOptions) {
+    super('UDP_ERR_OUTPUT', message, options);
+  }
+
+  /** `cannot write output: no space left on device (ENOSPC)` from a write's system error. */
+  static fromSystemError(err: Error): OutputError {
+    const { code, syscall } = err as NodeJS.ErrnoException;
+    return new OutputError(`cannot write output: ${code ? describeErrno(code) : err.message}`, {
+      cause: err,
+      ...(code !== undefined && { errno: code }),
+      ...(syscall !== undefined && { syscall }),
+    });
   }
 }
 

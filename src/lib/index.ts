@@ -8,6 +8,10 @@ export {
   isHostLike,
   isHostPort,
   isPortNumber,
+  type LookupAddress,
+  type LookupCallback,
+  type LookupFunction,
+  type LookupOptions,
   MAX_PAYLOAD_IPV4,
   MAX_PAYLOAD_IPV6,
   maxPayload,
@@ -39,11 +43,12 @@ export { decodeHexLine, FRAMINGS, Framer, type Framing, parseFraming } from './f
 export { createSequencedBatch, MIN_SEQUENCED_SIZE, numberDatagrams, readSequence } from './generate.js';
 export { socketDrops } from './kernel.js';
 export { nativeUnavailableReason } from './native.js';
-export { BatchWriter, type BatchWriterOptions, type ByteSink } from './output.js';
+export { BatchWriter, type BatchWriterOptions, type ByteSink, type FlushOptions } from './output.js';
 export { Pacer, type PacerOptions } from './pacer.js';
 export { BoundedQueue } from './queue.js';
 export {
   type BindOptions,
+  type ConsumeOptions,
   checkSize,
   type Datagram,
   DEFAULT_HIGH_WATER_MARK,

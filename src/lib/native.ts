@@ -45,6 +45,8 @@ export interface NativeAddon {
     port: number,
   ): number;
   setCoalesce(sock: NativeHandle, ms: number): void;
+  /** Reads at most n more datagrams, then stops until the limit changes; -1 lifts it. */
+  setReadLimit(sock: NativeHandle, n: number): void;
   fd(sock: NativeHandle): number;
   /** The hex dump of `src` written into `dst` at `offset`; returns where it ended. */
   hexDumpInto(src: Uint8Array, dst: Uint8Array, offset: number): number;

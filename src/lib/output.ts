@@ -1,6 +1,6 @@
 /**
  * A bounded, batching writer: many small records become few large writes, and a destination
- * that stops reading costs a counted drop instead of unbounded memory.
+ * that stops reading makes its producer wait instead of growing memory.
  */
 import { writev as fsWritev } from 'node:fs';
 import type { Writable } from 'node:stream';
@@ -10,10 +10,16 @@ export interface BatchWriterOptions {
   /** Hand the batch to the destination once it holds this many bytes (default 64 KiB). */
   flushBytes?: number;
   /**
-   * The most bytes held while the destination is not taking more (default 8 MiB); records
-   * past it are dropped and counted.
+   * Bytes held, not yet handed to the destination, at which the writer is {@link
+   * BatchWriter.saturated} (default 8 MiB): its producer should stop (e.g. pause reception)
+   * until {@link BatchWriter.onDrain} calls back. Records keep being accepted past it.
    */
   maxBuffered?: number;
+  /**
+   * The most bytes held at all (default 4 x `maxBuffered`). Past it records are dropped and
+   * counted in {@link BatchWriter.dropped}: only a producer that cannot stop ever meets it.
+   */
+  hardLimit?: number;
 }
 
 /**
@@ -26,53 +32,68 @@ export interface ByteSink {
   used: number;
 }
 
+/** Options of {@link BatchWriter.flush}. */
+export interface FlushOptions {
+  /** Stops waiting when it fires: the flush resolves to false and the output stays held. */
+  signal?: AbortSignal | undefined;
+}
+
 /** Bytes a chunk holds at least: large writes, few allocations. */
 const CHUNK = 256 * 1024;
 
 /**
  * Batches records into large writes to a stream or a file descriptor. Records are copied (or
  * formatted in place, through {@link ByteSink}) into large byte chunks; what was written in one
- * turn of the event loop goes out in one write, or sooner once `flushBytes` are held. While the
- * destination is busy, records accumulate up to `maxBuffered` bytes, then are dropped and
- * counted. A destination error (EPIPE when the reader went away) ends the writer: later
- * records are discarded and `error` holds the cause.
+ * turn of the event loop goes out in one write, or sooner once `flushBytes` are held.
  *
- * Given a file descriptor, it writes with `fs.write` on libuv's thread pool, one write in
- * flight at a time: a reader that stalls then blocks a pool thread, not the event loop, so
- * the program keeps receiving and counts what it cannot print. (Node writes to pipes and
- * files synchronously on Linux, so a Writable such as process.stdout would stall everything.)
+ * Every record is accounted for: it is {@link written} once the destination has taken all of
+ * it, {@link pending} until then, or {@link dropped} (past `hardLimit`, when the destination
+ * failed, or when the caller {@link abandon}ed it). `written + pending + dropped` is every
+ * record ever offered. A destination error (EPIPE when the reader went away, ENOSPC) ends the
+ * writer: what it held is dropped, later records are dropped, and `error` holds the cause.
+ *
+ * Given a file descriptor, it writes with `fs.writev` on libuv's thread pool, one write in
+ * flight at a time: a destination that blocks then blocks a pool thread, not the event loop.
+ * (Node writes to pipes and files synchronously on Linux, so a Writable such as process.stdout
+ * would stall everything.)
  */
 export class BatchWriter implements ByteSink {
   readonly flushBytes: number;
   readonly maxBuffered: number;
+  readonly hardLimit: number;
   /** Where the next byte goes in the current chunk (see {@link ByteSink}). */
   used = 0;
   #chunk: Buffer;
+  /** Records in the current chunk. */
+  #chunkRecords = 0;
   /** Where the record being written began, to undo it when it must be dropped. */
   #recordStart = 0;
   #stream: Writable | undefined;
   #fd: number | undefined;
-  /** Filled chunks not yet handed over. */
+  /** Filled chunks not yet handed over, and the records each holds. */
   #full: Buffer[] = [];
+  #fullRecords: number[] = [];
   #fullBytes = 0;
+  /** Records handed to the destination whose write has not completed. */
+  #inflightRecords = 0;
   /** Chunks whose write completed, ready for reuse. */
   #spare: Buffer[] = [];
   #busy = false;
-  /** A record was dropped since the destination last took a write: it is full. */
-  #overflowed = false;
   #scheduled = false;
+  #written = 0;
   #dropped = 0;
   #droppedBytes = 0;
-  #accepted = 0;
   #error: Error | undefined;
+  #ended = false;
   #onError: ((err: Error) => void) | undefined;
   #onDrain: (() => void) | undefined;
   #idle: (() => void)[] = [];
 
-  /** @param target a stream, or a file descriptor to write with `fs.write` */
+  /** @param target a stream, or a file descriptor to write with `fs.writev` */
   constructor(target: Writable | number, options: BatchWriterOptions = {}) {
     this.flushBytes = options.flushBytes ?? 64 * 1024;
     this.maxBuffered = options.maxBuffered ?? 8 * 1024 * 1024;
+    this.hardLimit = Math.max(options.hardLimit ?? this.maxBuffered * 4, this.maxBuffered);
     this.#chunk = Buffer.allocUnsafe(Math.max(CHUNK, this.flushBytes));
     if (typeof target === 'number') this.#fd = target;
     else {
@@ -81,17 +102,21 @@ export class BatchWriter implements ByteSink {
     }
   }
 
-  /** Records dropped because the destination was not taking more. */
+  /** Records the destination has taken whole. */
+  get written(): number {
+    return this.#written;
+  }
+  /** Records held or being written: neither written yet nor dropped. */
+  get pending(): number {
+    return this.#chunkRecords + this.#fullRecords.reduce((a, b) => a + b, 0) + this.#inflightRecords;
+  }
+  /** Records discarded: past `hardLimit`, after the destination failed, or abandoned. */
   get dropped(): number {
     return this.#dropped;
   }
-  /** Bytes of the dropped records. */
+  /** Bytes of the dropped records (of those whose size was known). */
   get droppedBytes(): number {
     return this.#droppedBytes;
-  }
-  /** Records accepted for writing (not dropped). */
-  get accepted(): number {
-    return this.#accepted;
   }
   /** Bytes held, not yet handed to the destination. */
   get buffered(): number {
@@ -101,12 +126,12 @@ export class BatchWriter implements ByteSink {
   get error(): Error | undefined {
     return this.#error;
   }
-  /** True while the destination is busy and `maxBuffered` bytes are held: records would drop. */
+  /** True once `maxBuffered` bytes are held: the producer should wait for {@link onDrain}. */
   get saturated(): boolean {
-    return this.#busy && (this.#overflowed || this.buffered >= this.maxBuffered);
+    return this.buffered >= this.maxBuffered;
   }
 
-  /** Calls `listener` once when the destination fails (EPIPE, EBADF, ...). */
+  /** Calls `listener` once when the destination fails (EPIPE, ENOSPC, EBADF, ...). */
   onError(listener: (err: Error) => void): void {
     this.#onError = listener;
     if (this.#error) listener(this.#error);
@@ -117,23 +142,13 @@ export class BatchWriter implements ByteSink {
     this.#onDrain = listener;
   }
 
-  /** Counts records the caller chose not to write (because {@link saturated}). */
-  countDropped(records: number, bytes = 0): void {
-    this.#dropped += records;
-    this.#droppedBytes += bytes;
-  }
-
   /** A buffer with at least `n` bytes free from `used` on (see {@link ByteSink}). */
   room(n: number): Buffer {
     if (this.#chunk.length - this.used < n) {
-      if (this.used > 0) {
-        this.#full.push(this.#chunk.subarray(0, this.used));
-        this.#fullBytes += this.used;
-      }
+      this.#retireChunk();
       const spare = this.#spare.pop();
       this.#chunk =
         spare && spare.length >= n ? spare : Buffer.allocUnsafe(Math.max(CHUNK, this.flushBytes, n));
-      this.used = 0;
     }
     this.#recordStart = this.used;
     return this.#chunk;
@@ -141,17 +156,17 @@ export class BatchWriter implements ByteSink {
 
   /**
    * Ends the record begun by {@link room}: counts it and sees it written in time. Returns
-   * false, undoing the record, when it had to be dropped (destination failed or full).
+   * false, undoing the record, when it had to be dropped (destination failed or ended, or
+   * `hardLimit` reached).
    */
   commit(): boolean {
-    if (this.#error || (this.#busy && this.buffered > this.maxBuffered)) {
+    if (this.#error || this.#ended || this.buffered > this.hardLimit) {
       this.#dropped++;
       this.#droppedBytes += this.used - this.#recordStart;
       this.used = this.#recordStart;
-      this.#overflowed = true;
       return false;
     }
-    this.#accepted++;
+    this.#chunkRecords++;
     if (this.#busy) return true;
     if (this.buffered >= this.flushBytes) this.#flush();
     else if (!this.#scheduled) {
@@ -164,17 +179,8 @@ export class BatchWriter implements ByteSink {
     return true;
   }
 
-  /**
-   * Queues one record. Returns false when it was dropped: the destination failed, or it is
-   * busy and `maxBuffered` bytes are already held.
-   */
+  /** Queues one record. Returns false when it was dropped (see {@link commit}). */
   write(record: string | Uint8Array): boolean {
-    if (this.#error || (this.#busy && this.buffered + record.length > this.maxBuffered)) {
-      this.#dropped++;
-      this.#droppedBytes += record.length;
-      this.#overflowed = true;
-      return false;
-    }
     if (typeof record === 'string') {
       const buf = this.room(record.length * 3);
       this.used += buf.write(record, this.used);
@@ -187,51 +193,82 @@ export class BatchWriter implements ByteSink {
   }
 
   /**
-   * Writes what is held and resolves once the destination has taken it all (or failed). Does
-   * not end a stream. With `deadlineMs`, resolves by then at the latest, to `false` when output
-   * was still held (a reader that never comes back must not keep a program from exiting).
+   * Writes what is held and resolves to true once the destination has taken all of it, however
+   * long that takes (a slow reader is waited for, as any Unix filter waits). Resolves to false
+   * when the destination failed (see {@link error}) or `signal` fired first; what was not
+   * written is then still {@link pending} until {@link abandon}ed.
    */
-  flush(deadlineMs?: number): Promise<boolean> {
+  flush(options: FlushOptions = {}): Promise<boolean> {
+    const { signal } = options;
     this.#flush();
-    if (this.#error || (!this.#busy && this.buffered === 0)) return Promise.resolve(true);
+    if (this.#error) return Promise.resolve(false);
+    if (!this.#busy && this.pending === 0) return Promise.resolve(true);
+    if (signal?.aborted) return Promise.resolve(false);
     return new Promise((resolve) => {
-      let timer: NodeJS.Timeout | undefined;
+      const onAbort = () => {
+        const i = this.#idle.indexOf(done);
+        if (i >= 0) this.#idle.splice(i, 1);
+        resolve(false);
+      };
       const done = () => {
-        clearTimeout(timer);
-        resolve(true);
+        signal?.removeEventListener('abort', onAbort);
+        resolve(this.#error === undefined);
       };
       this.#idle.push(done);
-      if (deadlineMs !== undefined) {
-        timer = setTimeout(() => {
-          const i = this.#idle.indexOf(done);
-          if (i >= 0) this.#idle.splice(i, 1);
-          resolve(false);
-        }, deadlineMs);
-      }
+      signal?.addEventListener('abort', onAbort, { once: true });
     });
   }
 
+  /**
+   * Gives up on everything not yet written: counts it in {@link dropped} and drops every later
+   * record too. For a program that must exit while its reader is stalled.
+   *
+   * @returns how many records were abandoned
+   */
+  abandon(): number {
+    const n = this.#error ? 0 : this.pending;
+    if (!this.#error) this.#discardHeld();
+    this.#ended = true;
+    this.#settleIdle();
+    return n;
+  }
+
+  /** Moves the current chunk, if it holds anything, to the list of full ones. */
+  #retireChunk(): void {
+    if (this.used > 0) {
+      this.#full.push(this.#chunk.subarray(0, this.used));
+      this.#fullRecords.push(this.#chunkRecords);
+      this.#fullBytes += this.used;
+    }
+    this.#chunkRecords = 0;
+    this.used = 0;
+  }
+
   #flush(): void {
-    if (this.#busy || this.#error) return;
-    this.#overflowed = false;
+    if (this.#busy || this.#error || this.#ended) return;
     if (this.buffered === 0) {
-      this.#settleIdle();
+      if (this.pending === 0) this.#settleIdle();
       return;
     }
     if (this.used > 0) {
-      this.#full.push(this.#chunk.subarray(0, this.used));
-      this.#fullBytes += this.used;
+      this.#retireChunk();
       // The handed-over chunk must not change until written: continue in another.
       this.#chunk = this.#spare.pop() ?? Buffer.allocUnsafe(Math.max(CHUNK, this.flushBytes));
-      this.used = 0;
     }
     const parts = this.#full;
+    const records = this.#fullRecords;
     this.#full = [];
+    this.#fullRecords = [];
     this.#fullBytes = 0;
+    const handed = records.reduce((a, b) => a + b, 0);
+    // A stream may still be writing earlier parts (it emits 'drain' before their callbacks).
+    this.#inflightRecords += handed;
     this.#busy = true;
     if (this.#fd !== undefined) {
       this.#writeFd(parts, () => {
         this.#busy = false;
+        this.#written += handed;
+        this.#inflightRecords -= handed;
         // The chunks come back for reuse: steady output allocates nothing.
         for (const part of parts) this.#recycle(part);
         this.#onDrain?.();
@@ -242,19 +279,24 @@ export class BatchWriter implements ByteSink {
     const stream = this.#stream as Writable;
     let ok = true;
     try {
-      // Once the stream has written the last part, all the chunks can be reused.
-      const recycle = () => {
-        for (const part of parts) this.#recycle(part);
-      };
-      for (const [i, part] of parts.entries())
-        ok = stream.write(part, i === parts.length - 1 ? recycle : undefined) && ok;
+      for (const [i, part] of parts.entries()) {
+        const n = records[i] as number;
+        ok =
+          stream.write(part, (err) => {
+            if (err || this.#error) return;
+            this.#inflightRecords -= n;
+            this.#written += n;
+            this.#recycle(part);
+            if (!this.#busy && this.pending === 0) this.#settleIdle();
+          }) && ok;
+      }
     } catch (err) {
       this.#fail(err as Error);
       return;
     }
     if (ok) {
       this.#busy = false;
-      this.#settleIdle();
+      if (this.buffered > 0) this.#flush();
     } else
       stream.once('drain', () => {
         this.#busy = false;
@@ -274,6 +316,7 @@ export class BatchWriter implements ByteSink {
   /** Writes `parts` in order with writev, resuming after partial writes, then calls `done`. */
   #writeFd(parts: Buffer[], done: () => void): void {
     fsWritev(this.#fd as number, parts, null, (err, written) => {
+      if (this.#ended) return;
       if (err) {
         // A descriptor someone made non-blocking: try again shortly.
         if (err.code === 'EAGAIN') setTimeout(() => this.#writeFd(parts, done), 1);
@@ -297,12 +340,22 @@ export class BatchWriter implements ByteSink {
     for (const resolve of this.#idle.splice(0)) resolve();
   }
 
-  #fail(err: Error): void {
-    if (this.#error) return;
-    this.#error = err;
+  /** Counts everything held or in flight as dropped and lets go of it. */
+  #discardHeld(): void {
+    this.#dropped += this.pending;
+    this.#droppedBytes += this.buffered;
     this.#full = [];
+    this.#fullRecords = [];
     this.#fullBytes = 0;
+    this.#chunkRecords = 0;
+    this.#inflightRecords = 0;
     this.used = 0;
+  }
+
+  #fail(err: Error): void {
+    if (this.#error || this.#ended) return;
+    this.#discardHeld();
+    this.#error = err;
     this.#settleIdle();
     this.#onError?.(err);
   }

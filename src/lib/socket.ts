@@ -3,7 +3,15 @@
  * queue, counters as getters, idempotent `close()` and `Symbol.asyncDispose`.
  */
 import { raceAbort, throwIfAborted } from './abort.js';
-import { type Endpoint, type IpFamily, ipFamily, maxPayload, parsePort, resolveHost } from './address.js';
+import {
+  type Endpoint,
+  type IpFamily,
+  ipFamily,
+  type LookupFunction,
+  maxPayload,
+  parsePort,
+  resolveHost,
+} from './address.js';
 import {
   AbortError,
   fromSystemError,
@@ -61,6 +69,11 @@ export interface UdpSocketOptions {
    * where a millisecond of added latency under load matters more than CPU.
    */
   coalesce?: boolean;
+  /**
+   * Resolves host names instead of `dns.lookup`, with its signature (as node:dgram's `lookup`
+   * option); IP literals never reach it. For tests, and for resolvers of your own.
+   */
+  lookup?: LookupFunction | undefined;
 }
 
 /** Options of {@link UdpSocket.bind}. */
@@ -81,6 +94,15 @@ export interface MessagesOptions {
    * the call and restarted by each datagram received.
    */
   idleTimeout?: number;
+}
+
+/** Options of {@link UdpSocket.consume}. */
+export interface ConsumeOptions extends MessagesOptions {
+  /**
+   * Take this many datagrams, then resolve. The socket reads no more than that from the
+   * kernel: the rest wait in its receive buffer, not in udpkit, until {@link UdpSocket.resume}.
+   */
+  limit?: number;
 }
 
 /** Options of {@link UdpSocket.receive}. */
@@ -130,6 +152,9 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
   #closing: Promise<void> | undefined;
   #remote: Endpoint | undefined;
   #lastReceivedAt = 0;
+  /** Reception paused by the consumer ({@link UdpSocket.pause}): not silence. */
+  #paused = false;
+  #resumedAt = 0;
   #packetsReceived = 0;
   #bytesReceived = 0;
   #packetsSent = 0;
@@ -138,6 +163,7 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
   #sendErrors = 0;
   #receiveErrors = 0;
   #pendingBufferSizes: { receive: number | undefined; send: number | undefined };
+  #lookup: LookupFunction | undefined;
 
   /**
    * Creates an unbound socket. Most callers want {@link openUdpSocket}, which also binds.
@@ -164,6 +190,7 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
     this.highWaterMark = hwm;
     this.#queue = new BoundedQueue(hwm);
     this.#pendingBufferSizes = { receive: options.recvBufferSize, send: options.sendBufferSize };
+    this.#lookup = options.lookup;
     this.#transport = createTransport(
       options.transport ?? 'auto',
       {
@@ -208,7 +235,10 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
   get bytesSent(): number {
     return this.#bytesSent;
   }
-  /** Datagrams dropped because the queue was full: the consumer was slower than the network. */
+  /**
+   * Datagrams dropped because the queue was full: the consumer was slower than the network.
+   * {@link packetsReceived} is always what consumers took, plus this, plus {@link queued}.
+   */
   get droppedByQueue(): number {
     return this.#droppedByQueue;
   }
@@ -244,12 +274,28 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
    * datagrams then keep coming.
    */
   pause(): boolean {
-    return this.#state === 'bound' && this.#transport.pause(true);
+    if (this.#state !== 'bound' || !this.#transport.pause(true)) return false;
+    this.#paused = true;
+    return true;
   }
 
-  /** Takes datagrams from the kernel again after {@link pause}. */
+  /**
+   * Takes datagrams from the kernel again after {@link pause}, or after a
+   * {@link ConsumeOptions.limit} was reached. Idle timeouts count from here: time paused is
+   * not silence.
+   */
   resume(): void {
-    if (this.#state === 'bound') this.#transport.pause(false);
+    if (this.#state !== 'bound') return;
+    this.#transport.pause(false);
+    this.#transport.readLimit(undefined);
+    this.#paused = false;
+    this.#resumedAt = performance.now();
+  }
+
+  /** Milliseconds without a datagram since `since`; 0 while paused (waiting is not silence). */
+  #quietFor(since: number): number {
+    if (this.#paused) return 0;
+    return performance.now() - Math.max(since, this.#lastReceivedAt, this.#resumedAt);
   }
 
   /**
@@ -279,7 +325,7 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
     this.#state = 'binding';
     try {
       const host = options.address ?? (this.type === 'udp6' ? '::' : '0.0.0.0');
-      const { address } = await resolveHost(host, { family: this.family, signal });
+      const { address } = await resolveHost(host, { family: this.family, signal, lookup: this.#lookup });
       const bound = this.#transport.bind(address, port, true).catch((err: unknown) => {
         throw fromSystemError(err, 'bind', { address, port });
       });
@@ -313,6 +359,7 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
     const { address } = await resolveHost(host ?? this.#loopback(), {
       family: this.family,
       signal: options.signal,
+      lookup: this.#lookup,
     });
     await this.#transport.connect(address, dest).catch((err: unknown) => {
       throw fromSystemError(err, 'connect', { address, port: dest });
@@ -351,8 +398,12 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
   async send(data: Uint8Array | string, port?: number, host?: string): Promise<void> {
     const payload = toPayload(data);
     checkSize(payload.length, this.family);
-    await this.#sendCounted(1, payload.length, port, host, (dest) =>
-      this.#transport.send(payload, dest?.port, dest?.address),
+    await this.#sendCounted(
+      1,
+      (n) => n * payload.length,
+      port,
+      host,
+      (dest) => this.#transport.send(payload, dest?.port, dest?.address),
     );
   }
 
@@ -361,7 +412,8 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
    * allows (sendmmsg, 64 at a time, with the native transport). Resolves once the kernel has
    * taken them all.
    *
-   * @throws the errors of {@link UdpSocket.send}; on an error some datagrams may have gone
+   * @throws the errors of {@link UdpSocket.send}; the error's `sent` says how many of the
+   *   datagrams the kernel took before it (that one and those after it were not sent)
    */
   async sendEach(payloads: readonly (Uint8Array | string)[], port?: number, host?: string): Promise<void> {
     if (!Array.isArray(payloads)) throw new InvalidArgumentError('sendEach needs an array of payloads');
@@ -371,8 +423,17 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
       checkSize(p.length, this.family);
       total += p.length;
     }
-    await this.#sendCounted(list.length, total, port, host, (dest) =>
-      this.#transport.sendEach(list, dest?.port, dest?.address),
+    const bytesOf = (n: number) => {
+      let sum = 0;
+      for (let i = 0; i < n; i++) sum += (list[i] as Uint8Array).length;
+      return sum;
+    };
+    await this.#sendCounted(
+      list.length,
+      (n) => (n === list.length ? total : bytesOf(n)),
+      port,
+      host,
+      (dest) => this.#transport.sendEach(list, dest?.port, dest?.address),
     );
   }
 
@@ -381,7 +442,8 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
    * like {@link UdpSocket.sendEach} but with no array of buffers: for load generators that
    * rewrite one buffer.
    *
-   * @throws the errors of {@link UdpSocket.send}; on an error some datagrams may have gone
+   * @throws the errors of {@link UdpSocket.send}; the error's `sent` says how many of the
+   *   datagrams the kernel took before it (that one and those after it were not sent)
    */
   async sendPacked(
     data: Uint8Array,
@@ -405,14 +467,27 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
     if (total > data.length) {
       throw new InvalidArgumentError(`the lengths add up to ${total}, past the ${data.length} bytes of data`);
     }
-    await this.#sendCounted(count, total, port, host, (dest) =>
-      this.#transport.sendPacked(data, lengths, count, dest?.port, dest?.address),
+    const bytesOf = (n: number) => {
+      let sum = 0;
+      for (let i = 0; i < n; i++) sum += lengths[i] as number;
+      return sum;
+    };
+    await this.#sendCounted(
+      count,
+      (n) => (n === count ? total : bytesOf(n)),
+      port,
+      host,
+      (dest) => this.#transport.sendPacked(data, lengths, count, dest?.port, dest?.address),
     );
   }
 
+  /**
+   * Sends through `go` and counts exactly: on an error, the datagrams the kernel took before it
+   * (`sent` on the error) count as sent, and the one that met it as one send error.
+   */
   async #sendCounted(
     count: number,
-    bytes: number,
+    bytesOf: (datagrams: number) => number,
     port: number | undefined,
     host: string | undefined,
     go: (dest: { port: number; address: string } | undefined) => Promise<void>,
@@ -424,11 +499,14 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
     const sent = go(dest).then(
       () => {
         this.#packetsSent += count;
-        this.#bytesSent += bytes;
+        this.#bytesSent += bytesOf(count);
       },
       (err: unknown) => {
+        const taken = Math.min((err as { sent?: number }).sent ?? 0, count);
+        this.#packetsSent += taken;
+        this.#bytesSent += bytesOf(taken);
         this.#sendErrors++;
-        throw fromSystemError(err, 'send', dest ?? this.#remote);
+        throw Object.assign(fromSystemError(err, 'send', dest ?? this.#remote), { sent: taken });
       },
     );
     this.#inflight.add(sent);
@@ -494,10 +572,13 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
    *
    * @throws {SocketStateError} `UDP_ERR_SOCKET_STATE` when another consume() is running
    */
-  consume(handler: (msg: Datagram) => unknown, options: MessagesOptions = {}): Promise<void> {
-    const { signal, idleTimeout } = options;
+  consume(handler: (msg: Datagram) => unknown, options: ConsumeOptions = {}): Promise<void> {
+    const { signal, idleTimeout, limit } = options;
     try {
       checkIdleTimeout(idleTimeout);
+      if (limit !== undefined && !(Number.isSafeInteger(limit) && limit > 0)) {
+        throw new InvalidArgumentError(`limit ${limit} is not a positive integer`);
+      }
     } catch (err) {
       return Promise.reject(err);
     }
@@ -514,12 +595,23 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
         if (err === undefined) resolve();
         else reject(err);
       };
-      const consumer: Consumer = { handler, end };
+      let left = limit ?? Number.POSITIVE_INFINITY;
+      const consumer: Consumer = {
+        handler:
+          limit === undefined
+            ? handler
+            : (msg) => {
+                left--;
+                const more = handler(msg);
+                return left > 0 && more;
+              },
+        end,
+      };
       const onAbort = () => end(new AbortError(undefined, { cause: signal?.reason }));
       signal?.addEventListener('abort', onAbort, { once: true });
       if (idleTimeout !== undefined) {
         const check = () => {
-          const quiet = performance.now() - Math.max(since, this.#lastReceivedAt);
+          const quiet = this.#quietFor(since);
           if (quiet >= idleTimeout) end();
           else timer = setTimeout(check, idleTimeout - quiet);
         };
@@ -532,6 +624,10 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
         msg = this.#queue.shift()
       ) {
         this.#deliver(consumer, msg);
+      }
+      // Read no more from the kernel than the consumer still wants.
+      if (this.#consumer === consumer && limit !== undefined && this.#state === 'bound') {
+        this.#transport.readLimit(left);
       }
       if (this.#state === 'closing' || this.#state === 'closed') end();
     });
@@ -569,10 +665,7 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
             finished = true;
             return done;
           }
-          const timeout =
-            idleTimeout === undefined
-              ? undefined
-              : idleTimeout - (performance.now() - Math.max(since, this.#lastReceivedAt));
+          const timeout = idleTimeout === undefined ? undefined : idleTimeout - this.#quietFor(since);
           try {
             if ((await this.#wait(signal, timeout)) === 'timeout') {
               finished = true;
@@ -730,7 +823,7 @@ export async function openUdpSocket(options: OpenOptions = {}): Promise<UdpSocke
   let type = socketOptions.type;
   let bindAddress = address;
   if (type === undefined && address !== undefined) {
-    const resolved = await resolveHost(address, { signal });
+    const resolved = await resolveHost(address, { signal, lookup: socketOptions.lookup });
     type = resolved.family === 'IPv6' ? 'udp6' : 'udp4';
     bindAddress = resolved.address;
   }

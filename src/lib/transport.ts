@@ -50,6 +50,11 @@ export interface Transport {
    * them. Returns false where the transport cannot (node:dgram has no pause).
    */
   pause(paused: boolean): boolean;
+  /**
+   * Reads at most `n` more datagrams from the kernel, then stops (they stay in its receive
+   * buffer); `undefined` lifts the limit. Returns false where the transport cannot stop.
+   */
+  readLimit(n: number | undefined): boolean;
   /** Datagrams the kernel dropped for this socket (receive buffer full), where it says. */
   kernelDrops(): number | undefined;
   close(): Promise<void>;
@@ -77,10 +82,20 @@ export function createTransport(
   return new DgramTransport(options, sink);
 }
 
+/** What node:dgram keeps in its socket's state: the libuv handle, which can stop reading. */
+interface DgramHandle {
+  recvStart(): number;
+  recvStop(): number;
+}
+
 class DgramTransport implements Transport {
   readonly kind = 'dgram';
   #socket: dgram.Socket;
   #bound = false;
+  #paused = false;
+  /** Datagrams still to read before stopping; -1 for no limit. */
+  #budget = -1;
+  #reading = true;
 
   constructor(options: TransportOptions, sink: TransportSink) {
     // Loaded on first use: with the native transport, node:dgram is never needed.
@@ -91,6 +106,7 @@ class DgramTransport implements Transport {
       reuseAddr: options.reuseAddr,
     });
     this.#socket.on('message', (data, rinfo) => {
+      if (this.#budget > 0 && --this.#budget === 0) this.#applyReading();
       // rinfo already holds address, port and family; reuse it rather than copy per datagram.
       sink.datagram(data, rinfo as Endpoint, performance.timeOrigin + performance.now(), false);
     });
@@ -106,6 +122,7 @@ class DgramTransport implements Transport {
       this.#socket.bind({ port, address, exclusive }, () => {
         this.#socket.off('error', onError);
         this.#bound = true;
+        this.#applyReading();
         resolve();
       });
     });
@@ -135,7 +152,12 @@ class DgramTransport implements Transport {
     port: number | undefined,
     address: string | undefined,
   ): Promise<void> {
-    await Promise.all(payloads.map((p) => this.send(p, port, address)));
+    // One at a time, stopping at the first failure, so `sent` says exactly which went.
+    for (let i = 0; i < payloads.length; i++) {
+      await this.send(payloads[i] as Uint8Array, port, address).catch((err: unknown) => {
+        throw withSent(err, i);
+      });
+    }
   }
 
   async sendPacked(
@@ -146,13 +168,13 @@ class DgramTransport implements Transport {
     address: string | undefined,
   ): Promise<void> {
     let off = 0;
-    const pending: Promise<void>[] = [];
     for (let i = 0; i < count; i++) {
       const len = lengths[i] as number;
-      pending.push(this.send(data.subarray(off, off + len), port, address));
+      await this.send(data.subarray(off, off + len), port, address).catch((err: unknown) => {
+        throw withSent(err, i);
+      });
       off += len;
     }
-    await Promise.all(pending);
   }
 
   bufferSize(which: 'receive' | 'send', bytes?: number): number {
@@ -164,8 +186,40 @@ class DgramTransport implements Transport {
     return this.#socket.getSendBufferSize();
   }
 
-  pause(): boolean {
-    return false;
+  /**
+   * node:dgram has no pause, but its socket's libuv handle has recvStop/recvStart (Node 12 to
+   * 24 at least). Stopping it from inside a 'message' handler ends libuv's read loop at once,
+   * so not one more datagram is taken. Where the handle is not there, reading cannot stop.
+   */
+  #handle(): DgramHandle | undefined {
+    const socket = this.#socket as unknown as Record<symbol, { handle?: Partial<DgramHandle> } | undefined>;
+    const state = Object.getOwnPropertySymbols(socket).find((s) => s.description === 'state symbol');
+    const handle = state === undefined ? undefined : socket[state]?.handle;
+    return typeof handle?.recvStop === 'function' && typeof handle.recvStart === 'function'
+      ? (handle as DgramHandle)
+      : undefined;
+  }
+
+  #applyReading(): boolean {
+    const handle = this.#handle();
+    if (!handle) return false;
+    const reading = !this.#paused && this.#budget !== 0;
+    if (reading !== this.#reading) {
+      this.#reading = reading;
+      if (reading) handle.recvStart();
+      else handle.recvStop();
+    }
+    return true;
+  }
+
+  pause(paused: boolean): boolean {
+    this.#paused = paused;
+    return this.#bound && this.#applyReading();
+  }
+
+  readLimit(n: number | undefined): boolean {
+    this.#budget = n === undefined ? -1 : n;
+    return this.#bound && this.#applyReading();
   }
 
   kernelDrops(): number | undefined {
@@ -197,6 +251,15 @@ interface PendingSend {
   address: string | undefined;
   resolve: () => void;
   reject: (err: Error) => void;
+}
+
+/**
+ * Marks a batch send's error with how many of its datagrams the kernel took before it: the
+ * datagram at that index met the error and was not sent, nor were any after it.
+ */
+function withSent(err: unknown, sent: number): Error {
+  const e = err instanceof Error ? err : new Error(String(err));
+  return Object.assign(e, { sent });
 }
 
 const ONE = new Uint32Array(1);
@@ -246,8 +309,12 @@ class NativeTransport implements Transport {
   send(data: Uint8Array, port: number | undefined, address: string | undefined): Promise<void> {
     if (this.#queue.length === 0) {
       ONE[0] = data.length;
-      if (this.#addon.sendBatch(this.#sock, data, ONE, 0, 1, address ?? null, port ?? 0) === 1) {
-        return Promise.resolve();
+      try {
+        if (this.#addon.sendBatch(this.#sock, data, ONE, 0, 1, address ?? null, port ?? 0) === 1) {
+          return Promise.resolve();
+        }
+      } catch (err) {
+        return Promise.reject(withSent(err, 0));
       }
     }
     return this.sendPacked(data, Uint32Array.of(data.length), 1, port, address);
@@ -299,7 +366,7 @@ class NativeTransport implements Transport {
             );
       } catch (err) {
         this.#queue.shift();
-        job.reject(err as Error);
+        job.reject(withSent(err, job.next));
         continue;
       }
       if (job.next < job.count) {
@@ -378,6 +445,11 @@ class NativeTransport implements Transport {
 
   pause(paused: boolean): boolean {
     if (!this.#closed) this.#addon.pauseReceiving(this.#sock, paused);
+    return true;
+  }
+
+  readLimit(n: number | undefined): boolean {
+    if (!this.#closed) this.#addon.setReadLimit(this.#sock, n ?? -1);
     return true;
   }
 

@@ -142,7 +142,9 @@ describe('udpkit listen', () => {
     running.child.kill('SIGINT');
     const r = await running.wait();
     expect(r.code).toBe(130);
-    expect(r.stderr).toBe(`Listening on 127.0.0.1:${port}\nudpkit listen: received 2 datagrams (3 bytes)\n`);
+    expect(r.stderr).toBe(
+      `Listening on 127.0.0.1:${port}\nudpkit listen: received 2 datagrams (3 bytes), printed 2\n`,
+    );
   });
 
   it('exits cleanly when the reader goes away (listen | head -1)', async () => {
@@ -234,7 +236,11 @@ describe('udpkit listen: bad input gets one line and the right exit status', () 
       2,
       "udpkit listen: -4 and -6 cannot be used together (see 'udpkit listen --help')",
     ],
-    [['listen', '::1', '0', '-4'], 1, "udpkit listen: '::1' is an IPv6 address, but IPv4 was asked for"],
+    [
+      ['listen', '::1', '0', '-4'],
+      2,
+      "udpkit listen: -4 asks for IPv4, but ::1 is an IPv6 address (see 'udpkit listen --help')",
+    ],
     [['frobnicate'], 2, "udpkit: unknown command 'frobnicate'"],
   ])('%j exits %i', async (args, code, message) => {
     const r = await runCli(args);

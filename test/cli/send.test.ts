@@ -129,7 +129,9 @@ describe('udpkit send', () => {
     const r = await runCli(['send', '127.0.0.1', String(port)], { input });
     expect(r.code).toBe(1);
     expect(r.stdout).toBe(`Sent message: one to 127.0.0.1:${port}\nSent message: two to 127.0.0.1:${port}\n`);
-    expect(r.stderr).toBe('udpkit send: message 3 (line 3) is 70000 bytes, over the 65507-byte limit\n');
+    expect(r.stderr).toBe(
+      'udpkit send: message 3 (line 3) is over the 65507-byte limit (65508 bytes so far)\n',
+    );
     expect((await receiveN(server, 2)).map((m) => m.data.toString())).toEqual(['one', 'two']);
     await expect(server.receive({ timeout: 200 })).rejects.toMatchObject({ code: 'UDP_ERR_TIMEOUT' });
   });
@@ -233,7 +235,9 @@ describe('udpkit send --count: load generation', () => {
     ]);
     expect(r.code).toBe(0);
     expect(r.stdout).toBe('');
-    expect(r.stderr).toMatch(/^udpkit send: sent=2000 bytes=200000 errors=0 elapsed=\d+\.\d+s pps=\d+\n$/);
+    expect(r.stderr).toMatch(
+      /^udpkit send: sent=2000 bytes=200000 refused=0 errors=0 elapsed=\d+\.\d+s pps=\d+\n$/,
+    );
     const got = await receiveN(server, 2000 - (server.kernelDrops ?? 0));
     const seqs = got.map((m) => readSequence(m.data));
     expect(seqs).toEqual([...seqs].sort((a, b) => a - b));

@@ -222,7 +222,7 @@ describe('resolveHost', () => {
     await expect(resolveHost('x.test', { lookup })).rejects.toMatchObject({
       name: 'SocketError',
       code: 'UDP_ERR_SOCKET',
-      message: 'resolve failed: broken resolver',
+      message: 'cannot resolve x.test: broken resolver',
     });
   });
   it('uses dns.lookup when no lookup is given', async () => {

@@ -1,5 +1,8 @@
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { expect, it } from 'vitest';
+import { expect, it, onTestFinished } from 'vitest';
 import { BatchWriter } from '../../src/lib/index.js';
 
 /** A writable that records each write() call and can be stalled. */
@@ -52,22 +55,97 @@ it('mixes bytes and strings in order', async () => {
   expect(writes).toEqual(['abc']);
 });
 
-it('holds at most maxBuffered bytes for a stalled reader, counts the rest, and resumes', async () => {
+it('is saturated at maxBuffered, keeps accepting to hardLimit, counts the rest, and resumes', async () => {
   const s = sink({ stalled: true, highWaterMark: 1 });
-  const out = new BatchWriter(s.stream, { flushBytes: 1, maxBuffered: 100 });
+  const out = new BatchWriter(s.stream, { flushBytes: 1, maxBuffered: 100, hardLimit: 200 });
   const record = 'x'.repeat(10);
   out.write(record); // handed to the stream, which now stalls
+  expect(out.saturated).toBe(false);
   let accepted = 0;
   for (let i = 0; i < 1000; i++) if (out.write(record)) accepted++;
-  expect(accepted).toBe(10);
-  expect(out.buffered).toBe(100);
-  expect(out.dropped).toBe(990);
-  expect(out.droppedBytes).toBe(9900);
+  expect(out.saturated).toBe(true);
+  expect(accepted).toBe(20);
+  expect(out.buffered).toBe(200);
+  expect(out.dropped).toBe(980);
+  expect(out.droppedBytes).toBe(9800);
+  expect(out.written).toBe(0);
+  expect(out.pending).toBe(21);
+  expect(out.written + out.pending + out.dropped).toBe(1001);
   s.resume();
-  await out.flush();
+  expect(await out.flush()).toBe(true);
   expect(out.buffered).toBe(0);
-  expect(s.writes.join('')).toHaveLength(110);
+  expect(out.written).toBe(21);
+  expect(out.pending).toBe(0);
+  expect(s.writes.join('')).toHaveLength(210);
   expect(out.write('again')).toBe(true);
+});
+
+it('counts a record written only once the destination has taken it', async () => {
+  const s = sink({ stalled: true, highWaterMark: 1 });
+  const out = new BatchWriter(s.stream, { flushBytes: 1 });
+  out.write('one\n');
+  expect(out.written).toBe(0);
+  expect(out.pending).toBe(1);
+  s.resume();
+  expect(await out.flush()).toBe(true);
+  expect(out.written).toBe(1);
+});
+
+it('waits for a slow reader as long as it takes, unless a signal stops the wait', async () => {
+  const s = sink({ stalled: true, highWaterMark: 1 });
+  const out = new BatchWriter(s.stream, { flushBytes: 1 });
+  out.write('a');
+  out.write('b');
+  let settled = false;
+  const waiting = out.flush().then((ok) => {
+    settled = true;
+    return ok;
+  });
+  for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+  expect(settled).toBe(false);
+  s.resume();
+  expect(await waiting).toBe(true);
+  expect(out.written).toBe(2);
+
+  const stalled = sink({ stalled: true, highWaterMark: 1 });
+  const held = new BatchWriter(stalled.stream, { flushBytes: 1 });
+  held.write('c');
+  held.write('d');
+  const stop = new AbortController();
+  const cut = held.flush({ signal: stop.signal });
+  stop.abort();
+  expect(await cut).toBe(false);
+  expect(held.pending).toBe(2);
+  expect(held.abandon()).toBe(2);
+  expect(held.dropped).toBe(2);
+  expect(held.pending).toBe(0);
+  expect(held.write('e')).toBe(false);
+  expect(held.written + held.pending + held.dropped).toBe(3);
+});
+
+it('writes to a file descriptor and counts what it wrote', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'udpkit-out-'));
+  onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+  const fd = openSync(join(dir, 'out.txt'), 'w');
+  onTestFinished(() => closeSync(fd));
+  const out = new BatchWriter(fd, { flushBytes: 1024 });
+  for (let i = 0; i < 5000; i++) out.write(`line ${i}\n`);
+  expect(await out.flush()).toBe(true);
+  expect(out.written).toBe(5000);
+  expect(out.dropped).toBe(0);
+  expect(readFileSync(join(dir, 'out.txt'), 'utf8').split('\n')).toHaveLength(5001);
+});
+
+it('a full disk fails the writer with ENOSPC and counts every record as dropped', async () => {
+  const fd = openSync('/dev/full', 'w');
+  onTestFinished(() => closeSync(fd));
+  const out = new BatchWriter(fd);
+  for (let i = 0; i < 10; i++) out.write('x\n');
+  expect(await out.flush()).toBe(false);
+  expect((out.error as NodeJS.ErrnoException).code).toBe('ENOSPC');
+  expect(out.written).toBe(0);
+  expect(out.dropped).toBe(10);
+  expect(out.pending).toBe(0);
 });
 
 it('stops on a stream error and reports it once', async () => {
@@ -80,9 +158,10 @@ it('stops on a stream error and reports it once', async () => {
   const errors: Error[] = [];
   out.onError((e) => errors.push(e));
   out.write('a');
-  await out.flush();
+  expect(await out.flush()).toBe(false);
   await new Promise((r) => setImmediate(r));
   expect(errors).toHaveLength(1);
+  expect(out.dropped).toBe(1);
   expect((out.error as NodeJS.ErrnoException).code).toBe('EPIPE');
   expect(out.write('b')).toBe(false);
 });

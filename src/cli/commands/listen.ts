@@ -18,18 +18,19 @@ import {
   type UdpSocket,
 } from '../../lib/index.js';
 import {
+  checkFamily,
   parseByteSize,
   parseCount,
   parseDuration,
   parseFamilyFlags,
   parseListenPositionals,
-  parseStatsFlag,
+  parseStatsFlags,
   usage,
 } from '../args.js';
 import { Command, Option } from '../commander.js';
-import { type CliIO, EXIT_OK, OUTPUT_DEADLINE_MS, plural } from '../io.js';
+import { type CliIO, EXIT_OK, plural } from '../io.js';
 import { type Counters, formatCounters, startStats } from '../stats.js';
-import { stdoutTarget } from '../stdout.js';
+import { finishOutput, outputFailure, stdoutTarget } from '../stdout.js';
 
 /** What `listen` does, once its command line is parsed. */
 export interface ListenOptions {
@@ -57,7 +58,8 @@ export interface ListenFlags {
   ipv6?: boolean;
   quiet?: boolean;
   rcvbuf?: string;
-  stats?: string | boolean;
+  stats?: boolean;
+  statsInterval?: string;
 }
 
 export const DEFAULT_LISTEN_PORT = 12345;
@@ -74,10 +76,12 @@ export const DEFAULT_RCVBUF = 4 * 1024 * 1024;
  */
 export function parseListenArgs(positionals: readonly string[], flags: ListenFlags): ListenOptions {
   const { host, port } = parseListenPositionals(positionals);
+  const family = parseFamilyFlags(flags);
+  checkFamily(host, family);
   return {
     host,
     port: port ?? DEFAULT_LISTEN_PORT,
-    family: parseFamilyFlags(flags),
+    family,
     format: usage(() => parseOutputFormat(flags.format ?? 'text')),
     timestamps: flags.timestamps ?? false,
     count: flags.count === undefined ? undefined : parseCount(flags.count, 'count'),
@@ -85,11 +89,11 @@ export function parseListenArgs(positionals: readonly string[], flags: ListenFla
       flags.idleTimeout === undefined ? undefined : parseDuration(flags.idleTimeout, 'idle timeout'),
     quiet: flags.quiet ?? false,
     rcvbuf: flags.rcvbuf === undefined ? DEFAULT_RCVBUF : parseByteSize(flags.rcvbuf, 'receive buffer'),
-    stats: parseStatsFlag(flags.stats),
+    stats: parseStatsFlags(flags),
   };
 }
 
-/** Runs `listen`; resolves to the exit status. Bind failures reject. */
+/** Runs `listen`; resolves to the exit status. Bind and output failures reject. */
 export async function runListen(opts: ListenOptions, io: CliIO): Promise<number> {
   const format = createByteFormatter(opts.format, { timestamps: opts.timestamps });
   await warmUp(format);
@@ -101,13 +105,11 @@ export async function runListen(opts: ListenOptions, io: CliIO): Promise<number>
     recvBufferSize: opts.rcvbuf,
     signal: io.signal,
   });
-  // stdout through fs.write on the thread pool: a stalled reader costs counted drops, not a
-  // stalled receiver.
   const out = new BatchWriter(stdoutTarget());
-  // The reader went away (`udpkit listen | head -1`): stop quietly, like any Unix filter.
-  const outputGone = new AbortController();
-  out.onError(() => outputGone.abort());
-  const signal = AbortSignal.any([io.signal, outputGone.signal]);
+  // The output failed (the reader went away, a full disk): stop receiving at once.
+  const outputFailed = new AbortController();
+  out.onError(() => outputFailed.abort());
+  const signal = AbortSignal.any([io.signal, outputFailed.signal]);
   const local = socket.address();
   const granted = socket.recvBufferSize;
   if (!opts.quiet) io.stderr.write(`Listening on ${formatEndpoint(local.address, local.port)}\n`);
@@ -117,67 +119,103 @@ export async function runListen(opts: ListenOptions, io: CliIO): Promise<number>
       `udpkit listen: asked for a ${opts.rcvbuf}-byte receive buffer, the kernel granted ${granted} (raise net.core.rmem_max to allow more)\n`,
     );
   }
-  const counters = (): Counters => ({
+  // The kernel's count can only be read while the socket is open: the last reading stays.
+  let kernelDrops: number | undefined;
+  const readKernelDrops = () => {
+    if (socket.state === 'bound') kernelDrops = socket.kernelDrops;
+    return kernelDrops;
+  };
+  const counters = (): ListenCounters => ({
     received: socket.packetsReceived,
     bytes: socket.bytesReceived,
-    printed: out.accepted,
-    drops_kernel: socket.kernelDrops,
-    drops_queue: socket.droppedByQueue,
+    printed: out.written,
+    pending: out.pending,
+    drops_queue: socket.droppedByQueue + socket.queued,
     drops_output: out.dropped,
+    drops_kernel: readKernelDrops(),
   });
   const stopStats =
     opts.stats === undefined
       ? () => {}
       : startStats(io.stderr, 'udpkit listen', opts.stats, counters, 'received');
 
-  let left = opts.count ?? Number.POSITIVE_INFINITY;
-  // When stdout cannot take more, leave datagrams in the kernel's receive buffer (a second
-  // stage of buffering) until it can; where the transport cannot pause, count them as not
-  // printed instead of formatting them for nothing.
+  // When stdout cannot take more, stop reading: the datagrams wait in the kernel's receive
+  // buffer (past it, the kernel drops them and says so in drops_kernel). What is already in
+  // hand, the rest of a batch included, is always formatted and written.
   let paused = false;
+  let receiving = true;
   out.onDrain(() => {
-    if (paused && !out.saturated) {
+    if (paused && receiving && !out.saturated) {
       paused = false;
       socket.resume();
     }
   });
+  let abandoned = 0;
   try {
-    // Each datagram is formatted straight into the output buffer as it arrives.
-    await socket.consume(
-      (msg) => {
-        if (out.saturated && !paused) paused = socket.pause();
-        if (out.saturated && !paused) out.countDropped(1);
-        else {
+    try {
+      // Each datagram is formatted straight into the output buffer as it arrives.
+      await socket.consume(
+        (msg) => {
           format(msg, out);
           out.commit();
-        }
-        return --left > 0;
-      },
-      { signal, ...(opts.idleTimeout !== undefined && { idleTimeout: opts.idleTimeout }) },
-    );
-  } catch (err) {
-    if (!(err instanceof AbortError)) throw err;
+          if (out.saturated && !paused) paused = socket.pause();
+        },
+        {
+          signal,
+          ...(opts.idleTimeout !== undefined && { idleTimeout: opts.idleTimeout }),
+          ...(opts.count !== undefined && { limit: opts.count }),
+        },
+      );
+    } catch (err) {
+      if (!(err instanceof AbortError)) throw err;
+    } finally {
+      receiving = false;
+      counters();
+      await socket.close();
+    }
   } finally {
+    abandoned = await finishOutput(out, io.signal);
     stopStats();
     const last = counters();
-    await socket.close();
-    // Output a stalled reader never takes must not keep us from exiting.
-    await out.flush(OUTPUT_DEADLINE_MS);
-    // Ctrl-C gets a summary; so does any run that could not print everything.
-    const dropped = (last.drops_kernel ?? 0) + (last.drops_queue ?? 0) + (last.drops_output ?? 0);
+    const dropped = (last.drops_queue ?? 0) + (last.drops_output ?? 0);
     if (opts.stats !== undefined)
       io.stderr.write(`udpkit listen: ${formatCounters(last)} rcvbuf=${granted}\n`);
-    else if (io.signal.aborted || dropped > 0) {
-      io.stderr.write(
-        `udpkit listen: received ${plural(last.received ?? 0, 'datagram')} (${plural(last.bytes ?? 0, 'byte')})${
-          dropped > 0
-            ? `, ${dropped} not printed (kernel ${last.drops_kernel ?? 0}, queue ${last.drops_queue}, output ${last.drops_output})`
-            : ''
-        }\n`,
-      );
+    else if (io.signal.aborted || dropped > 0 || (last.drops_kernel ?? 0) > 0) {
+      io.stderr.write(`udpkit listen: ${summary(last, abandoned)}\n`);
     }
   }
+  const failure = outputFailure(out.error);
+  if (failure) throw failure;
   return EXIT_OK;
+}
+
+/** listen's counters: `received = printed + pending + drops_queue + drops_output`. */
+interface ListenCounters extends Counters {
+  received: number;
+  bytes: number;
+  printed: number;
+  pending: number;
+  drops_queue: number;
+  drops_output: number;
+  drops_kernel: number | undefined;
+}
+
+/** The exit summary for people, with the same figures as `--stats`. */
+function summary(c: ListenCounters, abandoned: number): string {
+  const notPrinted = c.drops_queue + c.drops_output;
+  let line = `received ${plural(c.received, 'datagram')} (${plural(c.bytes, 'byte')}), printed ${c.printed}`;
+  if (notPrinted > 0) {
+    const why = [
+      c.drops_queue > 0 && `queue ${c.drops_queue}`,
+      c.drops_output > 0 &&
+        `output ${c.drops_output}${abandoned > 0 ? `, ${abandoned} of them abandoned at exit` : ''}`,
+    ].filter(Boolean);
+    line += `, not printed ${notPrinted} (${why.join('; ')})`;
+  }
+  if ((c.drops_kernel ?? 0) > 0) {
+    line += `; the kernel dropped ${c.drops_kernel} more before they could be read (receive buffer full)`;
+  }
+  return line;
 }
 
 /**
@@ -275,7 +313,11 @@ your terminal. Ctrl-C prints a summary on stderr.`,
       '--rcvbuf <bytes>',
       'receive buffer to ask the kernel for (default 4M); a warning says when it grants less',
     )
-    .option('--stats [interval]', 'print counters to stderr every interval (default 1s), and at exit')
+    .option('--stats', 'print counters to stderr every second, and at exit')
+    .option(
+      '--stats-interval <duration>',
+      'print the --stats counters this often (500ms, 5s; bare number = seconds); implies --stats',
+    )
     .addHelpText(
       'after',
       `

@@ -2,6 +2,7 @@
  * `udpkit send`: send each message argument, or each framed record of stdin or a file, as one
  * datagram, and report each one sent.
  */
+import { isUtf8 } from 'node:buffer';
 import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
 import {
@@ -25,21 +26,23 @@ import {
   Pacer,
   parseFraming,
   resolveHost,
+  throwIfAborted,
   UdpSocket,
 } from '../../lib/index.js';
 import {
+  checkFamily,
   parseCount,
   parseFamilyFlags,
   parseRate,
   parseSendPositionals,
-  parseStatsFlag,
+  parseStatsFlags,
   UsageError,
   usage,
 } from '../args.js';
 import { Command, Option } from '../commander.js';
-import { type CliIO, EXIT_OK, OUTPUT_DEADLINE_MS, plural } from '../io.js';
+import { type CliIO, EXIT_OK, plural } from '../io.js';
 import { type Counters, formatCounters, startStats } from '../stats.js';
-import { stdoutTarget } from '../stdout.js';
+import { finishOutput, outputFailure, stdoutTarget } from '../stdout.js';
 
 /** What `send` does, once its command line is parsed. */
 export interface SendOptions {
@@ -72,7 +75,8 @@ export interface SendFlags {
   count?: string;
   size?: string;
   rate?: string;
-  stats?: string | boolean;
+  stats?: boolean;
+  statsInterval?: string;
 }
 
 /** The default size of generated datagrams, as in the benchmarks. */
@@ -89,6 +93,7 @@ export const DEFAULT_SEND_PORT = 12345;
 export function parseSendArgs(positionals: readonly string[], flags: SendFlags): SendOptions {
   const { host, port, messages } = parseSendPositionals(positionals);
   const family = parseFamilyFlags(flags);
+  checkFamily(host, family);
   if (port === 0) throw new UsageError('port 0 is not a valid destination (1-65535)');
   if (messages.length > 0 && flags.file !== undefined) {
     throw new UsageError('give messages as arguments or with --file, not both');
@@ -117,7 +122,7 @@ export function parseSendArgs(positionals: readonly string[], flags: SendFlags):
     count: flags.count === undefined ? undefined : parseCount(flags.count, 'count'),
     size,
     rate: flags.rate === undefined ? 0 : parseRate(flags.rate),
-    stats: parseStatsFlag(flags.stats),
+    stats: parseStatsFlags(flags),
   };
 }
 
@@ -132,73 +137,119 @@ function parseSizeArg(text: string): number {
   return size;
 }
 
-/** Runs `send`; resolves to the exit status. Resolve, size and send failures reject. */
+/** Runs `send`; resolves to the exit status. Resolve, size, send and output failures reject. */
 export async function runSend(opts: SendOptions, io: CliIO): Promise<number> {
   const target = await resolveHost(opts.host, { family: opts.family, signal: io.signal });
   const to = formatEndpoint(target.address, opts.port);
   // Arguments are all known up front: check them all before sending any.
-  const argRecords = opts.messages?.map((m) => Buffer.from(m, 'utf8'));
+  const argRecords = opts.messages?.map((m, i) => argumentBytes(m, i, io.argvBytes));
   for (const record of argRecords ?? []) checkSize(record.length, target.family);
   if (opts.count !== undefined) checkSize(opts.size, target.family);
 
   const socket = new UdpSocket({ type: target.family === 'IPv6' ? 'udp6' : 'udp4' });
   const out = new BatchWriter(stdoutTarget());
+  // A failed output (a full disk) stops the run; a reader that went away only stops the reports.
+  const outputFailed = new AbortController();
+  out.onError((err) => {
+    if (outputFailure(err)) outputFailed.abort();
+  });
+  const signal = AbortSignal.any([io.signal, outputFailed.signal]);
   const pacer = new Pacer(opts.rate);
+  const load = { refused: 0 };
   const counters = (): Counters => ({
     sent: socket.packetsSent,
     bytes: socket.bytesSent,
-    errors: socket.sendErrors,
+    refused: load.refused,
+    errors: socket.sendErrors - load.refused,
   });
   const stopStats =
     opts.stats === undefined ? () => {} : startStats(io.stderr, 'udpkit send', opts.stats, counters, 'sent');
   const started = performance.now();
   try {
-    if (opts.count !== undefined) {
-      await socket.connect(opts.port, target.address, { signal: io.signal });
-      await generate(socket, opts.count, opts.size, pacer, io.signal);
-    } else {
-      // One datagram per record, in order; the report follows once the kernel has it.
-      const sendRecords = async (records: Buffer[]) => {
-        for (let i = 0; i < records.length; ) {
-          const n = await pacer.take(records.length - i, io.signal);
-          const group = records.slice(i, i + n);
-          await socket.sendEach(group, opts.port, target.address);
-          if (!opts.quiet)
-            for (const record of group) out.write(`Sent message: ${escapeText(record)} to ${to}\n`);
-          i += n;
-        }
-      };
-      if (argRecords) await sendRecords(argRecords);
-      else await sendInput(opts, io, new Framer(opts.framing, maxPayload(target.family)), sendRecords);
+    try {
+      if (opts.count !== undefined) {
+        await socket.connect(opts.port, target.address, { signal });
+        await generate(socket, opts.count, opts.size, pacer, signal, load);
+      } else {
+        // One datagram per record, in order; the report follows once the kernel has it.
+        const sendRecords = async (records: Buffer[]) => {
+          for (let i = 0; i < records.length; ) {
+            const n = await pacer.take(records.length - i, signal);
+            const group = records.slice(i, i + n);
+            await socket.sendEach(group, opts.port, target.address);
+            if (!opts.quiet)
+              for (const record of group) out.write(`Sent message: ${escapeText(record)} to ${to}\n`);
+            i += n;
+          }
+        };
+        if (argRecords) await sendRecords(argRecords);
+        else
+          await sendInput(opts, io, signal, new Framer(opts.framing, maxPayload(target.family)), sendRecords);
+      }
+    } catch (err) {
+      if (!(err instanceof AbortError && signal.aborted)) throw err;
+    } finally {
+      await socket.close();
     }
-  } catch (err) {
-    if (!(err instanceof AbortError && io.signal.aborted)) throw err;
   } finally {
+    // What was sent is reported, even when a later record failed.
+    await finishOutput(out, io.signal);
     stopStats();
-    await socket.close();
-    // Output a stalled reader never takes must not keep us from exiting.
-    await out.flush(OUTPUT_DEADLINE_MS);
+    const elapsed = (performance.now() - started) / 1000;
+    if (opts.count !== undefined || opts.stats !== undefined) {
+      io.stderr.write(
+        `udpkit send: ${formatCounters(counters())} elapsed=${elapsed.toFixed(6)}s pps=${Math.round(socket.packetsSent / elapsed)}\n`,
+      );
+    } else if (io.signal.aborted) {
+      io.stderr.write(
+        `udpkit send: sent ${plural(socket.packetsSent, 'datagram')} (${plural(socket.bytesSent, 'byte')})\n`,
+      );
+    }
   }
-  const elapsed = (performance.now() - started) / 1000;
-  if (opts.count !== undefined || opts.stats !== undefined) {
-    io.stderr.write(
-      `udpkit send: ${formatCounters(counters())} elapsed=${elapsed.toFixed(6)}s pps=${Math.round(socket.packetsSent / elapsed)}\n`,
-    );
-  } else if (io.signal.aborted) {
-    io.stderr.write(
-      `udpkit send: sent ${plural(socket.packetsSent, 'datagram')} (${plural(socket.bytesSent, 'byte')})\n`,
-    );
-  }
+  const failure = outputFailure(out.error);
+  if (failure) throw failure;
   return EXIT_OK;
 }
 
-/** Sends `count` sequenced datagrams of `size` bytes, paced, in batches. */
+/**
+ * The bytes of message argument `index`. Node decodes the command line as UTF-8, turning
+ * bytes that are not UTF-8 into U+FFFD; where the raw command line is known (Linux), the
+ * argument's own bytes are sent instead. Where it is not, sending U+FFFD in their place would
+ * change the message silently: that is an input error pointing to `--framing hex`.
+ *
+ * @throws {InputError} `UDP_ERR_INPUT` when the bytes cannot be recovered
+ */
+function argumentBytes(message: string, index: number, argvBytes: readonly Buffer[] | undefined): Buffer {
+  const decoded = Buffer.from(message, 'utf8');
+  if (!message.includes('\ufffd')) return decoded;
+  const candidates = new Map<string, Buffer>();
+  for (const raw of argvBytes ?? []) {
+    if (raw.toString('utf8') === message) candidates.set(raw.toString('hex'), raw);
+  }
+  if (candidates.size === 1) return [...candidates.values()][0] as Buffer;
+  if (candidates.size === 0 && argvBytes !== undefined && isUtf8(decoded)) {
+    // U+FFFD typed as such (the argument was valid UTF-8 all along).
+    const typed = argvBytes.some((raw) => raw.equals(decoded));
+    if (typed) return decoded;
+  }
+  throw new InputError(
+    `message ${index + 1} is not valid UTF-8 and its bytes cannot be recovered from the command line; send it with --framing hex (e.g. printf 'ff fe\\n' | udpkit send ... --framing hex)`,
+  );
+}
+
+/**
+ * Sends `count` sequenced datagrams of `size` bytes, paced, in batches. Every datagram is
+ * sent: when the kernel reports an ICMP port unreachable from an earlier one (ECONNREFUSED on
+ * a connected socket), the datagram that met the report was not sent, so it and the rest of
+ * the batch go again. Those reports are counted in `load.refused`.
+ */
 async function generate(
   socket: UdpSocket,
   count: number,
   size: number,
   pacer: Pacer,
   signal: AbortSignal,
+  load: { refused: number },
 ): Promise<void> {
   const batch = Math.min(count, 64);
   const buf = createSequencedBatch(size, batch);
@@ -207,11 +258,17 @@ async function generate(
   while (seq < count) {
     const n = await pacer.take(Math.min(batch, count - seq), signal);
     numberDatagrams(buf, size, n, seq);
-    try {
-      await socket.sendPacked(buf, lengths, n);
-    } catch (err) {
-      // Nobody listening answers with ICMP port unreachable: count it and go on, as blasters do.
-      if (!(err instanceof ConnectionRefusedError)) throw err;
+    for (let done = 0; done < n; ) {
+      try {
+        await socket.sendPacked(done === 0 ? buf : buf.subarray(done * size), lengths, n - done);
+        done = n;
+      } catch (err) {
+        // Nobody listening answers with ICMP port unreachable: count it and go on, as blasters do.
+        if (!(err instanceof ConnectionRefusedError)) throw err;
+        load.refused++;
+        done += err.sent ?? 0;
+        throwIfAborted(signal);
+      }
     }
     seq += n;
   }
@@ -221,6 +278,7 @@ async function generate(
 async function sendInput(
   opts: SendOptions,
   io: CliIO,
+  signal: AbortSignal,
   framer: Framer,
   sendRecords: (records: Buffer[]) => Promise<void>,
 ): Promise<void> {
@@ -235,7 +293,7 @@ async function sendInput(
     );
   }
   const onAbort = () => input.destroy(new AbortError());
-  io.signal.addEventListener('abort', onAbort, { once: true });
+  signal.addEventListener('abort', onAbort, { once: true });
   try {
     for await (const chunk of input) await sendRecords(framer.push(chunk as Buffer));
     await sendRecords(framer.end());
@@ -247,7 +305,7 @@ async function sendInput(
     if (code === 'EISDIR') throw new InputError(`cannot read ${name}: it is a directory`, { cause: err });
     throw err;
   } finally {
-    io.signal.removeEventListener('abort', onAbort);
+    signal.removeEventListener('abort', onAbort);
     // Release stdin too: a terminal left open would keep the process alive.
     input.destroy();
   }
@@ -287,7 +345,11 @@ With no messages, reads stdin (or --file), one datagram per line.`,
       `size of generated datagrams (default ${DEFAULT_GENERATED_SIZE}; at least 8)`,
     )
     .option('-r, --rate <per-second>', 'pace sending at this many datagrams per second (1000, 50k, 1M)')
-    .option('--stats [interval]', 'print counters to stderr every interval (default 1s), and at exit')
+    .option('--stats', 'print counters to stderr every second, and at exit')
+    .option(
+      '--stats-interval <duration>',
+      'print the --stats counters this often (500ms, 5s; bare number = seconds); implies --stats',
+    )
     .addHelpText(
       'after',
       `
