@@ -8,7 +8,15 @@ import { startCli } from '../helpers/cli.js';
 import { bound, sendFrom } from '../helpers/net.js';
 
 /** The key=value counters of a `--stats` line. */
-function parseCounters(line: string): Record<string, number> {
+function parseCounters(
+  line: string,
+): Record<string, number> & {
+  received: number;
+  printed: number;
+  drops_queue: number;
+  drops_output: number;
+  drops_kernel: number;
+} {
   return Object.fromEntries([...line.matchAll(/(\w+)=(\d+)/g)].map((m) => [m[1], Number(m[2])]));
 }
 
