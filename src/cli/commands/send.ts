@@ -159,7 +159,9 @@ export async function runSend(opts: SendOptions, io: CliIO): Promise<number> {
   const counters = (): Counters => ({
     sent: socket.packetsSent,
     bytes: socket.bytesSent,
-    refused: load.refused,
+    // An ICMP report reaches whichever call comes first: a send (which then goes again) or
+    // the socket's receive path.
+    refused: load.refused + socket.receiveErrors,
     errors: socket.sendErrors - load.refused,
   });
   const stopStats =
