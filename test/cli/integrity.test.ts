@@ -187,6 +187,23 @@ describe('send counts exactly', () => {
     expect(r.stderr).toMatch(/^udpkit send: sent=20000 bytes=1280000 refused=\d+ errors=0 elapsed=/);
   });
 
+  it('waits for a slow reader of its reports instead of losing them', async () => {
+    const server = await bound();
+    const port = server.address().port;
+    // 150k reports of about 240 bytes: 36 MB, past all that send may hold.
+    const line = `${'r'.repeat(200)}\n`;
+    const running = startCli(['send', '127.0.0.1', String(port)], {
+      input: line.repeat(150_000),
+      readStdout: false,
+    });
+    await new Promise((r) => setTimeout(r, 1000));
+    running.readStdout();
+    const r = await running.wait(60_000);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toBe('');
+    expect(r.stdout.match(/^Sent message: r{200} to /gm)).toHaveLength(150_000);
+  });
+
   it('sends an argument that is not UTF-8 as its bytes', async () => {
     const server = await bound();
     const port = server.address().port;

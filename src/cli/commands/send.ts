@@ -179,8 +179,11 @@ export async function runSend(opts: SendOptions, io: CliIO): Promise<number> {
             const n = await pacer.take(records.length - i, signal);
             const group = records.slice(i, i + n);
             await socket.sendEach(group, opts.port, target.address);
-            if (!opts.quiet)
+            if (!opts.quiet) {
               for (const record of group) out.write(`Sent message: ${escapeText(record)} to ${to}\n`);
+              // A slow reader of the reports slows the sending, rather than losing reports.
+              if (out.saturated) await out.flush({ signal });
+            }
             i += n;
           }
         };
