@@ -100,6 +100,31 @@ describe('listen writes or counts every datagram it takes', () => {
     expect(r.stderr).toBe(`Listening on 127.0.0.1:${port}\n`);
   });
 
+  it('only a signal cuts the wait for a stalled reader short, and what it abandons is counted', async () => {
+    const running = startCli(['listen', '127.0.0.1', '0', '--count', '100', '-f', 'raw'], {
+      readStdout: false,
+    });
+    const port = Number((await running.waitFor('stderr', /Listening on .*:(\d+)\n/))[1]);
+    // 1 MB of output into a pipe nobody reads: most of it cannot be written.
+    await flood(port, 100, 10_000);
+    // Received all 100, and still running: it waits for the reader, however long.
+    await new Promise((r) => setTimeout(r, 500));
+    expect(running.child.exitCode).toBeNull();
+    running.child.kill('SIGINT');
+    const r = await running.wait();
+    expect(r.code).toBe(130);
+    const m =
+      /udpkit listen: received 100 datagrams \(1000000 bytes\), printed (\d+), not printed (\d+) \(output (\d+), (\d+) of them abandoned at exit\)\n$/.exec(
+        r.stderr,
+      );
+    expect(m, r.stderr).not.toBeNull();
+    const [printed, notPrinted, output, abandoned] = (m as RegExpExecArray).slice(1).map(Number) as number[];
+    expect((printed as number) + (notPrinted as number)).toBe(100);
+    expect(output).toBe(notPrinted);
+    expect(abandoned).toBe(output);
+    expect(abandoned).toBeGreaterThan(0);
+  });
+
   it('--idle-timeout does not fire while reception is paused for a stalled reader', async () => {
     const run = shell(
       `node ${CLI} listen 127.0.0.1 0 -f raw -w 0.5 --stats-interval 1h | (sleep 2.5; wc -l); echo "status=\${PIPESTATUS[0]}" >&2`,
