@@ -49,26 +49,64 @@ function utf8SequenceLength(buf: Uint8Array, i: number): number {
   return 0;
 }
 
+/** One range of {@link UNSAFE_CODE_POINTS}. */
+export interface UnsafeCodePointRange {
+  /** The first code point of the range. */
+  readonly first: number;
+  /** The last code point of the range, included. */
+  readonly last: number;
+  /** What the range holds, for documentation. */
+  readonly name: string;
+}
+
 /**
- * True for code points that are valid UTF-8 yet unsafe on a terminal or in a line-based log:
- * C1 controls (U+0080-U+009F, which some terminals obey), line and paragraph separators, and
- * the bidirectional overrides and isolates that can make text read backwards.
+ * The code points that output never shows raw, as inclusive ranges in ascending order: each is
+ * valid UTF-8 yet unsafe on a terminal or in a line-based log, because a terminal may obey it,
+ * a tool may break the line there, it can make text read backwards, or it is invisible and
+ * makes two different payloads look the same. `text` output writes them as `\u{NNNN}`;
+ * `json` output writes them as `\uNNNN` in the `text` field (together with DEL, U+007F, which
+ * `text` output already writes as `\x7f`). Both escapings are derived from this one list.
  */
+export const UNSAFE_CODE_POINTS: readonly UnsafeCodePointRange[] = Object.freeze(
+  [
+    { first: 0x0080, last: 0x009f, name: 'C1 controls (U+0085 next line and U+009B CSI among them)' },
+    { first: 0x00ad, last: 0x00ad, name: 'soft hyphen' },
+    { first: 0x061c, last: 0x061c, name: 'Arabic letter mark (bidi)' },
+    { first: 0x180e, last: 0x180e, name: 'Mongolian vowel separator' },
+    { first: 0x200b, last: 0x200d, name: 'zero width space, non-joiner and joiner' },
+    { first: 0x200e, last: 0x200f, name: 'left-to-right and right-to-left marks (bidi)' },
+    { first: 0x2028, last: 0x2029, name: 'line and paragraph separators' },
+    { first: 0x202a, last: 0x202e, name: 'bidi embeddings, pop and overrides' },
+    { first: 0x2060, last: 0x2060, name: 'word joiner' },
+    { first: 0x2061, last: 0x2064, name: 'invisible operators' },
+    { first: 0x2066, last: 0x2069, name: 'bidi isolates' },
+    { first: 0xfeff, last: 0xfeff, name: 'zero width no-break space (byte order mark)' },
+    { first: 0xfff9, last: 0xfffb, name: 'interlinear annotation characters' },
+  ].map((range) => Object.freeze(range)),
+);
+
+/** {@link UNSAFE_CODE_POINTS} as a bit per code point up to the last one, for a test in one lookup. */
+const UNSAFE_MAX = Math.max(...UNSAFE_CODE_POINTS.map((range) => range.last));
+const unsafeBits = new Uint8Array((UNSAFE_MAX >>> 3) + 1);
+for (const { first, last } of UNSAFE_CODE_POINTS) {
+  for (let cp = first; cp <= last; cp++) {
+    unsafeBits[cp >>> 3] = (unsafeBits[cp >>> 3] as number) | (1 << (cp & 7));
+  }
+}
+
+/** True for the code points of {@link UNSAFE_CODE_POINTS}. */
 function isUnsafeCodePoint(cp: number): boolean {
-  return (
-    (cp >= 0x80 && cp <= 0x9f) ||
-    cp === 0x2028 ||
-    cp === 0x2029 ||
-    (cp >= 0x202a && cp <= 0x202e) ||
-    (cp >= 0x2066 && cp <= 0x2069)
-  );
+  return cp <= UNSAFE_MAX && ((unsafeBits[cp >>> 3] as number) & (1 << (cp & 7))) !== 0;
 }
 
 /**
  * Renders bytes as one line of safe text. Printable UTF-8 passes through; everything that
- * could drive a terminal or break the line is escaped, and the escaping is reversible:
- * `\n`, `\r`, `\t`, `\\` for a backslash, `\xNN` for other control bytes and for bytes that
- * are not valid UTF-8, `\u{NNNN}` for unsafe code points (C1 controls, bidi overrides).
+ * could drive a terminal, break the line or hide in it is escaped, and the escaping is
+ * reversible: `\n`, `\r`, `\t`, `\\` for a backslash, `\xNN` (lower-case hex) for other
+ * control bytes (U+0000-U+001F, DEL) and for each byte that is not part of valid UTF-8
+ * (overlong forms, surrogates, past U+10FFFF, truncated), `\u{NNNN}` (at least four lower-case
+ * hex digits) for the code points of {@link UNSAFE_CODE_POINTS}: C1 controls, line and
+ * paragraph separators, bidi controls, zero-width and other invisible characters.
  * The string form of {@link escapeInto}.
  */
 export function escapeText(buf: Uint8Array): string {
@@ -127,7 +165,8 @@ const NEWLINE = Buffer.from('\n');
  * - `hex`: a header `Received N bytes from 1.2.3.4:5` and a `hexdump -C` style dump
  * - `base64`: the payload in base64, one line
  * - `json`: `{"ts","from":{"address","port","family"},"size","text"?,"base64"}`, `text` only
- *   when the payload is valid UTF-8
+ *   when the payload is valid UTF-8, with DEL and {@link UNSAFE_CODE_POINTS} written as
+ *   `\uNNNN` besides what JSON escapes
  */
 export function createFormatter(format: OutputFormat, options: FormatterOptions = {}): Formatter {
   const stamp = options.timestamps ? (msg: Datagram) => `${formatTimestamp(msg.receivedAt)} ` : () => '';
@@ -145,7 +184,8 @@ export function createFormatter(format: OutputFormat, options: FormatterOptions 
     case 'json':
       return (msg) => {
         const d = msg.data;
-        const text = isUtf8(d) ? `,"text":${JSON.stringify(d.toString('utf8'))}` : '';
+        const json = jsonText(d);
+        const text = json === undefined ? '' : `,"text":${json}`;
         return `{"ts":"${formatTimestamp(msg.receivedAt)}",${fromJson(msg.from)},"size":${d.length}${text},"base64":"${d.toString('base64')}"}\n`;
       };
   }
@@ -160,6 +200,33 @@ function fromJson(from: Datagram['from']): string {
     fromJsonCache.set(from, json);
   }
   return json;
+}
+
+/**
+ * The `text` of a `json` line: the payload as a JSON string, or undefined when it is not valid
+ * UTF-8. Besides what JSON.stringify escapes (quote, backslash, U+0000-U+001F), DEL and the code
+ * points of {@link UNSAFE_CODE_POINTS} are written as `\uNNNN`, so neither a tool that splits
+ * lines at U+0085 or U+2028 nor a terminal showing the file meets them raw. JSON.parse gives
+ * back the exact text.
+ */
+function jsonText(d: Buffer): string | undefined {
+  if (!isUtf8(d)) return undefined;
+  const text = d.toString('utf8');
+  const json = JSON.stringify(text);
+  // As many characters as bytes: all ASCII, as most payloads are, where only DEL can need more.
+  if (text.length === d.length ? !text.includes('\x7f') : !JSON_UNSAFE.test(json)) return json;
+  return json.replace(JSON_UNSAFE_ALL, jsonEscape);
+}
+const JSON_UNSAFE_CLASS = `[\\u{7f}${UNSAFE_CODE_POINTS.map(
+  ({ first, last }) => `\\u{${first.toString(16)}}-\\u{${last.toString(16)}}`,
+).join('')}]`;
+const JSON_UNSAFE = new RegExp(JSON_UNSAFE_CLASS, 'u');
+const JSON_UNSAFE_ALL = new RegExp(JSON_UNSAFE_CLASS, 'gu');
+/** `\uNNNN` for each UTF-16 unit of `ch`, as JSON writes a character it escapes. */
+function jsonEscape(ch: string): string {
+  let escaped = '';
+  for (let k = 0; k < ch.length; k++) escaped += `\\u${ch.charCodeAt(k).toString(16).padStart(4, '0')}`;
+  return escaped;
 }
 
 /** The object a `json` line holds. */
@@ -244,18 +311,29 @@ export function escapeInto(d: Buffer, buf: Buffer, o: number): number {
     if (c >= 0x80) {
       const len = utf8SequenceLength(d, i);
       if (len > 0) {
+        const c1 = (d[i + 1] as number) & 0x3f;
         const cp =
           len === 2
-            ? ((c & 0x1f) << 6) | ((d[i + 1] as number) & 0x3f)
+            ? ((c & 0x1f) << 6) | c1
             : len === 3
-              ? ((c & 0x0f) << 12) | (((d[i + 1] as number) & 0x3f) << 6) | ((d[i + 2] as number) & 0x3f)
-              : 0x10000;
+              ? ((c & 0x0f) << 12) | (c1 << 6) | ((d[i + 2] as number) & 0x3f)
+              : ((c & 0x07) << 18) |
+                (c1 << 12) |
+                (((d[i + 2] as number) & 0x3f) << 6) |
+                ((d[i + 3] as number) & 0x3f);
         if (!isUnsafeCodePoint(cp)) {
           i += len; // valid, printable UTF-8 stays in the run
           continue;
         }
+        // \u{NNNN}: at least four hex digits, at most 10 bytes for 4 input bytes.
         o = copyRun(d, run, i, buf, o);
-        o += buf.write(`\\u{${cp.toString(16).padStart(4, '0')}}`, o, 'latin1');
+        buf[o++] = 0x5c;
+        buf[o++] = 0x75;
+        buf[o++] = 0x7b;
+        for (let shift = cp > 0xfffff ? 20 : cp > 0xffff ? 16 : 12; shift >= 0; shift -= 4) {
+          buf[o++] = HEX_BYTES[(cp >>> shift) & 15] as number;
+        }
+        buf[o++] = 0x7d;
         i += len;
         run = i;
         continue;
@@ -389,7 +467,7 @@ export function createByteFormatter(format: OutputFormat, options: FormatterOpti
       return (msg, out) => {
         const d = msg.data;
         const n = d.length;
-        const text = isUtf8(d) ? JSON.stringify(d.toString('utf8')) : undefined;
+        const text = jsonText(d);
         const b64Length = Math.ceil(n / 3) * 4;
         const buf = out.room(160 + b64Length + (text === undefined ? 0 : text.length * 3));
         let o = out.used;
