@@ -38,6 +38,8 @@ export {
   type OutputFormat,
   parseOutputFormat,
   toJsonRecord,
+  UNSAFE_CODE_POINTS,
+  type UnsafeCodePointRange,
 } from './format.js';
 export { decodeHexLine, FRAMINGS, Framer, type Framing, parseFraming } from './framing.js';
 export { createSequencedBatch, MIN_SEQUENCED_SIZE, numberDatagrams, readSequence } from './generate.js';

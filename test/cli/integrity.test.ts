@@ -91,7 +91,7 @@ describe('listen writes or counts every datagram it takes', () => {
   });
 
   it('waits for a slow reader to take all of its output, like any filter', async () => {
-    const run = shell(`node ${CLI} listen 127.0.0.1 0 --count 100 -f raw | (sleep 2; wc -l)`);
+    const run = shell(`node ${CLI} listen 127.0.0.1 0 --count 100 -f raw | (sleep 3; wc -l)`);
     const port = await portOf(run.stderr, run.child);
     await flood(port, 100, 10_000);
     const r = await run.exited;
