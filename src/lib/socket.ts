@@ -587,15 +587,18 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
     return new Promise<void>((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined;
       const since = performance.now();
+      let left = limit ?? Number.POSITIVE_INFINITY;
       const end = (err?: unknown) => {
         if (this.#consumer !== consumer) return;
         this.#consumer = undefined;
         if (timer) clearTimeout(timer);
         signal?.removeEventListener('abort', onAbort);
+        // Ended before the limit (a signal, a silence): the socket reads freely again. At the
+        // limit it stays stopped, the rest left in the kernel, until resume().
+        if (limit !== undefined && left > 0 && this.#state === 'bound') this.#transport.readLimit(undefined);
         if (err === undefined) resolve();
         else reject(err);
       };
-      let left = limit ?? Number.POSITIVE_INFINITY;
       const consumer: Consumer = {
         handler:
           limit === undefined

@@ -4,6 +4,7 @@ import {
   AddressInUseError,
   type Datagram,
   InvalidArgumentError,
+  type LookupFunction,
   MessageTooLargeError,
   openUdpSocket,
   SocketClosedError,
@@ -266,6 +267,59 @@ describe.each(TRANSPORTS)('%s transport', (transport) => {
       await expect(closing).resolves.toBeUndefined();
     });
 
+    it('consume({ limit }) takes exactly limit datagrams and leaves the rest in the kernel', async () => {
+      const server = await open();
+      const client = await open();
+      const seen: string[] = [];
+      const done = server.consume(
+        (msg) => {
+          seen.push(msg.data.toString());
+        },
+        { limit: 3 },
+      );
+      await client.sendEach(['a', 'b', 'c', 'd', 'e'], server.address().port);
+      await done;
+      expect(seen).toEqual(['a', 'b', 'c']);
+      // Nothing more is read, however long we look: the rest wait in the kernel.
+      await new Promise((r) => setTimeout(r, 100));
+      expect(server.packetsReceived).toBe(3);
+      expect(server.queued).toBe(0);
+      server.resume();
+      expect((await server.receive({ timeout: 2000 })).data.toString()).toBe('d');
+      expect((await server.receive({ timeout: 2000 })).data.toString()).toBe('e');
+    });
+
+    it('pause() stops reading and idle timeouts with it; resume() reads on and loses nothing', async () => {
+      const server = await open();
+      const client = await open();
+      const port = server.address().port;
+      const seen: string[] = [];
+      let ended = false;
+      const done = server
+        .consume(
+          (msg) => {
+            seen.push(msg.data.toString());
+            // The first datagram pauses reception from inside the handler.
+            if (seen.length === 1) expect(server.pause()).toBe(true);
+          },
+          { idleTimeout: 50 },
+        )
+        .then(() => {
+          ended = true;
+        });
+      await client.send('first', port);
+      await until(() => seen.length === 1);
+      await client.sendEach(['2', '3', '4', '5'], port);
+      // Paused for four times the idle timeout: not silence, and nothing more read.
+      await new Promise((r) => setTimeout(r, 200));
+      expect(ended).toBe(false);
+      expect(seen).toEqual(['first']);
+      server.resume();
+      await done;
+      expect(seen).toEqual(['first', '2', '3', '4', '5']);
+      expect(server.packetsReceived).toBe(5);
+    });
+
     it('counts what the kernel dropped when the receive buffer overflowed', async () => {
       const server = await open('127.0.0.1', { recvBufferSize: 4096 });
       const client = await open();
@@ -356,7 +410,10 @@ describe.each(TRANSPORTS)('%s transport', (transport) => {
     });
 
     it('opens a udp6 socket for a name that resolves to IPv6 only when asked', async () => {
-      const socket = await open('localhost');
+      // Names resolve through an injected lookup: no test asks the machine's resolver.
+      const lookup: LookupFunction = (_host, _options, callback) =>
+        callback(null, [{ address: '127.0.0.1', family: 4 }]);
+      const socket = await open('localhost', { lookup });
       expect(socket.type).toBe('udp4');
       const v6 = await open('::', { type: 'udp6' });
       expect(v6.address().family).toBe('IPv6');
