@@ -8,9 +8,7 @@ import { startCli } from '../helpers/cli.js';
 import { bound, sendFrom } from '../helpers/net.js';
 
 /** The key=value counters of a `--stats` line. */
-function parseCounters(
-  line: string,
-): Record<string, number> & {
+function parseCounters(line: string): Record<string, number> & {
   received: number;
   printed: number;
   drops_queue: number;
