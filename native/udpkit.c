@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 #include <uv.h>
@@ -672,6 +673,108 @@ static napi_value js_set_coalesce(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/*
+ * One precise timer for the process: a timerfd watched by libuv, so JS can be woken with
+ * microsecond precision without blocking the event loop (libuv's own timers have millisecond
+ * resolution). The scheduler in src/lib/scheduler.ts keeps its heap of deadlines behind it.
+ */
+static struct {
+  int fd;
+  uv_poll_t *poll;
+  napi_env env;
+  napi_ref on_fire;
+  napi_async_context async_ctx;
+  int armed;
+} ptimer = {-1, NULL, NULL, NULL, NULL, 0};
+
+static void ptimer_cb(uv_poll_t *h, int status, int events) {
+  (void)h;
+  (void)status;
+  (void)events;
+  uint64_t expirations;
+  if (read(ptimer.fd, &expirations, sizeof expirations) < 0 && errno == EAGAIN) return;
+  // The poll stays on (the timerfd is quiet until armed again): most wake-ups re-arm it at
+  // once, and stopping and starting it would cost two epoll_ctl calls each time.
+  napi_env env = ptimer.env;
+  napi_handle_scope scope;
+  napi_open_handle_scope(env, &scope);
+  napi_value cb, global, result;
+  napi_get_reference_value(env, ptimer.on_fire, &cb);
+  napi_get_global(env, &global);
+  napi_make_callback(env, ptimer.async_ctx, global, cb, 0, NULL, &result);
+  bool pending = false;
+  napi_is_exception_pending(env, &pending);
+  if (pending) {
+    napi_value exc;
+    napi_get_and_clear_last_exception(env, &exc);
+    napi_fatal_exception(env, exc);
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+/* timerInit(onFire): the callback each time the timer fires. Once per process. */
+static napi_value js_timer_init(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (ptimer.fd >= 0) {
+    napi_throw_error(env, "UDP_ERR_NATIVE", "the precise timer is already initialised");
+    return NULL;
+  }
+  int fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+  if (fd < 0) return throw_errno(env, errno, "timerfd_create");
+  uv_loop_t *loop;
+  CALL(env, napi_get_uv_event_loop(env, &loop));
+  ptimer.poll = malloc(sizeof *ptimer.poll);
+  if (!ptimer.poll || uv_poll_init(loop, ptimer.poll, fd) != 0) {
+    free(ptimer.poll);
+    ptimer.poll = NULL;
+    close(fd);
+    return throw_errno(env, EIO, "uv_poll_init");
+  }
+  ptimer.fd = fd;
+  ptimer.env = env;
+  napi_value name;
+  CALL(env, napi_create_string_utf8(env, "udpkit:timer", NAPI_AUTO_LENGTH, &name));
+  CALL(env, napi_async_init(env, NULL, name, &ptimer.async_ctx));
+  CALL(env, napi_create_reference(env, argv[0], 1, &ptimer.on_fire));
+  return NULL;
+}
+
+/* timerArm(delayMs): fire once after delayMs, fractional; 0 or less fires as soon as possible. */
+static napi_value js_timer_arm(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  double ms;
+  CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  CALL(env, napi_get_value_double(env, argv[0], &ms));
+  if (ptimer.fd < 0) {
+    napi_throw_error(env, "UDP_ERR_NATIVE", "the precise timer is not initialised");
+    return NULL;
+  }
+  long long ns = ms > 0 ? (long long)(ms * 1e6) : 0;
+  if (ns < 1000) ns = 1000; /* a zero it_value would disarm */
+  struct itimerspec its = {{0, 0}, {(time_t)(ns / 1000000000LL), (long)(ns % 1000000000LL)}};
+  if (timerfd_settime(ptimer.fd, 0, &its, NULL) < 0) return throw_errno(env, errno, "timerfd_settime");
+  if (!ptimer.armed) {  /* armed: the poll is on */
+    ptimer.armed = 1;
+    uv_poll_start(ptimer.poll, UV_READABLE, ptimer_cb);
+  }
+  return NULL;
+}
+
+/* timerDisarm(): nothing is due; the timer no longer keeps the process alive. */
+static napi_value js_timer_disarm(napi_env env, napi_callback_info info) {
+  (void)info;
+  if (ptimer.fd < 0) return NULL;
+  struct itimerspec its = {{0, 0}, {0, 0}};
+  timerfd_settime(ptimer.fd, 0, &its, NULL);
+  ptimer.armed = 0;
+  uv_poll_stop(ptimer.poll);
+  (void)env;
+  return NULL;
+}
+
 /* setReadLimit(sock, n): read at most n more datagrams, then stop; -1 lifts the limit. */
 static napi_value js_set_read_limit(napi_env env, napi_callback_info info) {
   size_t argc = 2;
@@ -907,6 +1010,9 @@ static napi_value init(napi_env env, napi_value exports) {
       {"base64Into", NULL, js_base64_into, NULL, NULL, NULL, napi_default, NULL},
       {"fd", NULL, js_fd, NULL, NULL, NULL, napi_default, NULL},
       {"setReadLimit", NULL, js_set_read_limit, NULL, NULL, NULL, napi_default, NULL},
+      {"timerInit", NULL, js_timer_init, NULL, NULL, NULL, napi_default, NULL},
+      {"timerArm", NULL, js_timer_arm, NULL, NULL, NULL, napi_default, NULL},
+      {"timerDisarm", NULL, js_timer_disarm, NULL, NULL, NULL, napi_default, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   return exports;

@@ -49,6 +49,14 @@ export { BatchWriter, type BatchWriterOptions, type ByteSink, type FlushOptions 
 export { Pacer, type PacerOptions } from './pacer.js';
 export { BoundedQueue } from './queue.js';
 export {
+  defaultScheduler,
+  nodeTimerSource,
+  type ScheduledCall,
+  Scheduler,
+  type SchedulerOptions,
+  type TimerSource,
+} from './scheduler.js';
+export {
   type BindOptions,
   type ConsumeOptions,
   checkSize,

@@ -47,6 +47,12 @@ export interface NativeAddon {
   setCoalesce(sock: NativeHandle, ms: number): void;
   /** Reads at most n more datagrams, then stops until the limit changes; -1 lifts it. */
   setReadLimit(sock: NativeHandle, n: number): void;
+  /** The process's precise timer (a timerfd): `onFire` runs each time it fires. Once. */
+  timerInit(onFire: () => void): void;
+  /** Fires the timer once after `delayMs` (fractional milliseconds). */
+  timerArm(delayMs: number): void;
+  /** Nothing is due: the timer stops keeping the process alive. */
+  timerDisarm(): void;
   fd(sock: NativeHandle): number;
   /** The hex dump of `src` written into `dst` at `offset`; returns where it ended. */
   hexDumpInto(src: Uint8Array, dst: Uint8Array, offset: number): number;
