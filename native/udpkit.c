@@ -59,23 +59,10 @@ typedef struct {
     }                                                                                              \
   } while (0)
 
+/* The errno's name as Node spells it (EMFILE, ECONNREFUSED, ...), from libuv's table. */
 static const char *errno_code(int e) {
-  switch (e) {
-  case EADDRINUSE: return "EADDRINUSE";
-  case EADDRNOTAVAIL: return "EADDRNOTAVAIL";
-  case EACCES: return "EACCES";
-  case EPERM: return "EPERM";
-  case EMSGSIZE: return "EMSGSIZE";
-  case ECONNREFUSED: return "ECONNREFUSED";
-  case EAGAIN: return "EAGAIN";
-  case EINVAL: return "EINVAL";
-  case ENETUNREACH: return "ENETUNREACH";
-  case EHOSTUNREACH: return "EHOSTUNREACH";
-  case ENOBUFS: return "ENOBUFS";
-  case EBADF: return "EBADF";
-  case EAFNOSUPPORT: return "EAFNOSUPPORT";
-  default: return "EIO";
-  }
+  const char *name = uv_err_name(uv_translate_sys_error(e));
+  return name ? name : "EIO";
 }
 
 /* Throws an Error shaped like Node's system errors: code, errno, syscall. */
@@ -460,7 +447,8 @@ static void maybe_coalesce(sock_t *s, int n) {
     s->timer->data = s;
   }
   s->in_timer = 1;
-  if (s->poll) uv_poll_stop(s->poll);
+  // Stop watching readability only: a send waiting for room must still hear of it.
+  update_poll(s);
   uv_timer_start(s->timer, on_timer, (uint64_t)s->coalesce_ms, 0);
 }
 

@@ -164,6 +164,8 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
   #receiveErrors = 0;
   #pendingBufferSizes: { receive: number | undefined; send: number | undefined };
   #lookup: LookupFunction | undefined;
+  /** Settles when a bind in progress has succeeded or failed. */
+  #binding: Promise<void> = Promise.resolve();
 
   /**
    * Creates an unbound socket. Most callers want {@link openUdpSocket}, which also binds.
@@ -191,7 +193,20 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
     this.#queue = new BoundedQueue(hwm);
     this.#pendingBufferSizes = { receive: options.recvBufferSize, send: options.sendBufferSize };
     this.#lookup = options.lookup;
-    this.#transport = createTransport(
+    this.#transport = this.#openTransport(options);
+  }
+
+  #openTransport(options: UdpSocketOptions): Transport {
+    try {
+      return this.#createTransport(options);
+    } catch (err) {
+      // Out of descriptors (EMFILE) and the like: a coded error, as node:dgram's bind gives.
+      throw fromSystemError(err, 'open a socket');
+    }
+  }
+
+  #createTransport(options: UdpSocketOptions): Transport {
+    return createTransport(
       options.transport ?? 'auto',
       {
         family: this.family,
@@ -323,6 +338,17 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
     if (this.#state === 'closing' || this.#state === 'closed') throw new SocketClosedError();
     if (this.#state !== 'unbound') throw new SocketStateError(`the socket is already ${this.#state}`);
     this.#state = 'binding';
+    const binding = this.#bindNow(port, options);
+    // Sends made meanwhile wait for this, as node:dgram queues them.
+    this.#binding = binding.then(
+      () => {},
+      () => {},
+    );
+    return binding;
+  }
+
+  async #bindNow(port: number, options: BindOptions): Promise<Endpoint> {
+    const { signal } = options;
     try {
       const host = options.address ?? (this.type === 'udp6' ? '::' : '0.0.0.0');
       const { address } = await resolveHost(host, { family: this.family, signal, lookup: this.#lookup });
@@ -492,9 +518,19 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
     host: string | undefined,
     go: (dest: { port: number; address: string } | undefined) => Promise<void>,
   ): Promise<void> {
-    const dest = this.#destination(port, host);
+    const given = this.#destination(port, host);
     if (this.#state === 'unbound') await this.bind();
-    else if (this.#state === 'binding') throw new SocketStateError('the socket is still binding');
+    else if (this.#state === 'binding') await this.#binding;
+    if (this.#state !== 'bound') throw new SocketClosedError();
+    // A host name is resolved once per call, whatever the number of datagrams.
+    const dest =
+      given === undefined || ipFamily(given.address) !== undefined
+        ? given
+        : {
+            port: given.port,
+            address: (await resolveHost(given.address, { family: this.family, lookup: this.#lookup }))
+              .address,
+          };
     if (this.#state !== 'bound') throw new SocketClosedError();
     const sent = go(dest).then(
       () => {

@@ -262,6 +262,16 @@ function withSent(err: unknown, sent: number): Error {
   return Object.assign(e, { sent });
 }
 
+/** Replaces a waiting send's payloads by copies of those not yet sent. */
+function keepOwnCopy(job: PendingSend): void {
+  if (job.list) {
+    job.list = job.list.map((p, i) => (i < job.next ? p : Uint8Array.prototype.slice.call(p)));
+    return;
+  }
+  job.data = Uint8Array.prototype.slice.call(job.data);
+  job.lengths = job.lengths.slice();
+}
+
 const ONE = new Uint32Array(1);
 const EMPTY = new Uint8Array(0);
 /** Where datagram i starts in the native receive slab. */
@@ -343,8 +353,12 @@ class NativeTransport implements Transport {
 
   #enqueue(job: Omit<PendingSend, 'next' | 'resolve' | 'reject'>): Promise<void> {
     return new Promise((resolve, reject) => {
-      this.#queue.push({ ...job, next: 0, resolve, reject });
+      const pending: PendingSend = { ...job, next: 0, resolve, reject };
+      this.#queue.push(pending);
       if (this.#queue.length === 1) this.#drain();
+      // Whatever must wait for room is copied now: the caller's bytes may be lent (a receive
+      // buffer the next batch overwrites) or reused as soon as this call returns.
+      if (this.#queue.includes(pending)) keepOwnCopy(pending);
     });
   }
 

@@ -1,0 +1,128 @@
+/**
+ * One send contract on both transports: the same file runs unchanged against `native` (the
+ * addon) and `dgram` (node:dgram), and each case holds on both.
+ */
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import {
+  ConnectionRefusedError,
+  type LookupFunction,
+  openUdpSocket,
+  ResolveError,
+  SocketClosedError,
+  type TransportKind,
+  UdpError,
+  UdpSocket,
+  type UdpSocketOptions,
+} from '../../src/lib/index.js';
+import { nativeAddon } from '../../src/lib/native.js';
+
+const TRANSPORTS: TransportKind[] = nativeAddon || process.env.CI ? ['dgram', 'native'] : ['dgram'];
+const LIB = fileURLToPath(new URL('../../dist/lib/index.js', import.meta.url));
+
+/** Answers names under .test from a table, and ENOTFOUND for the rest: no resolver is asked. */
+const lookup: LookupFunction = (host, _options, callback) => {
+  const table: Record<string, string> = { 'peer.test': '127.0.0.1' };
+  const address = table[host];
+  if (address) callback(null, [{ address, family: 4 }]);
+  else
+    callback(
+      Object.assign(new Error(`getaddrinfo ENOTFOUND ${host}`), { code: 'ENOTFOUND', hostname: host }),
+      [],
+    );
+};
+
+describe.each(TRANSPORTS)('%s transport', (transport) => {
+  async function open(options: UdpSocketOptions = {}): Promise<UdpSocket> {
+    const socket = await openUdpSocket({ address: '127.0.0.1', port: 0, transport, lookup, ...options });
+    onTestFinished(() => socket.close());
+    return socket;
+  }
+
+  it('sends to a host name, resolved once per call, and says when one does not resolve', async () => {
+    const server = await open();
+    const client = await open();
+    const port = server.address().port;
+    await client.send('by name', port, 'peer.test');
+    await client.sendEach(['a', 'b'], port, 'peer.test');
+    const got = [await server.receive({ timeout: 2000 }), await server.receive({ timeout: 2000 })];
+    got.push(await server.receive({ timeout: 2000 }));
+    expect(got.map((m) => m.data.toString())).toEqual(['by name', 'a', 'b']);
+    const err = await client.send('x', port, 'nowhere.test').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ResolveError);
+    expect((err as ResolveError).code).toBe('UDP_ERR_RESOLVE');
+  });
+
+  it('queues sends made while the socket binds, as node:dgram does', async () => {
+    const server = await open();
+    const client = new UdpSocket({ transport });
+    onTestFinished(() => client.close());
+    const port = server.address().port;
+    await Promise.all([client.send('one', port), client.send('two', port), client.sendEach(['three'], port)]);
+    const got = new Set<string>();
+    for (let i = 0; i < 3; i++) got.add((await server.receive({ timeout: 2000 })).data.toString());
+    expect(got).toEqual(new Set(['one', 'two', 'three']));
+    expect(client.packetsSent).toBe(3);
+  });
+
+  it('a refused datagram on a connected socket is a coded, counted UdpError', async () => {
+    const closed = await open();
+    const port = closed.address().port;
+    await closed.close();
+    const client = await open();
+    await client.connect(port, '127.0.0.1');
+    // The ICMP report reaches the next call: a send (which then fails) or the receive path.
+    let refused: unknown;
+    for (let i = 0; i < 50 && refused === undefined && client.receiveErrors === 0; i++) {
+      await client.send('x').catch((e: unknown) => {
+        refused = e;
+      });
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    if (refused !== undefined) {
+      expect(refused).toBeInstanceOf(ConnectionRefusedError);
+      expect(refused).toBeInstanceOf(UdpError);
+      expect(refused).toMatchObject({ code: 'UDP_ERR_CONN_REFUSED', errno: 'ECONNREFUSED', port, sent: 0 });
+      expect(client.sendErrors).toBeGreaterThan(0);
+    } else {
+      expect(client.receiveErrors).toBeGreaterThan(0);
+    }
+  });
+
+  it('close while sending settles every send: sent, or SocketClosedError', async () => {
+    const server = await open();
+    const client = await open();
+    const port = server.address().port;
+    const payloads = Array.from({ length: 2000 }, () => Buffer.alloc(1000, 0x62));
+    const sending = client.sendEach(payloads, port).then(
+      () => 'sent',
+      (e: unknown) => e,
+    );
+    await client.close();
+    const outcome = await sending;
+    if (outcome !== 'sent') expect(outcome).toBeInstanceOf(SocketClosedError);
+    await expect(client.send('late', port)).rejects.toBeInstanceOf(SocketClosedError);
+  });
+
+  it('running out of file descriptors is a coded error naming EMFILE', () => {
+    const script = `
+      import { openUdpSocket } from ${JSON.stringify(LIB)};
+      const kept = [];
+      try {
+        for (let i = 0; i < 200; i++) kept.push(await openUdpSocket({ address: '127.0.0.1', port: 0, transport: '${transport}' }));
+        console.log('no error');
+      } catch (err) {
+        console.log(JSON.stringify({ name: err.name, code: err.code, errno: err.errno }));
+      }
+      process.exit(0);`;
+    const out = execFileSync(
+      'bash',
+      ['-c', `ulimit -n 64 && exec node --input-type=module -e "$0"`, script],
+      {
+        encoding: 'utf8',
+      },
+    );
+    expect(JSON.parse(out.trim())).toEqual({ name: 'SocketError', code: 'UDP_ERR_SOCKET', errno: 'EMFILE' });
+  });
+});
