@@ -789,8 +789,11 @@ static napi_value js_fd(napi_env env, napi_callback_info info) {
 }
 
 /*
- * sendBuffers(sock, buffers (Array of Buffer), first, count, ip|null, port) -> datagrams sent
- * Like sendBatch, for datagrams that are separate Buffers: no packing copy needed.
+ * sendBuffers(sock, buffers (Array of Buffer), first, count, ip|null|ips, port|ports)
+ *   -> datagrams sent
+ * Like sendBatch, for datagrams that are separate Buffers: no packing copy needed. With an
+ * array of ips and one of ports, datagram i goes to ips[i]:ports[i] (sendmmsg's per-message
+ * address), so one call answers many peers.
  */
 static napi_value js_send_buffers(napi_env env, napi_callback_info info) {
   size_t argc = 6;
@@ -809,24 +812,37 @@ static napi_value js_send_buffers(napi_env env, napi_callback_info info) {
   }
   struct sockaddr_storage ss;
   socklen_t sslen = 0;
-  if (dest_arg(env, s, argv[4], argv[5], &ss, &sslen) < 0) return NULL;
+  // One destination for all (ip, port), or one per datagram (an array of ips, one of ports).
+  bool each = false;
+  CALL(env, napi_is_array(env, argv[4], &each));
+  if (!each && dest_arg(env, s, argv[4], argv[5], &ss, &sslen) < 0) return NULL;
   int sent = 0;
   struct mmsghdr msgs[BATCH];
   struct iovec iov[BATCH];
+  struct sockaddr_storage dests[BATCH];
   while (sent < count) {
     int k = count - sent < BATCH ? count - sent : BATCH;
     for (int i = 0; i < k; i++) {
       napi_value el;
       void *data;
       size_t dlen;
-      CALL(env, napi_get_element(env, argv[1], (uint32_t)(first + sent + i), &el));
+      uint32_t at = (uint32_t)(first + sent + i);
+      CALL(env, napi_get_element(env, argv[1], at, &el));
       CALL(env, napi_get_buffer_info(env, el, &data, &dlen));
       iov[i].iov_base = data;
       iov[i].iov_len = dlen;
       memset(&msgs[i], 0, sizeof msgs[i]);
       msgs[i].msg_hdr.msg_iov = &iov[i];
       msgs[i].msg_hdr.msg_iovlen = 1;
-      if (sslen) {
+      if (each) {
+        napi_value ip, port;
+        socklen_t dlen2 = 0;
+        CALL(env, napi_get_element(env, argv[4], at, &ip));
+        CALL(env, napi_get_element(env, argv[5], at, &port));
+        if (dest_arg(env, s, ip, port, &dests[i], &dlen2) < 0) return NULL;
+        msgs[i].msg_hdr.msg_name = &dests[i];
+        msgs[i].msg_hdr.msg_namelen = dlen2;
+      } else if (sslen) {
         msgs[i].msg_hdr.msg_name = &ss;
         msgs[i].msg_hdr.msg_namelen = sslen;
       }

@@ -64,6 +64,7 @@ export {
   DEFAULT_HIGH_WATER_MARK,
   type MessagesOptions,
   type OpenOptions,
+  type OutgoingDatagram,
   openUdpSocket,
   type ReceiveOptions,
   type SocketState,

@@ -36,13 +36,14 @@ export interface NativeAddon {
     ip: string | null,
     port: number,
   ): number;
+  /** With arrays of ips and ports, datagram i goes to ips[i]:ports[i]. */
   sendBuffers(
     sock: NativeHandle,
     buffers: Uint8Array[],
     first: number,
     count: number,
-    ip: string | null,
-    port: number,
+    ip: string | null | string[],
+    port: number | number[],
   ): number;
   setCoalesce(sock: NativeHandle, ms: number): void;
   /** Reads at most n more datagrams, then stops until the limit changes; -1 lifts it. */

@@ -76,6 +76,15 @@ export interface UdpSocketOptions {
   lookup?: LookupFunction | undefined;
 }
 
+/** A datagram to send with {@link UdpSocket.sendBatch}: its payload and where it goes. */
+export interface OutgoingDatagram {
+  /** Bytes, or a string sent as UTF-8. */
+  data: Uint8Array | string;
+  port: number;
+  /** An IP literal or a host name; default loopback. */
+  host?: string;
+}
+
 /** Options of {@link UdpSocket.bind}. */
 export interface BindOptions {
   /** Local port; 0 (default) lets the system pick one, readable with `address()`. */
@@ -519,20 +528,124 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
     go: (dest: { port: number; address: string } | undefined) => Promise<void>,
   ): Promise<void> {
     const given = this.#destination(port, host);
+    await this.#ready();
+    // A host name is resolved once per call, whatever the number of datagrams.
+    const dest =
+      given === undefined ? given : { port: given.port, address: await this.#resolve(given.address) };
+    if (this.#state !== 'bound') throw new SocketClosedError();
+    await this.#counted(count, bytesOf, dest, () => go(dest));
+  }
+
+  /** Binds an unbound socket, waits for a bind in progress; throws once closing. */
+  async #ready(): Promise<void> {
     if (this.#state === 'unbound') await this.bind();
     else if (this.#state === 'binding') await this.#binding;
     if (this.#state !== 'bound') throw new SocketClosedError();
-    // A host name is resolved once per call, whatever the number of datagrams.
-    const dest =
-      given === undefined || ipFamily(given.address) !== undefined
-        ? given
-        : {
-            port: given.port,
-            address: (await resolveHost(given.address, { family: this.family, lookup: this.#lookup }))
-              .address,
-          };
+  }
+
+  /** An IP literal as it is; a name through the socket's lookup. */
+  async #resolve(host: string): Promise<string> {
+    if (ipFamily(host) !== undefined) return host;
+    return (await resolveHost(host, { family: this.family, lookup: this.#lookup })).address;
+  }
+
+  /**
+   * Sends one datagram now, if the socket can take it without waiting, for hot loops that
+   * prefer a `false` to a promise: true when the kernel took it (node:dgram: when it was handed
+   * over; its errors are then counted in {@link sendErrors}), false when it would have to wait
+   * or the socket is not bound yet. Nothing is queued and nothing is copied. Takes IP literals
+   * only: a name needs a lookup, which cannot be synchronous.
+   *
+   * @throws {InvalidArgumentError} `UDP_ERR_INVALID_ARG` on a bad payload or destination, or a host name
+   * @throws {MessageTooLargeError} `UDP_ERR_MSG_TOO_LARGE` over the size limit
+   * @throws {ConnectionRefusedError} `UDP_ERR_CONN_REFUSED` and the other errors of
+   *   {@link UdpSocket.send} the kernel reports at once; each is counted
+   */
+  trySend(data: Uint8Array | string, port?: number, host?: string): boolean {
+    const payload = toPayload(data);
+    checkSize(payload.length, this.family);
+    const dest = this.#destination(port, host);
+    if (dest && ipFamily(dest.address) === undefined) {
+      throw new InvalidArgumentError(
+        `trySend takes IP addresses, not names like '${dest.address}': use send()`,
+      );
+    }
+    if (this.#state !== 'bound') return false;
+    let ok: boolean;
+    try {
+      ok = this.#transport.trySend(payload, dest?.port, dest?.address, () => {
+        this.#packetsSent--;
+        this.#bytesSent -= payload.length;
+        this.#sendErrors++;
+      });
+    } catch (err) {
+      this.#sendErrors++;
+      throw Object.assign(fromSystemError(err, 'send', dest ?? this.#remote), { sent: 0 });
+    }
+    if (ok) {
+      this.#packetsSent++;
+      this.#bytesSent += payload.length;
+    }
+    return ok;
+  }
+
+  /**
+   * Sends several datagrams, each to its own destination, in as few system calls as the
+   * transport allows (sendmmsg with an address per message, with the native transport): how
+   * a server answers many peers at once. Each distinct host name is resolved once per call.
+   * Not for a connected socket, which sends only to its peer.
+   *
+   * @throws {InvalidArgumentError} `UDP_ERR_INVALID_ARG` on a bad payload or destination,
+   *   or on a connected socket
+   * @throws the errors of {@link UdpSocket.sendEach}, with `sent`
+   */
+  async sendBatch(datagrams: readonly OutgoingDatagram[]): Promise<void> {
+    if (!Array.isArray(datagrams)) throw new InvalidArgumentError('sendBatch needs an array of datagrams');
+    if (this.#remote) {
+      throw new InvalidArgumentError('a connected socket sends only to its peer; use sendEach');
+    }
+    const payloads: Uint8Array[] = [];
+    const ports: number[] = [];
+    const hosts: string[] = [];
+    for (const d of datagrams) {
+      const payload = toPayload(d?.data);
+      checkSize(payload.length, this.family);
+      const dest = this.#destination(d.port, d.host) as { port: number; address: string };
+      payloads.push(payload);
+      ports.push(dest.port);
+      hosts.push(dest.address);
+    }
+    await this.#ready();
+    const names = new Map<string, Promise<string>>();
+    const addresses = await Promise.all(
+      hosts.map((h) => {
+        let address = names.get(h);
+        if (!address) {
+          address = this.#resolve(h);
+          names.set(h, address);
+        }
+        return address;
+      }),
+    );
     if (this.#state !== 'bound') throw new SocketClosedError();
-    const sent = go(dest).then(
+    const bytesOf = (n: number) => {
+      let sum = 0;
+      for (let i = 0; i < n; i++) sum += (payloads[i] as Uint8Array).length;
+      return sum;
+    };
+    await this.#counted(payloads.length, bytesOf, undefined, () =>
+      this.#transport.sendEachTo(payloads, ports, addresses),
+    );
+  }
+
+  /** Runs a send and counts exactly what it sent, or what it sent before failing. */
+  async #counted(
+    count: number,
+    bytesOf: (datagrams: number) => number,
+    dest: { port: number; address: string } | undefined,
+    go: () => Promise<void>,
+  ): Promise<void> {
+    const sent = go().then(
       () => {
         this.#packetsSent += count;
         this.#bytesSent += bytesOf(count);

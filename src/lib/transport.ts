@@ -33,6 +33,20 @@ export interface Transport {
   /** Sends each payload as a datagram, in order; resolves when the kernel took them all. */
   sendEach(payloads: Uint8Array[], port: number | undefined, address: string | undefined): Promise<void>;
   /**
+   * Sends one datagram now if the socket can take it: true when handed over, false when it
+   * would have to wait (nothing was sent). Throws what the kernel refused. Never queues.
+   * node:dgram cannot tell synchronously: it hands the datagram over unless its queue is
+   * waiting, and reports errors through `failed`.
+   */
+  trySend(
+    data: Uint8Array,
+    port: number | undefined,
+    address: string | undefined,
+    failed: (err: Error) => void,
+  ): boolean;
+  /** Like sendEach, payload i to addresses[i]:ports[i] (IP literals). */
+  sendEachTo(payloads: Uint8Array[], ports: number[], addresses: string[]): Promise<void>;
+  /**
    * Sends `count` datagrams packed back to back in `data`, with the given lengths, in order.
    * Resolves when the kernel took them all.
    */
@@ -160,6 +174,29 @@ class DgramTransport implements Transport {
     }
   }
 
+  trySend(
+    data: Uint8Array,
+    port: number | undefined,
+    address: string | undefined,
+    failed: (err: Error) => void,
+  ): boolean {
+    if (this.#socket.getSendQueueCount() > 0) return false;
+    const done = (err: Error | null) => {
+      if (err) failed(err);
+    };
+    if (port === undefined) this.#socket.send(data, done);
+    else this.#socket.send(data, port, address, done);
+    return true;
+  }
+
+  async sendEachTo(payloads: Uint8Array[], ports: number[], addresses: string[]): Promise<void> {
+    for (let i = 0; i < payloads.length; i++) {
+      await this.send(payloads[i] as Uint8Array, ports[i], addresses[i]).catch((err: unknown) => {
+        throw withSent(err, i);
+      });
+    }
+  }
+
   async sendPacked(
     data: Uint8Array,
     lengths: Uint32Array,
@@ -249,6 +286,9 @@ interface PendingSend {
   count: number;
   port: number | undefined;
   address: string | undefined;
+  /** A destination per datagram, when they differ (with `list`). */
+  ports?: number[];
+  addresses?: string[];
   resolve: () => void;
   reject: (err: Error) => void;
 }
@@ -341,6 +381,29 @@ class NativeTransport implements Transport {
     });
   }
 
+  trySend(data: Uint8Array, port: number | undefined, address: string | undefined): boolean {
+    if (this.#queue.length > 0 || this.#closed) return false;
+    ONE[0] = data.length;
+    try {
+      return this.#addon.sendBatch(this.#sock, data, ONE, 0, 1, address ?? null, port ?? 0) === 1;
+    } catch (err) {
+      throw withSent(err, 0);
+    }
+  }
+
+  sendEachTo(payloads: Uint8Array[], ports: number[], addresses: string[]): Promise<void> {
+    return this.#enqueue({
+      list: payloads,
+      data: EMPTY,
+      lengths: ONE,
+      count: payloads.length,
+      port: undefined,
+      address: undefined,
+      ports,
+      addresses,
+    });
+  }
+
   sendPacked(
     data: Uint8Array,
     lengths: Uint32Array,
@@ -368,7 +431,14 @@ class NativeTransport implements Transport {
       try {
         const left = job.count - job.next;
         job.next += job.list
-          ? this.#addon.sendBuffers(this.#sock, job.list, job.next, left, job.address ?? null, job.port ?? 0)
+          ? this.#addon.sendBuffers(
+              this.#sock,
+              job.list,
+              job.next,
+              left,
+              job.addresses ?? job.address ?? null,
+              job.ports ?? job.port ?? 0,
+            )
           : this.#addon.sendBatch(
               this.#sock,
               job.data,

@@ -105,6 +105,69 @@ describe.each(TRANSPORTS)('%s transport', (transport) => {
     await expect(client.send('late', port)).rejects.toBeInstanceOf(SocketClosedError);
   });
 
+  it('sendBatch() sends each datagram to its own destination, names resolved once', async () => {
+    const [a, b, c] = [await open(), await open(), await open()];
+    const client = await open();
+    await client.sendBatch([
+      { data: 'to a', port: a.address().port },
+      { data: 'to b', port: b.address().port, host: '127.0.0.1' },
+      { data: 'to c', port: c.address().port, host: 'peer.test' },
+      { data: 'a again', port: a.address().port, host: 'peer.test' },
+    ]);
+    expect((await a.receive({ timeout: 2000 })).data.toString()).toBe('to a');
+    expect((await a.receive({ timeout: 2000 })).data.toString()).toBe('a again');
+    expect((await b.receive({ timeout: 2000 })).data.toString()).toBe('to b');
+    expect((await c.receive({ timeout: 2000 })).data.toString()).toBe('to c');
+    expect(client.packetsSent).toBe(4);
+    expect(client.bytesSent).toBe(19);
+    const connected = await open();
+    await connected.connect(a.address().port);
+    await expect(connected.sendBatch([{ data: 'x', port: 1 }])).rejects.toMatchObject({
+      code: 'UDP_ERR_INVALID_ARG',
+    });
+  });
+
+  it('echoes lent data back to many peers in one batch, intact', async () => {
+    // Buffers that hold the whole exchange: the kernel must drop nothing here.
+    const roomy = { recvBufferSize: 1 << 20 };
+    const server = await open(roomy);
+    const clients = [await open(roomy), await open(roomy), await open(roomy)];
+    const port = server.address().port;
+    const total = 3 * 400;
+    let seen = 0;
+    const echoing = server.consume(
+      (msg) => {
+        // msg.data is lent: the next receive overwrites it. The reply must not care.
+        void server.sendBatch([{ data: msg.data, port: msg.from.port, host: msg.from.address }]);
+        return ++seen < total;
+      },
+      { idleTimeout: 3000 },
+    );
+    const sent = clients.map((_c, k) =>
+      Array.from({ length: 400 }, (_, i) => `client ${k} message ${i} `.repeat(20)),
+    );
+    await Promise.all(clients.map((c, k) => c.sendEach(sent[k] as string[], port)));
+    await echoing;
+    for (const [k, c] of clients.entries()) {
+      const got: string[] = [];
+      while (got.length < 400) got.push((await c.receive({ timeout: 3000 })).data.toString());
+      expect(new Set(got)).toEqual(new Set(sent[k]));
+    }
+  });
+
+  it('trySend() sends at once or says false, never queues', async () => {
+    const server = await open();
+    const client = await open();
+    const port = server.address().port;
+    expect(client.trySend('now', port, '127.0.0.1')).toBe(true);
+    expect((await server.receive({ timeout: 2000 })).data.toString()).toBe('now');
+    expect(client.packetsSent).toBe(1);
+    expect(() => client.trySend('x', port, 'peer.test')).toThrow(/IP addresses, not names/);
+    const unbound = new UdpSocket({ transport });
+    onTestFinished(() => unbound.close());
+    expect(unbound.trySend('x', port)).toBe(false);
+  });
+
   it('running out of file descriptors is a coded error naming EMFILE', () => {
     const script = `
       import { openUdpSocket } from ${JSON.stringify(LIB)};
