@@ -1,7 +1,10 @@
 /**
- * The datagram socket: bind, connect, promise `send`, `for await` reception through a bounded
- * queue, counters as getters, idempotent `close()` and `Symbol.asyncDispose`.
+ * The datagram socket: its lifecycle (bind, connect, close, `Symbol.asyncDispose`) and
+ * sending, with counters as getters; receiving is the socket's {@link Inbox} (inbox.ts).
  */
+
+export type { ConsumeOptions, Datagram, MessagesOptions, ReceiveOptions } from './inbox.js';
+
 import { raceAbort, throwIfAborted } from './abort.js';
 import {
   type Endpoint,
@@ -13,26 +16,20 @@ import {
   resolveHost,
 } from './address.js';
 import {
-  AbortError,
   fromSystemError,
   InvalidArgumentError,
   MessageTooLargeError,
   SocketClosedError,
   SocketStateError,
-  TimeoutError,
 } from './errors.js';
-import { BoundedQueue } from './queue.js';
+import {
+  type ConsumeOptions,
+  type Datagram,
+  Inbox,
+  type MessagesOptions,
+  type ReceiveOptions,
+} from './inbox.js';
 import { createTransport, type Transport, type TransportKind } from './transport.js';
-
-/** A received datagram. */
-export interface Datagram {
-  /** The payload, exactly as received; may be empty. */
-  data: Buffer;
-  /** Who sent it. */
-  from: Endpoint;
-  /** When it was received: milliseconds since the epoch, with sub-millisecond precision. */
-  receivedAt: number;
-}
 
 /** The socket's lifecycle, in order. */
 export type SocketState = 'unbound' | 'binding' | 'bound' | 'closing' | 'closed';
@@ -94,47 +91,11 @@ export interface BindOptions {
   signal?: AbortSignal;
 }
 
-/** Options of {@link UdpSocket.messages}. */
-export interface MessagesOptions {
-  /** Ends the iteration with an {@link AbortError} when it fires. */
-  signal?: AbortSignal;
-  /**
-   * Ends the iteration normally after this many milliseconds without a datagram, counted from
-   * the call and restarted by each datagram received.
-   */
-  idleTimeout?: number;
-}
-
-/** Options of {@link UdpSocket.consume}. */
-export interface ConsumeOptions extends MessagesOptions {
-  /**
-   * Take this many datagrams, then resolve. The socket reads no more than that from the
-   * kernel: the rest wait in its receive buffer, not in udpkit, until {@link UdpSocket.resume}.
-   */
-  limit?: number;
-}
-
-/** Options of {@link UdpSocket.receive}. */
-export interface ReceiveOptions {
-  signal?: AbortSignal;
-  /** Rejects with a {@link TimeoutError} after this many milliseconds without a datagram. */
-  timeout?: number;
-}
-
 /** The default of {@link UdpSocketOptions.highWaterMark}. */
 export const DEFAULT_HIGH_WATER_MARK = 1024;
 
 /** How long `close()` waits for sends still in flight before closing anyway. */
 const CLOSE_DEADLINE_MS = 1000;
-
-/** Someone waiting for the queue to fill: woken once, then they look again. */
-type Waiter = () => void;
-
-/** The handler of a running {@link UdpSocket.consume} and how to end it. */
-type Consumer = { handler: (msg: Datagram) => unknown; end: (err?: unknown) => void };
-
-/** Why a wait ended. */
-type WaitResult = 'ready' | 'timeout';
 
 /**
  * A UDP socket over `node:dgram`.
@@ -154,21 +115,12 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
 
   #state: SocketState = 'unbound';
   #transport: Transport;
-  #queue: BoundedQueue<Datagram>;
-  #waiters: Waiter[] = [];
-  #consumer: Consumer | undefined;
+  #inbox: Inbox;
   #inflight = new Set<Promise<unknown>>();
   #closing: Promise<void> | undefined;
   #remote: Endpoint | undefined;
-  #lastReceivedAt = 0;
-  /** Reception paused by the consumer ({@link UdpSocket.pause}): not silence. */
-  #paused = false;
-  #resumedAt = 0;
-  #packetsReceived = 0;
-  #bytesReceived = 0;
   #packetsSent = 0;
   #bytesSent = 0;
-  #droppedByQueue = 0;
   #sendErrors = 0;
   #receiveErrors = 0;
   #pendingBufferSizes: { receive: number | undefined; send: number | undefined };
@@ -199,7 +151,12 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
     this.type = type;
     this.family = type === 'udp6' ? 'IPv6' : 'IPv4';
     this.highWaterMark = hwm;
-    this.#queue = new BoundedQueue(hwm);
+    this.#inbox = new Inbox(hwm, {
+      isClosed: () => this.#state === 'closing' || this.#state === 'closed',
+      readLimit: (n) => {
+        if (this.#state === 'bound') this.#transport.readLimit(n);
+      },
+    });
     this.#pendingBufferSizes = { receive: options.recvBufferSize, send: options.sendBufferSize };
     this.#lookup = options.lookup;
     this.#transport = this.#openTransport(options);
@@ -224,7 +181,7 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
         coalesce: options.coalesce ?? true,
       },
       {
-        datagram: (data, from, receivedAt, borrowed) => this.#onDatagram(data, from, receivedAt, borrowed),
+        datagram: (data, from, receivedAt, borrowed) => this.#inbox.deliver(data, from, receivedAt, borrowed),
         // After bind, errors come from receiving (ICMP errors on a connected socket): a
         // counted warning, never a crash.
         receiveError: () => {
@@ -245,11 +202,11 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
   }
   /** Datagrams received from the network, including those the queue dropped. */
   get packetsReceived(): number {
-    return this.#packetsReceived;
+    return this.#inbox.packetsReceived;
   }
   /** Payload bytes received, including those the queue dropped. */
   get bytesReceived(): number {
-    return this.#bytesReceived;
+    return this.#inbox.bytesReceived;
   }
   /** Datagrams the kernel accepted for sending. */
   get packetsSent(): number {
@@ -264,7 +221,7 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
    * {@link packetsReceived} is always what consumers took, plus this, plus {@link queued}.
    */
   get droppedByQueue(): number {
-    return this.#droppedByQueue;
+    return this.#inbox.droppedByQueue;
   }
   /** Sends the kernel refused. */
   get sendErrors(): number {
@@ -276,7 +233,7 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
   }
   /** Datagrams waiting in the queue for the consumer. */
   get queued(): number {
-    return this.#queue.length;
+    return this.#inbox.queued;
   }
 
   /** SO_RCVBUF as the kernel granted it, in bytes (Linux counts its overhead, doubling it). */
@@ -299,7 +256,7 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
    */
   pause(): boolean {
     if (this.#state !== 'bound' || !this.#transport.pause(true)) return false;
-    this.#paused = true;
+    this.#inbox.setPaused(true);
     return true;
   }
 
@@ -312,14 +269,7 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
     if (this.#state !== 'bound') return;
     this.#transport.pause(false);
     this.#transport.readLimit(undefined);
-    this.#paused = false;
-    this.#resumedAt = performance.now();
-  }
-
-  /** Milliseconds without a datagram since `since`; 0 while paused (waiting is not silence). */
-  #quietFor(since: number): number {
-    if (this.#paused) return 0;
-    return performance.now() - Math.max(since, this.#lastReceivedAt, this.#resumedAt);
+    this.#inbox.setPaused(false);
   }
 
   /**
@@ -695,7 +645,7 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
    * {@link AbortError} when `signal` fires. Leaving the loop early does not close the socket.
    */
   messages(options: MessagesOptions = {}): AsyncIterableIterator<Datagram> {
-    return this.#iterate(options, () => this.#queue.shift() as Datagram);
+    return this.#inbox.messages(options);
   }
 
   /**
@@ -704,140 +654,27 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
    * keep up with a flood.
    */
   batches(options: MessagesOptions = {}): AsyncIterableIterator<Datagram[]> {
-    return this.#iterate(options, () => {
-      const batch: Datagram[] = [];
-      for (let msg = this.#queue.shift(); msg !== undefined; msg = this.#queue.shift()) batch.push(msg);
-      return batch;
-    });
+    return this.#inbox.batches(options);
   }
 
   /**
    * Hands each datagram to `handler` as it arrives, with no queue and no await per datagram:
    * the fastest way to take a flood. `msg.data` is valid only during the call (the native
    * transport reuses its receive buffer); copy what you keep. Datagrams already queued go
-   * first. Resolves when `handler` returns `false`, after `idleTimeout` ms of silence, or when
-   * the socket closes; rejects with an {@link AbortError} when `signal` fires, or with what
-   * `handler` threw. One consumer at a time; the queue and iterators wait meanwhile.
+   * first. Resolves when `handler` returns `false`, after `idleTimeout` ms of silence (time
+   * paused is not silence), after `limit` datagrams, or when the socket closes; rejects with an
+   * {@link AbortError} when `signal` fires, or with what `handler` threw or its promise
+   * rejected with. One consumer at a time; the queue and iterators wait meanwhile.
    *
    * @throws {SocketStateError} `UDP_ERR_SOCKET_STATE` when another consume() is running
    */
   consume(handler: (msg: Datagram) => unknown, options: ConsumeOptions = {}): Promise<void> {
-    const { signal, idleTimeout, limit } = options;
-    try {
-      checkIdleTimeout(idleTimeout);
-      if (limit !== undefined && !(Number.isSafeInteger(limit) && limit > 0)) {
-        throw new InvalidArgumentError(`limit ${limit} is not a positive integer`);
-      }
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    if (this.#consumer) return Promise.reject(new SocketStateError('another consume() is already running'));
-    if (signal?.aborted) return Promise.reject(new AbortError(undefined, { cause: signal.reason }));
-    return new Promise<void>((resolve, reject) => {
-      let timer: NodeJS.Timeout | undefined;
-      const since = performance.now();
-      let left = limit ?? Number.POSITIVE_INFINITY;
-      const end = (err?: unknown) => {
-        if (this.#consumer !== consumer) return;
-        this.#consumer = undefined;
-        if (timer) clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
-        // Ended before the limit (a signal, a silence): the socket reads freely again. At the
-        // limit it stays stopped, the rest left in the kernel, until resume().
-        if (limit !== undefined && left > 0 && this.#state === 'bound') this.#transport.readLimit(undefined);
-        if (err === undefined) resolve();
-        else reject(err);
-      };
-      const consumer: Consumer = {
-        handler:
-          limit === undefined
-            ? handler
-            : (msg) => {
-                left--;
-                const more = handler(msg);
-                return left > 0 && more;
-              },
-        end,
-      };
-      const onAbort = () => end(new AbortError(undefined, { cause: signal?.reason }));
-      signal?.addEventListener('abort', onAbort, { once: true });
-      if (idleTimeout !== undefined) {
-        const check = () => {
-          const quiet = this.#quietFor(since);
-          if (quiet >= idleTimeout) end();
-          else timer = setTimeout(check, idleTimeout - quiet);
-        };
-        timer = setTimeout(check, idleTimeout);
-      }
-      this.#consumer = consumer;
-      for (
-        let msg = this.#queue.shift();
-        msg !== undefined && this.#consumer === consumer;
-        msg = this.#queue.shift()
-      ) {
-        this.#deliver(consumer, msg);
-      }
-      // Read no more from the kernel than the consumer still wants.
-      if (this.#consumer === consumer && limit !== undefined && this.#state === 'bound') {
-        this.#transport.readLimit(left);
-      }
-      if (this.#state === 'closing' || this.#state === 'closed') end();
-    });
-  }
-
-  #deliver(consumer: Consumer, msg: Datagram): void {
-    let more: unknown;
-    try {
-      more = consumer.handler(msg);
-    } catch (err) {
-      consumer.end(err);
-      return;
-    }
-    if (more === false) consumer.end();
+    return this.#inbox.consume(handler, options);
   }
 
   /** Same as {@link UdpSocket.messages} with no options. */
   [Symbol.asyncIterator](): AsyncIterableIterator<Datagram> {
     return this.messages();
-  }
-
-  #iterate<T>(options: MessagesOptions, take: () => T): AsyncIterableIterator<T> {
-    const { signal, idleTimeout } = options;
-    checkIdleTimeout(idleTimeout);
-    let finished = false;
-    const since = performance.now();
-    const done = { done: true, value: undefined } as const;
-    const iterator: AsyncIterableIterator<T> = {
-      next: async () => {
-        for (;;) {
-          if (finished) return done;
-          throwIfAborted(signal);
-          if (this.#queue.length > 0) return { done: false, value: take() };
-          if (this.#state === 'closing' || this.#state === 'closed') {
-            finished = true;
-            return done;
-          }
-          const timeout = idleTimeout === undefined ? undefined : idleTimeout - this.#quietFor(since);
-          try {
-            if ((await this.#wait(signal, timeout)) === 'timeout') {
-              finished = true;
-              return done;
-            }
-          } catch (err) {
-            finished = true;
-            throw err;
-          }
-        }
-      },
-      return: async () => {
-        finished = true;
-        return done;
-      },
-      [Symbol.asyncIterator]() {
-        return iterator;
-      },
-    };
-    return iterator;
   }
 
   /**
@@ -847,20 +684,8 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
    * @throws {AbortError} `UDP_ERR_ABORTED` when `signal` fires first
    * @throws {SocketClosedError} `UDP_ERR_CLOSED` when the socket closes with nothing queued
    */
-  async receive(options: ReceiveOptions = {}): Promise<Datagram> {
-    const { signal, timeout } = options;
-    if (timeout !== undefined && !(Number.isFinite(timeout) && timeout >= 0)) {
-      throw new InvalidArgumentError(`timeout ${timeout} is not a non-negative number of milliseconds`);
-    }
-    const deadline = timeout === undefined ? undefined : performance.now() + timeout;
-    for (;;) {
-      throwIfAborted(signal);
-      const msg = this.#queue.shift();
-      if (msg) return msg;
-      if (this.#state === 'closing' || this.#state === 'closed') throw new SocketClosedError();
-      const left = deadline === undefined ? undefined : deadline - performance.now();
-      if ((await this.#wait(signal, left)) === 'timeout') throw this.#timeoutError(timeout as number);
-    }
+  receive(options: ReceiveOptions = {}): Promise<Datagram> {
+    return this.#inbox.receive(options);
   }
 
   /**
@@ -884,8 +709,7 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
       }
       await this.#closeHandle();
     })();
-    this.#wake();
-    this.#consumer?.end();
+    this.#inbox.close();
     return this.#closing;
   }
 
@@ -900,55 +724,6 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
     } finally {
       this.#state = 'closed';
     }
-  }
-
-  #onDatagram(data: Buffer, from: Endpoint, receivedAt: number, borrowed: boolean): void {
-    this.#lastReceivedAt = performance.now();
-    this.#packetsReceived++;
-    this.#bytesReceived += data.length;
-    const consumer = this.#consumer;
-    if (consumer) {
-      this.#deliver(consumer, { data, from, receivedAt });
-      return;
-    }
-    if (this.#queue.length === this.highWaterMark) {
-      this.#droppedByQueue++;
-      return;
-    }
-    // Queued datagrams outlive the transport's buffer: copy borrowed bytes.
-    this.#queue.push({ data: borrowed ? Buffer.from(data) : data, from, receivedAt });
-    if (this.#waiters.length > 0) this.#wake();
-  }
-
-  #wake(): void {
-    for (const waiter of this.#waiters.splice(0)) waiter();
-  }
-
-  /**
-   * Resolves `ready` once a datagram is queued or the socket closes, `timeout` after
-   * `timeout` ms; rejects with an {@link AbortError} when `signal` fires.
-   */
-  #wait(signal: AbortSignal | undefined, timeout: number | undefined): Promise<WaitResult> {
-    if (timeout !== undefined && timeout <= 0) return Promise.resolve('timeout');
-    return new Promise<WaitResult>((resolve, reject) => {
-      let timer: NodeJS.Timeout | undefined;
-      const settle = (fn: () => void) => {
-        if (timer) clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
-        const i = this.#waiters.indexOf(waiter);
-        if (i >= 0) this.#waiters.splice(i, 1);
-        fn();
-      };
-      const waiter: Waiter = () => settle(() => resolve('ready'));
-      const onAbort = () => settle(() => reject(new AbortError(undefined, { cause: signal?.reason })));
-      signal?.addEventListener('abort', onAbort, { once: true });
-      if (timeout !== undefined) timer = setTimeout(() => settle(() => resolve('timeout')), timeout);
-      this.#waiters.push(waiter);
-    });
-  }
-
-  #timeoutError(ms: number): TimeoutError {
-    return new TimeoutError(`no datagram received within ${Math.round(ms)} ms`);
   }
 
   #loopback(): string {
@@ -1007,12 +782,6 @@ export function checkSize(size: number, family: IpFamily): void {
       size,
       limit,
     );
-  }
-}
-
-function checkIdleTimeout(idleTimeout: number | undefined): void {
-  if (idleTimeout !== undefined && !(Number.isFinite(idleTimeout) && idleTimeout > 0)) {
-    throw new InvalidArgumentError(`idleTimeout ${idleTimeout} is not a positive number of milliseconds`);
   }
 }
 

@@ -267,6 +267,16 @@ describe.each(TRANSPORTS)('%s transport', (transport) => {
       await expect(closing).resolves.toBeUndefined();
     });
 
+    it('consume() rejects with what an async handler rejected with, never an unhandled rejection', async () => {
+      const server = await open();
+      const client = await open();
+      const done = server.consume(async () => {
+        throw new Error('async handler failed');
+      });
+      await client.send('x', server.address().port);
+      await expect(done).rejects.toThrow('async handler failed');
+    });
+
     it('consume({ limit }) takes exactly limit datagrams and leaves the rest in the kernel', async () => {
       const server = await open();
       const client = await open();
