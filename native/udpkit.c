@@ -478,6 +478,13 @@ static void on_poll(uv_poll_t *h, int status, int events) {
   }
 }
 
+static struct {
+  napi_ref slab_ref;
+  napi_ref meta_ref;
+  unsigned char *slab;
+  uint32_t *meta;
+} shared_slab;
+
 /* startReceiving(sock, onBatch, onWritable) */
 static napi_value js_start(napi_env env, napi_callback_info info) {
   size_t argc = 3;
@@ -486,13 +493,25 @@ static napi_value js_start(napi_env env, napi_callback_info info) {
   sock_t *s = get_sock(env, argv[0]);
   if (!s) return NULL;
   if (!s->slab_ref) {
+    // One receive slab for every socket of the process: a batch is handed to JS and done
+    // with (JS copies what it keeps) before any other socket reads, so they never overlap,
+    // and a thousand sockets cost one slab, not a thousand (4 MiB each).
+    if (!shared_slab.slab_ref) {
+      napi_value slab, meta;
+      void *p;
+      CALL(env, napi_create_buffer(env, (size_t)BATCH * MAX_DGRAM, &p, &slab));
+      shared_slab.slab = p;
+      CALL(env, napi_create_reference(env, slab, 1, &shared_slab.slab_ref));
+      CALL(env, napi_create_buffer(env, (size_t)BATCH * META_WORDS * 4, &p, &meta));
+      shared_slab.meta = p;
+      CALL(env, napi_create_reference(env, meta, 1, &shared_slab.meta_ref));
+    }
     napi_value slab, meta;
-    void *p;
-    CALL(env, napi_create_buffer(env, (size_t)BATCH * MAX_DGRAM, &p, &slab));
-    s->slab = p;
+    CALL(env, napi_get_reference_value(env, shared_slab.slab_ref, &slab));
+    CALL(env, napi_get_reference_value(env, shared_slab.meta_ref, &meta));
+    s->slab = shared_slab.slab;
+    s->meta = shared_slab.meta;
     CALL(env, napi_create_reference(env, slab, 1, &s->slab_ref));
-    CALL(env, napi_create_buffer(env, (size_t)BATCH * META_WORDS * 4, &p, &meta));
-    s->meta = p;
     CALL(env, napi_create_reference(env, meta, 1, &s->meta_ref));
     for (int i = 0; i < BATCH; i++) {
       s->iov[i].iov_base = s->slab + (size_t)i * MAX_DGRAM;

@@ -168,6 +168,33 @@ describe.each(TRANSPORTS)('%s transport', (transport) => {
     expect(unbound.trySend('x', port)).toBe(false);
   });
 
+  it('a thousand receiving sockets, each sent a burst, fit in well under 64 MB', () => {
+    const script = `
+      import { openUdpSocket } from ${JSON.stringify(LIB)};
+      const socks = [];
+      for (let i = 0; i < 1000; i++) socks.push(await openUdpSocket({ address: '127.0.0.1', port: 0, transport: '${transport}', recvBufferSize: 1 << 20 }));
+      const tx = await openUdpSocket({ address: '127.0.0.1', port: 0, transport: '${transport}' });
+      const payload = Buffer.alloc(8000, 1);
+      const batch = socks.map((s) => ({ data: payload, port: s.address().port }));
+      globalThis.gc();
+      const before = process.memoryUsage().rss;
+      let got = 0;
+      for (const s of socks) s.consume(() => { got++; });
+      for (let k = 0; k < 16; k++) await tx.sendBatch(batch);
+      const deadline = Date.now() + 10000;
+      while (got < 16000 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+      console.log(JSON.stringify({ got, grew: process.memoryUsage().rss - before }));
+      process.exit(0);`;
+    const out = execFileSync(
+      'bash',
+      ['-c', `ulimit -n 4096 && exec node --expose-gc --input-type=module -e "$0"`, script],
+      { encoding: 'utf8' },
+    );
+    const { got, grew } = JSON.parse(out.trim()) as { got: number; grew: number };
+    expect(got).toBe(16_000);
+    expect(grew).toBeLessThan(64 * 1024 * 1024);
+  });
+
   it('running out of file descriptors is a coded error naming EMFILE', () => {
     const script = `
       import { openUdpSocket } from ${JSON.stringify(LIB)};
