@@ -103,6 +103,8 @@ export async function runListen(opts: ListenOptions, io: CliIO): Promise<number>
     port: opts.port,
     ...(opts.family && { type: opts.family === 'IPv6' ? 'udp6' : 'udp4' }),
     recvBufferSize: opts.rcvbuf,
+    // Under a flood, read once a millisecond rather than per wake-up: less CPU per datagram.
+    coalesce: true,
     signal: io.signal,
   });
   const out = new BatchWriter(stdoutTarget());
@@ -253,7 +255,7 @@ async function warmUp(format: ByteFormatter): Promise<void> {
   let rx: UdpSocket | undefined;
   let tx: UdpSocket | undefined;
   try {
-    rx = await openUdpSocket({ address: '127.0.0.1', port: 0, recvBufferSize: 4 << 20 });
+    rx = await openUdpSocket({ address: '127.0.0.1', port: 0, recvBufferSize: 4 << 20, coalesce: true });
     tx = await openUdpSocket({ address: '127.0.0.1', port: 0 });
     let seen = 0;
     const done = rx.consume(
