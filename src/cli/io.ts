@@ -8,8 +8,10 @@ export interface CliIO {
   stderr: Writable;
   /** Fires on Ctrl-C (SIGINT) or SIGTERM; the command stops cleanly and reports. */
   signal: AbortSignal;
+  /** The command line's arguments, after the program's name, as Node decoded them. */
+  argv: readonly string[];
   /**
-   * The command line's arguments as the bytes the shell passed (Node decodes them as UTF-8,
+   * The same arguments as the bytes this process was given (Node decodes them as UTF-8,
    * losing bytes that are not), where the system tells them; undefined where it does not.
    */
   argvBytes?: readonly Buffer[] | undefined;
@@ -23,4 +25,15 @@ export const EXIT_USAGE = 2;
 /** `n datagram(s)`, for people. */
 export function plural(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? '' : 's'}`;
+}
+
+/**
+ * Lets a signal that has arrived but not been handled yet reach its handler: a command that
+ * finished at the moment of a Ctrl-C (a producer killed by the same Ctrl-C closes stdin) then
+ * reports itself stopped, with its summary and exit status, rather than done.
+ */
+export async function settleSignals(): Promise<void> {
+  // The first turn may still be this loop iteration; the second comes after a poll phase,
+  // where libuv hands pending signals to their handlers.
+  for (let i = 0; i < 2; i++) await new Promise((resolve) => setImmediate(resolve));
 }

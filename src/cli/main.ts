@@ -4,7 +4,7 @@
  * signals: it parses, hands the command its streams and a stop signal, and turns the outcome
  * into an exit status (0 ok, 1 runtime failure, 2 usage error, 130 Ctrl-C, 143 SIGTERM).
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { UdpError } from '../lib/index.js';
 import { UsageError } from './args.js';
@@ -12,6 +12,7 @@ import { Command, CommanderError } from './commander.js';
 import { listenCommand } from './commands/listen.js';
 import { sendCommand } from './commands/send.js';
 import { type CliIO, EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from './io.js';
+import { outputFailure } from './stdout.js';
 
 const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
 
@@ -22,8 +23,11 @@ function oneLine(message: string): string {
   return (message.split('\n').find((l) => l.trim() !== '') ?? message).replace(/^error: /, '').trim();
 }
 
-/** This process's arguments as raw bytes, from /proc (Linux); undefined elsewhere. */
-function commandLineBytes(): Buffer[] | undefined {
+/**
+ * The last `count` arguments of this process as raw bytes, from /proc (Linux): they line up
+ * with process.argv's, whatever options Node itself was given. Undefined elsewhere.
+ */
+function commandLineBytes(count: number): Buffer[] | undefined {
   try {
     const raw = readFileSync('/proc/self/cmdline');
     const parts: Buffer[] = [];
@@ -32,7 +36,7 @@ function commandLineBytes(): Buffer[] | undefined {
       parts.push(raw.subarray(start, end < 0 ? raw.length : end));
       start = end < 0 ? raw.length : end + 1;
     }
-    return parts;
+    return parts.length >= count ? parts.slice(parts.length - count) : undefined;
   } catch {
     return undefined;
   }
@@ -65,9 +69,19 @@ async function main(argv: string[]): Promise<number> {
       return quiet(process.stderr);
     },
     signal: stop.signal,
+    argv,
     get argvBytes() {
-      return commandLineBytes();
+      return commandLineBytes(argv.length);
     },
+  };
+  // Help and version go to stdout synchronously; a full disk there is a failure too.
+  let helpFailure: Error | undefined;
+  const writeOut = (text: string) => {
+    try {
+      writeSync(1, text);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EPIPE') helpFailure ??= err as Error;
+    }
   };
   let exitCode = EXIT_OK;
   const setExit = (code: number) => {
@@ -80,6 +94,7 @@ async function main(argv: string[]): Promise<number> {
     .showSuggestionAfterError(true)
     .exitOverride()
     .configureOutput({
+      writeOut,
       writeErr: (s) => io.stderr.write(s),
       outputError: (s, write) => write(`udpkit${commandName ? ` ${commandName}` : ''}: ${oneLine(s)}\n`),
     })
@@ -98,6 +113,7 @@ Examples:
     const cmd = make(io, setExit)
       .exitOverride()
       .configureOutput({
+        writeOut,
         writeErr: (s) => io.stderr.write(s),
         outputError: (s, write) =>
           write(`udpkit ${cmd.name()}: ${oneLine(s)} (see 'udpkit ${cmd.name()} --help')\n`),
@@ -113,7 +129,12 @@ Examples:
     await program.parseAsync(argv, { from: 'user' });
   } catch (err) {
     if (err instanceof CommanderError) {
-      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') return EXIT_OK;
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') {
+        const failure = outputFailure(helpFailure);
+        if (!failure) return EXIT_OK;
+        io.stderr.write(`udpkit: ${failure.message}\n`);
+        return EXIT_FAILURE;
+      }
       return EXIT_USAGE; // commander has printed the one-line reason, or the help
     }
     const prefix = `udpkit${commandName ? ` ${commandName}` : ''}`;

@@ -188,6 +188,17 @@ describe('listen writes or counts every datagram it takes', () => {
   });
 });
 
+describe('help and version', () => {
+  it.each([['--version'], ['listen', '--help'], ['send', '--help']])(
+    '%j to a full disk is a runtime failure',
+    async (...args) => {
+      const r = await shell(`exec node ${CLI} ${args.join(' ')} > /dev/full`).exited;
+      expect(r.code).toBe(1);
+      expect(r.stderr).toBe('udpkit: cannot write output: no space left on device (ENOSPC)\n');
+    },
+  );
+});
+
 describe('send counts exactly', () => {
   /** A port nobody listens on: bound, read back, released. */
   async function closedPort(): Promise<number> {
@@ -240,6 +251,57 @@ describe('send counts exactly', () => {
     const [a, b] = await receiveN(server, 2);
     expect(a?.data).toEqual(Buffer.from([0xff, 0xfe]));
     expect(b?.data).toEqual(Buffer.from([0x6f, 0x6b, 0xe9]));
+  });
+
+  it('matches each such argument by position, even when two decode alike', async () => {
+    const server = await bound();
+    const port = server.address().port;
+    const r = await shell(
+      `exec node ${CLI} send -q 127.0.0.1 ${port} $'\\xff' $'\\xfe' $'\\xfe\\xff' $'\\xff\\xfe'`,
+    ).exited;
+    expect(r.code).toBe(0);
+    const got = await receiveN(server, 4);
+    expect(got.map((m) => m.data.toString('hex'))).toEqual(['ff', 'fe', 'feff', 'fffe']);
+  });
+
+  it('refuses an argument holding U+FFFD: a wrapper may have replaced its bytes', async () => {
+    // What npx hands over for $'\xff': the replacement character itself, as valid UTF-8.
+    const r = await shell(`exec node ${CLI} send 127.0.0.1 9 ok $'\\xef\\xbf\\xbd'`).exited;
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(/^udpkit send: message 2 holds U\+FFFD, .*--framing hex.*\n$/);
+  });
+
+  it('Ctrl-C on `producer | send` says it stopped, even when stdin ends at the same moment', async () => {
+    const server = await bound();
+    const port = server.address().port;
+    // Its own process group, as a terminal makes for a pipeline: Ctrl-C reaches every member.
+    const child = spawn(
+      'bash',
+      [
+        '-c',
+        `(echo one; echo two; exec sleep 30) | node ${CLI} send 127.0.0.1 ${port}; echo "status=\${PIPESTATUS[1]}" >&2`,
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'], detached: true },
+    );
+    onTestFinished(() => {
+      if (child.exitCode === null) process.kill(-(child.pid as number), 'SIGKILL');
+    });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      err += d.toString();
+    });
+    const closed = new Promise((resolve) => child.on('close', resolve));
+    const deadline = Date.now() + 5000;
+    while (!out.includes('Sent message: two') && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 10));
+    process.kill(-(child.pid as number), 'SIGINT');
+    await closed;
+    expect(err).toBe('udpkit send: sent 2 datagrams (6 bytes)\nstatus=130\n');
   });
 
   it('fails an endless oversized input at once', async () => {

@@ -288,6 +288,7 @@ describe('udpkit listen: bad input gets one line and the right exit status', () 
   it('--help exits 0 and states the rules', async () => {
     const r = await runCli(['send', '--help']);
     expect(r.code).toBe(0);
-    expect(r.stdout).toContain('The first positionals name the target only when they look like one');
+    expect(r.stdout).toContain('The first positionals name the target when they look like one');
+    expect(r.stdout).toContain('A target without a port gets port 12345.');
   });
 });

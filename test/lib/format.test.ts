@@ -49,14 +49,32 @@ const NEWLY_ESCAPED = [
   0x00ad, // soft hyphen
   0x180e, // Mongolian vowel separator
   ...range(0xfff9, 0xfffb), // interlinear annotation
+  // The rest of Unicode's Default_Ignorable_Code_Point, and the invisible format controls:
+  0x034f, // combining grapheme joiner
+  0x115f, // Hangul choseong filler
+  0x1160, // Hangul jungseong filler
+  0x17b4, // Khmer vowel inherent aq
+  0x17b5, // Khmer vowel inherent aa
+  ...range(0x180b, 0x180d), // Mongolian free variation selectors
+  0x180f, // Mongolian free variation selector four
+  0x2065, // reserved
+  ...range(0x206a, 0x206f), // deprecated format characters
+  0x3164, // Hangul filler
+  ...range(0xfe00, 0xfe0f), // variation selectors
+  0xffa0, // halfwidth Hangul filler
+  ...range(0xfff0, 0xfff8), // reserved
+  ...range(0x13430, 0x1343f), // Egyptian hieroglyph format controls
+  ...range(0x1bca0, 0x1bca3), // shorthand format controls
+  ...range(0x1d173, 0x1d17a), // musical symbol format controls
+  ...range(0xe0000, 0xe0fff), // tags, variation selectors supplement
 ];
 const UNSAFE_SPEC = new Set([...ALREADY_ESCAPED, ...NEWLY_ESCAPED]);
 /** What `json` output must never leave raw, beyond what JSON itself escapes: DEL too. */
 const JSON_SPEC = [0x7f, ...UNSAFE_SPEC];
 
 /**
- * Every code point of the BMP but the surrogates (all the unsafe ones are there) and every
- * 251st above it, in payload-sized groups.
+ * Every code point of the BMP but the surrogates, every 251st above it, and every unsafe one
+ * above it, in payload-sized groups.
  */
 function codePointGroups(): number[][] {
   const groups: number[][] = [];
@@ -64,6 +82,8 @@ function codePointGroups(): number[][] {
     groups.push(range(start, start + 0x3fff).filter((cp) => cp < 0xd800 || cp > 0xdfff));
   }
   groups.push([...range(0, (0x10ffff - 0x10000) / 251).map((k) => 0x10000 + k * 251), 0x10ffff]);
+  // The unsafe ones above the BMP, every one.
+  groups.push(NEWLY_ESCAPED.filter((cp) => cp > 0xffff));
   return groups;
 }
 
@@ -162,7 +182,11 @@ function escapeInputs(seed: number, count: number): Buffer[] {
   const rand = mulberry32(seed);
   const int = (n: number) => Math.floor(rand() * n);
   const pick = <T>(list: readonly T[]) => list[int(list.length)] as T;
-  const unsafe = [...UNSAFE_SPEC];
+  // The BMP's unsafe code points, and the ends and a middle of each range above it: drawn
+  // evenly, the 4096 tag characters would crowd out the rest.
+  const unsafe = [...UNSAFE_SPEC].filter(
+    (cp) => cp <= 0xffff || !UNSAFE_SPEC.has(cp - 1) || !UNSAFE_SPEC.has(cp + 1) || cp % 97 === 0,
+  );
   const neighbours = unsafe.flatMap((cp) => [cp - 1, cp + 1]).filter((cp) => !UNSAFE_SPEC.has(cp));
   const plain = (length: number) =>
     Array.from({ length }, () => {
@@ -386,7 +410,9 @@ describe('createFormatter', () => {
         const data = Buffer.from(text);
         for (const line of lines(dgram(data))) {
           expect(line.includes(ch), `U+${hex(cp, 4)} raw in ${line}`).toBe(false);
-          expect(line).toContain(`\\u${hex(cp, 4)}`);
+          // JSON writes a character past U+FFFF as its two UTF-16 units.
+          const units = [...Array.from({ length: ch.length }, (_, k) => ch.charCodeAt(k))];
+          expect(line).toContain(units.map((u) => `\\u${hex(u, 4)}`).join(''));
           expect(line.indexOf('\n')).toBe(line.length - 1);
           const record = JSON.parse(line);
           expect(record.text).toBe(text);
@@ -490,7 +516,12 @@ describe('escapeInto against a reference escaper', () => {
     const inputs = escapeInputs(20261124, 1500);
     const all = Buffer.concat(inputs);
     expect(inputs.filter((d) => d.length >= 32).length).toBeGreaterThan(1000);
-    for (const cp of UNSAFE_SPEC) expect(all.includes(Buffer.from(String.fromCodePoint(cp)))).toBe(true);
+    // Every unsafe code point of the BMP, and the ends of each range above it.
+    const wanted = [...UNSAFE_SPEC].filter(
+      (cp) => cp <= 0xffff || !UNSAFE_SPEC.has(cp - 1) || !UNSAFE_SPEC.has(cp + 1),
+    );
+    for (const cp of wanted)
+      expect(all.includes(Buffer.from(String.fromCodePoint(cp))), `U+${hex(cp, 4)}`).toBe(true);
     for (const seq of INVALID_SEQUENCES) expect(all.includes(Buffer.from(seq))).toBe(true);
   });
 });

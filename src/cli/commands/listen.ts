@@ -28,7 +28,7 @@ import {
   usage,
 } from '../args.js';
 import { Command, Option } from '../commander.js';
-import { type CliIO, EXIT_OK, plural } from '../io.js';
+import { type CliIO, EXIT_OK, plural, settleSignals } from '../io.js';
 import { type Counters, formatCounters, startStats } from '../stats.js';
 import { finishOutput, outputFailure, stdoutTarget } from '../stdout.js';
 
@@ -96,17 +96,25 @@ export function parseListenArgs(positionals: readonly string[], flags: ListenFla
 /** Runs `listen`; resolves to the exit status. Bind and output failures reject. */
 export async function runListen(opts: ListenOptions, io: CliIO): Promise<number> {
   const format = createByteFormatter(opts.format, { timestamps: opts.timestamps });
-  await warmUp(format);
+  await warmUp(format, io.signal);
   const address = opts.host ?? (opts.family === 'IPv6' ? '::' : '0.0.0.0');
-  const socket = await openUdpSocket({
-    address,
-    port: opts.port,
-    ...(opts.family && { type: opts.family === 'IPv6' ? 'udp6' : 'udp4' }),
-    recvBufferSize: opts.rcvbuf,
-    // Under a flood, read once a millisecond rather than per wake-up: less CPU per datagram.
-    coalesce: true,
-    signal: io.signal,
-  });
+  let socket: UdpSocket;
+  try {
+    socket = await openUdpSocket({
+      address,
+      port: opts.port,
+      ...(opts.family && { type: opts.family === 'IPv6' ? 'udp6' : 'udp4' }),
+      recvBufferSize: opts.rcvbuf,
+      // Under a flood, read once a millisecond rather than per wake-up: less CPU per datagram.
+      coalesce: true,
+      signal: io.signal,
+    });
+  } catch (err) {
+    if (!(err instanceof AbortError && io.signal.aborted)) throw err;
+    // Stopped while starting: nothing was received, and it says so.
+    io.stderr.write('udpkit listen: stopped before it was listening; received 0 datagrams\n');
+    return EXIT_OK;
+  }
   const out = new BatchWriter(stdoutTarget());
   // The output failed (the reader went away, a full disk): stop receiving at once.
   const outputFailed = new AbortController();
@@ -177,6 +185,7 @@ export async function runListen(opts: ListenOptions, io: CliIO): Promise<number>
     }
   } finally {
     abandoned = await finishOutput(out, io.signal);
+    await settleSignals();
     stopStats();
     const last = counters();
     const dropped = (last.drops_queue ?? 0) + (last.drops_output ?? 0);
@@ -227,7 +236,7 @@ function summary(c: ListenCounters, abandoned: number): string {
  * drop thousands of datagrams (measured: 5243 of the first 100000 at 200k/s, 1024 bytes).
  * Costs about 100 ms once; skipped silently if loopback is not there.
  */
-async function warmUp(format: ByteFormatter): Promise<void> {
+async function warmUp(format: ByteFormatter, signal: AbortSignal): Promise<void> {
   // A real BatchWriter (into nothing): the formatter must meet the same kind of object it
   // will write to, or its optimized code is thrown away at the first real datagram.
   const sink = new BatchWriter(
@@ -264,14 +273,20 @@ async function warmUp(format: ByteFormatter): Promise<void> {
         sink.commit();
         return ++seen < total;
       },
-      { idleTimeout: 100 },
+      { idleTimeout: 100, signal },
     );
+    // A Ctrl-C ends the warm-up early; the start then says it stopped.
+    done.catch(() => {});
     const port = rx.address().port;
     const deadline = performance.now() + 1000;
-    for (let sent = 0; sent < total && performance.now() < deadline; sent += batch.length) {
+    for (
+      let sent = 0;
+      sent < total && performance.now() < deadline && !signal.aborted;
+      sent += batch.length
+    ) {
       await tx.sendEach(batch, port);
       // Let the receiver keep up, so little is lost and everything gets run.
-      while (sent - seen > 1024 && performance.now() < deadline) {
+      while (sent - seen > 1024 && performance.now() < deadline && !signal.aborted) {
         await new Promise((resolve) => setImmediate(resolve));
       }
     }
@@ -306,10 +321,10 @@ your terminal. Ctrl-C prints a summary on stderr.`,
     .option('-c, --count <n>', 'exit after n datagrams')
     .option(
       '-w, --idle-timeout <duration>',
-      'exit after this long without a datagram (500ms, 5s, 2m; bare number = seconds)',
+      'exit after this long without a datagram, counted from the start (500ms, 5s, 2m; bare number = seconds); time paused for a slow reader does not count',
     )
     .option('-4', 'IPv4 only (bind 0.0.0.0 by default)')
-    .option('-6', 'IPv6 (bind :: by default)')
+    .option('-6', 'IPv6 (bind :: by default; it also receives IPv4, shown as [::ffff:a.b.c.d])')
     .option('-q, --quiet', "don't print the 'Listening on' line")
     .option(
       '--rcvbuf <bytes>',

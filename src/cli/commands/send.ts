@@ -40,7 +40,7 @@ import {
   usage,
 } from '../args.js';
 import { Command, Option } from '../commander.js';
-import { type CliIO, EXIT_OK, plural } from '../io.js';
+import { type CliIO, EXIT_OK, plural, settleSignals } from '../io.js';
 import { type Counters, formatCounters, startStats } from '../stats.js';
 import { finishOutput, outputFailure, stdoutTarget } from '../stdout.js';
 
@@ -142,7 +142,7 @@ export async function runSend(opts: SendOptions, io: CliIO): Promise<number> {
   const target = await resolveHost(opts.host, { family: opts.family, signal: io.signal });
   const to = formatEndpoint(target.address, opts.port);
   // Arguments are all known up front: check them all before sending any.
-  const argRecords = opts.messages?.map((m, i) => argumentBytes(m, i, io.argvBytes));
+  const argRecords = opts.messages && argumentBytes(opts.messages, io.argv, io.argvBytes);
   for (const record of argRecords ?? []) checkSize(record.length, target.family);
   if (opts.count !== undefined) checkSize(opts.size, target.family);
 
@@ -200,6 +200,7 @@ export async function runSend(opts: SendOptions, io: CliIO): Promise<number> {
     // What was sent is reported, even when a later record failed.
     await finishOutput(out, io.signal);
     stopStats();
+    await settleSignals();
     const elapsed = (performance.now() - started) / 1000;
     if (opts.count !== undefined || opts.stats !== undefined) {
       io.stderr.write(
@@ -217,29 +218,35 @@ export async function runSend(opts: SendOptions, io: CliIO): Promise<number> {
 }
 
 /**
- * The bytes of message argument `index`. Node decodes the command line as UTF-8, turning
- * bytes that are not UTF-8 into U+FFFD; where the raw command line is known (Linux), the
- * argument's own bytes are sent instead. Where it is not, sending U+FFFD in their place would
- * change the message silently: that is an input error pointing to `--framing hex`.
+ * The bytes of each message argument. Node decodes the command line as UTF-8, turning bytes
+ * that are not UTF-8 into U+FFFD; where the raw command line is known (Linux), such an
+ * argument's own bytes are sent instead, matched by position. An argument whose raw bytes
+ * hold U+FFFD itself is refused: a wrapper (npx, a script) has usually replaced the bytes
+ * before udpkit saw them, and sending U+FFFD in their place would change the message
+ * silently. Such messages go with `--framing hex`.
  *
+ * @param argvBytes the raw arguments, aligned with the decoded ones in `argv`
  * @throws {InputError} `UDP_ERR_INPUT` when the bytes cannot be recovered
  */
-function argumentBytes(message: string, index: number, argvBytes: readonly Buffer[] | undefined): Buffer {
-  const decoded = Buffer.from(message, 'utf8');
-  if (!message.includes('\ufffd')) return decoded;
-  const candidates = new Map<string, Buffer>();
-  for (const raw of argvBytes ?? []) {
-    if (raw.toString('utf8') === message) candidates.set(raw.toString('hex'), raw);
-  }
-  if (candidates.size === 1) return [...candidates.values()][0] as Buffer;
-  if (candidates.size === 0 && argvBytes !== undefined && isUtf8(decoded)) {
-    // U+FFFD typed as such (the argument was valid UTF-8 all along).
-    const typed = argvBytes.some((raw) => raw.equals(decoded));
-    if (typed) return decoded;
-  }
-  throw new InputError(
-    `message ${index + 1} is not valid UTF-8 and its bytes cannot be recovered from the command line; send it with --framing hex (e.g. printf 'ff fe\\n' | udpkit send ... --framing hex)`,
-  );
+function argumentBytes(
+  messages: readonly string[],
+  argv: readonly string[],
+  argvBytes: readonly Buffer[] | undefined,
+): Buffer[] {
+  let cursor = 0;
+  return messages.map((message, index) => {
+    // Messages appear on the command line in order: find this one after the last.
+    const at = argv.indexOf(message, cursor);
+    if (at >= 0) cursor = at + 1;
+    if (!message.includes('\ufffd')) return Buffer.from(message, 'utf8');
+    const raw = at >= 0 ? argvBytes?.[at] : undefined;
+    if (raw !== undefined && !isUtf8(raw)) return raw;
+    throw new InputError(
+      raw === undefined
+        ? `message ${index + 1} is not valid UTF-8, and its bytes cannot be recovered here; send it with --framing hex (e.g. printf '68 69 ff\\n' | udpkit send HOST PORT --framing hex)`
+        : `message ${index + 1} holds U+FFFD, usually what became of bytes that are not UTF-8 before udpkit saw them (npx does this); send the exact bytes with --framing hex (e.g. printf '68 69 ff\\n' | udpkit send HOST PORT --framing hex)`,
+    );
+  });
 }
 
 /**
@@ -324,16 +331,20 @@ export function sendCommand(io: CliIO, setExit: (code: number) => void): Command
       `Send each message as one datagram to 127.0.0.1:${DEFAULT_SEND_PORT}, or to the target
 given first, and print 'Sent message: <text> to <address>' for each.
 
-The first positionals name the target only when they look like one:
-  - a host followed by a port number:  udpkit send 10.0.0.5 9000 hi
+The first positionals name the target when they look like one:
+  - an IP address, [v6] or :port, with or without a port number after it:
+      udpkit send 10.0.0.5 9000 hi    udpkit send ::1 hi    udpkit send :9000 hi
   - a single host:port or [v6]:port:    udpkit send [::1]:9000 hi
-Otherwise every positional is a message to the default target:
+  - a host name followed by a port number: udpkit send localhost 9000 hi
+A target without a port gets port ${DEFAULT_SEND_PORT}. Otherwise every positional is a
+message to the default target:
   udpkit send Hello World UDP           three datagrams to 127.0.0.1:${DEFAULT_SEND_PORT}
+A malformed target ([fe80::1%, 1.2.3 9000, port 70000) is an error, not a message.
 To send messages that look like a target, name the target first.
 
 With no messages, reads stdin (or --file), one datagram per line.`,
     )
-    .argument('[target-and-messages...]', '[host port | host:port] then messages')
+    .argument('[target-and-messages...]', '[host port | host:port | IP | [v6] | :port] then messages')
     .addOption(
       new Option(
         '--framing <framing>',
