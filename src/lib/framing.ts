@@ -3,6 +3,7 @@
  * incremental: feed chunks as they arrive, take the complete records back.
  */
 import { InputError, InvalidArgumentError, MessageTooLargeError } from './errors.js';
+import { escapeText } from './format.js';
 
 /** The names of the framings. */
 export const FRAMINGS = ['line', 'nul', 'whole', 'hex'] as const;
@@ -42,9 +43,8 @@ function isSpace(c: number): boolean {
 
 /** The error for a `hex` line with a character that is not hex, showing up to 8 bytes from it. */
 function notHex(lineNumber: number, shown: Uint8Array): InputError {
-  const text = Buffer.from(shown.subarray(0, 8))
-    .toString('latin1')
-    .replace(/[^\x20-\x7e]/g, '?');
+  // Escaped as text output escapes it: a control byte or invalid UTF-8 is shown as \xNN.
+  const text = escapeText(shown.subarray(0, 8));
   return new InputError(`line ${lineNumber}: '${text}' is not hex (expected pairs of 0-9a-f)`);
 }
 

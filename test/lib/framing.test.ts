@@ -142,7 +142,7 @@ describe('size limit', () => {
     expect(err).toBeInstanceOf(InputError);
     expect(err).toMatchObject({
       code: 'UDP_ERR_INPUT',
-      message: "line 1: '????????' is not hex (expected pairs of 0-9a-f)",
+      message: "line 1: '\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00' is not hex (expected pairs of 0-9a-f)",
     });
   });
 
