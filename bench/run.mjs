@@ -216,6 +216,92 @@ for (const rate of [1000, 10000, 50000, 200000]) {
   );
 }
 
+// The socket layer: pacing CPU next to the C blaster, the event loop while pacing, the time
+// listen takes to be ready, and the memory of a thousand sockets.
+{
+  const cpuOf = (argv) => {
+    const r = spawnSync('/usr/bin/time', ['-f', '%U %S', ...argv], { encoding: 'utf8' });
+    const [u, sys] = (r.stderr.trim().split('\n').at(-1) ?? '').split(' ').map(Number);
+    return u + sys;
+  };
+  port++;
+  const sink = spawn(join(work, 'sink'), ['127.0.0.1', String(port), '40000', '300'], { stdio: 'ignore' });
+  await waitBound(port);
+  const ours = [];
+  const theirs = [];
+  for (let i = 0; i < 2; i++) {
+    ours.push(
+      cpuOf([node, cli, 'send', '127.0.0.1', String(port), '-n', '20000', '-s', '64', '-r', '10000']),
+    );
+    theirs.push(cpuOf([join(work, 'blast'), '127.0.0.1', String(port), '20000', '64', '10000']));
+  }
+  sink.kill();
+  const best = (xs) => Math.min(...xs);
+  check(
+    'send --rate 10000: CPU / C blaster at the same rate',
+    best(ours) / best(theirs),
+    '<=',
+    1.5,
+    `${best(ours).toFixed(2)} vs ${best(theirs).toFixed(2)} s for 2 s`,
+  );
+
+  const loop = JSON.parse(
+    execFileSync(node, [join(root, 'bench', 'core.mjs'), 'loop'], { encoding: 'utf8' }),
+  );
+  check(
+    'event loop while pacing 50k/s: delay p99 ms',
+    loop.busy.loopDelayP99Ms,
+    '<=',
+    1,
+    `idle floor ${loop.idle.loopDelayP99Ms.toFixed(2)} ms; a datagram handled after ${loop.busy.datagramLateP50Ms.toFixed(2)} ms (p50), ${loop.busy.datagramLateP99Ms.toFixed(2)} ms (p99); pacer CPU ${(loop.busy.cpuShare * 100).toFixed(0)} % with its receiver`,
+  );
+
+  const ready = [];
+  const bare = [];
+  for (let i = 0; i < 11; i++) {
+    const t0 = performance.now();
+    const listen = spawn(node, [cli, 'listen', '127.0.0.1', '0'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    await new Promise((resolve) => {
+      let err = '';
+      listen.stderr.on('data', (d) => {
+        err += d;
+        if (err.includes('Listening on')) resolve();
+      });
+      listen.on('close', resolve);
+    });
+    ready.push(performance.now() - t0);
+    listen.kill('SIGKILL');
+    const t1 = performance.now();
+    spawnSync(node, ['-e', ''], { stdio: 'ignore' });
+    bare.push(performance.now() - t1);
+  }
+  const med = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  check(
+    "listen: time until bound / node -e ''",
+    med(ready) / med(bare),
+    '<=',
+    1.5,
+    `${med(ready).toFixed(0)} vs ${med(bare).toFixed(0)} ms`,
+  );
+
+  const many = JSON.parse(
+    execFileSync(
+      'bash',
+      ['-c', `ulimit -n 4096 && exec ${node} --expose-gc ${join(root, 'bench', 'core.mjs')} sockets`],
+      {
+        encoding: 'utf8',
+      },
+    ),
+  );
+  check(
+    '1000 receiving sockets, 16 datagrams of 8000 B each: RSS growth MB',
+    many.rssGrowthMB,
+    '<=',
+    64,
+    `${many.transport}, ${many.received} of 16000 received`,
+  );
+}
+
 console.log('\n| target | measured | limit | detail | result |\n| --- | --- | --- | --- | --- |');
 for (const t of targets) {
   const v = typeof t.value === 'number' ? t.value.toFixed(t.value < 10 ? 3 : 1) : 'n/a';
