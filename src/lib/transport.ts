@@ -71,6 +71,12 @@ export interface Transport {
   readLimit(n: number | undefined): boolean;
   /** Datagrams the kernel dropped for this socket (receive buffer full), where it says. */
   kernelDrops(): number | undefined;
+  /**
+   * Hands `payloads` to the sink as if received from 127.0.0.1:1, through the same code a
+   * real batch takes (the native transport: its batch handler, from a slab laid out as the
+   * addon lays it out), without any system call. For warming the receive path up.
+   */
+  simulate(payloads: readonly Uint8Array[]): void;
   close(): Promise<void>;
 }
 
@@ -104,6 +110,7 @@ interface DgramHandle {
 
 class DgramTransport implements Transport {
   readonly kind = 'dgram';
+  #sink: TransportSink;
   #socket: dgram.Socket;
   #bound = false;
   #paused = false;
@@ -113,6 +120,7 @@ class DgramTransport implements Transport {
 
   constructor(options: TransportOptions, sink: TransportSink) {
     // Loaded on first use: with the native transport, node:dgram is never needed.
+    this.#sink = sink;
     const { createSocket } = createRequire(import.meta.url)('node:dgram') as typeof dgram;
     this.#socket = createSocket({
       type: options.family === 'IPv6' ? 'udp6' : 'udp4',
@@ -259,6 +267,13 @@ class DgramTransport implements Transport {
     return this.#bound && this.#applyReading();
   }
 
+  simulate(payloads: readonly Uint8Array[]): void {
+    const from: Endpoint = { address: '127.0.0.1', port: 1, family: 'IPv4' };
+    for (const p of payloads) {
+      this.#sink.datagram(Buffer.from(p), from, performance.timeOrigin + performance.now(), false);
+    }
+  }
+
   kernelDrops(): number | undefined {
     // node:dgram shows no descriptor (its _handle is deprecated): find the socket by address.
     const { address, port } = this.localAddress();
@@ -331,6 +346,7 @@ class NativeTransport implements Transport {
   /** Views of the addon's metadata buffer, made once. */
   #words: Uint32Array | undefined;
   #times: Float64Array | undefined;
+  #simulated: { slab: Buffer; meta: Buffer } | undefined;
   /** Sender endpoints by "address|port", so a flood from one sender allocates one object. */
   #senders = new Map<string, Endpoint>();
 
@@ -485,6 +501,26 @@ class NativeTransport implements Transport {
 
   #startReceiving(): void {
     this.#ensureCallbacks();
+  }
+
+  simulate(payloads: readonly Uint8Array[]): void {
+    const count = Math.min(payloads.length, 64);
+    // One made-up slab for the transport, as the addon keeps one: made once, reused.
+    this.#simulated ??= {
+      slab: Buffer.allocUnsafe(64 * SLOT),
+      meta: Buffer.alloc(64 * 16),
+    };
+    const { slab, meta } = this.#simulated;
+    const words = new Uint32Array(meta.buffer, meta.byteOffset, count * 4);
+    const times = new Float64Array(meta.buffer, meta.byteOffset, count * 2);
+    for (let i = 0; i < count; i++) {
+      const p = payloads[i] as Uint8Array;
+      slab.set(p, i * SLOT);
+      words[i * 4] = p.length;
+      words[i * 4 + 1] = 0;
+      times[i * 2 + 1] = performance.timeOrigin + performance.now();
+    }
+    this.#onBatch(slab, meta, count, [['127.0.0.1', 1]]);
   }
 
   #onBatch(slab: Buffer | null, meta: Buffer | string, count: number, senders: [string, number][]): void {

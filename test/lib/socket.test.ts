@@ -277,6 +277,19 @@ describe.each(TRANSPORTS)('%s transport', (transport) => {
       await expect(done).rejects.toThrow('async handler failed');
     });
 
+    it('simulateReceive() runs made-up datagrams through the receive path, with no traffic', async () => {
+      const socket = await open();
+      const seen: string[] = [];
+      const done = socket.consume((msg) => {
+        seen.push(`${msg.data.toString()} from ${msg.from.address}:${msg.from.port}`);
+        return seen.length < 3;
+      });
+      socket.simulateReceive([Buffer.from('a'), Buffer.from('bc'), Buffer.from('')]);
+      await done;
+      expect(seen).toEqual(['a from 127.0.0.1:1', 'bc from 127.0.0.1:1', ' from 127.0.0.1:1']);
+      expect(socket.kernelDrops ?? 0).toBe(0);
+    });
+
     it('consume({ limit }) takes exactly limit datagrams and leaves the rest in the kernel', async () => {
       const server = await open();
       const client = await open();
