@@ -1,5 +1,6 @@
 /** The CLI's argument parsers, without spawning anything. */
-import { describe, expect, it } from 'vitest';
+import { createRequire, syncBuiltinESMExports } from 'node:module';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   checkFamily,
   parseByteSize,
@@ -12,6 +13,26 @@ import {
 } from '../../src/cli/args.js';
 import { parseListenArgs } from '../../src/cli/commands/listen.js';
 import { parseSendArgs } from '../../src/cli/commands/send.js';
+import { resolveHost } from '../../src/lib/index.js';
+
+// The parsers are pure: a name such as 3com.example must never reach the resolver here. The
+// system's lookup is replaced for this file by one that fails the test if anything calls it.
+const dns = createRequire(import.meta.url)('node:dns') as typeof import('node:dns');
+const systemLookup = dns.lookup;
+beforeAll(() => {
+  dns.lookup = (() => {
+    throw new Error('the machine resolver was asked');
+  }) as unknown as typeof dns.lookup;
+  syncBuiltinESMExports();
+});
+afterAll(() => {
+  dns.lookup = systemLookup;
+  syncBuiltinESMExports();
+});
+
+it('no name in this file reaches the machine resolver (the guard holds)', async () => {
+  await expect(resolveHost('3com.example')).rejects.toThrow('the machine resolver was asked');
+});
 
 describe('parseSendPositionals', () => {
   it.each([
