@@ -166,31 +166,28 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
 
   #openTransport(options: UdpSocketOptions): Transport {
     try {
-      return this.#createTransport(options);
+      return createTransport(
+        options.transport ?? 'auto',
+        {
+          family: this.family,
+          ipv6Only: options.ipv6Only ?? false,
+          reuseAddr: options.reuseAddr ?? false,
+          coalesce: options.coalesce ?? false,
+        },
+        {
+          datagram: (data, from, receivedAt, borrowed) =>
+            this.#inbox.deliver(data, from, receivedAt, borrowed),
+          // After bind, errors come from receiving (ICMP errors on a connected socket): a
+          // counted warning, never a crash.
+          receiveError: () => {
+            this.#receiveErrors++;
+          },
+        },
+      );
     } catch (err) {
       // Out of descriptors (EMFILE) and the like: a coded error, as node:dgram's bind gives.
       throw fromSystemError(err, 'open a socket');
     }
-  }
-
-  #createTransport(options: UdpSocketOptions): Transport {
-    return createTransport(
-      options.transport ?? 'auto',
-      {
-        family: this.family,
-        ipv6Only: options.ipv6Only ?? false,
-        reuseAddr: options.reuseAddr ?? false,
-        coalesce: options.coalesce ?? false,
-      },
-      {
-        datagram: (data, from, receivedAt, borrowed) => this.#inbox.deliver(data, from, receivedAt, borrowed),
-        // After bind, errors come from receiving (ICMP errors on a connected socket): a
-        // counted warning, never a crash.
-        receiveError: () => {
-          this.#receiveErrors++;
-        },
-      },
-    );
   }
 
   /** `native` (batched recvmmsg/sendmmsg) or `dgram` (node:dgram): what this socket runs on. */
@@ -399,7 +396,8 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
     checkSize(payload.length, this.family);
     await this.#sendCounted(
       1,
-      (n) => n * payload.length,
+      payload.length,
+      () => payload.length,
       port,
       host,
       (dest) => this.#transport.send(payload, dest?.port, dest?.address),
@@ -422,14 +420,10 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
       checkSize(p.length, this.family);
       total += p.length;
     }
-    const bytesOf = (n: number) => {
-      let sum = 0;
-      for (let i = 0; i < n; i++) sum += (list[i] as Uint8Array).length;
-      return sum;
-    };
     await this.#sendCounted(
       list.length,
-      (n) => (n === list.length ? total : bytesOf(n)),
+      total,
+      (i) => (list[i] as Uint8Array).length,
       port,
       host,
       (dest) => this.#transport.sendEach(list, dest?.port, dest?.address),
@@ -466,14 +460,10 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
     if (total > data.length) {
       throw new InvalidArgumentError(`the lengths add up to ${total}, past the ${data.length} bytes of data`);
     }
-    const bytesOf = (n: number) => {
-      let sum = 0;
-      for (let i = 0; i < n; i++) sum += lengths[i] as number;
-      return sum;
-    };
     await this.#sendCounted(
       count,
-      (n) => (n === count ? total : bytesOf(n)),
+      total,
+      (i) => lengths[i] as number,
       port,
       host,
       (dest) => this.#transport.sendPacked(data, lengths, count, dest?.port, dest?.address),
@@ -486,7 +476,8 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
    */
   async #sendCounted(
     count: number,
-    bytesOf: (datagrams: number) => number,
+    total: number,
+    sizeOf: (datagram: number) => number,
     port: number | undefined,
     host: string | undefined,
     go: (dest: { port: number; address: string } | undefined) => Promise<void>,
@@ -497,7 +488,7 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
     const dest =
       given === undefined ? given : { port: given.port, address: await this.#resolve(given.address) };
     if (this.#state !== 'bound') throw new SocketClosedError();
-    await this.#counted(count, bytesOf, dest, () => go(dest));
+    await this.#counted(count, total, sizeOf, dest, () => go(dest));
   }
 
   /** Binds an unbound socket, waits for a bind in progress; throws once closing. */
@@ -571,9 +562,11 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
     const payloads: Uint8Array[] = [];
     const ports: number[] = [];
     const hosts: string[] = [];
+    let total = 0;
     for (const d of datagrams) {
       const payload = toPayload(d?.data);
       checkSize(payload.length, this.family);
+      total += payload.length;
       const dest = this.#destination(d.port, d.host) as { port: number; address: string };
       payloads.push(payload);
       ports.push(dest.port);
@@ -592,32 +585,35 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
       }),
     );
     if (this.#state !== 'bound') throw new SocketClosedError();
-    const bytesOf = (n: number) => {
-      let sum = 0;
-      for (let i = 0; i < n; i++) sum += (payloads[i] as Uint8Array).length;
-      return sum;
-    };
-    await this.#counted(payloads.length, bytesOf, undefined, () =>
-      this.#transport.sendEachTo(payloads, ports, addresses),
+    await this.#counted(
+      payloads.length,
+      total,
+      (i) => (payloads[i] as Uint8Array).length,
+      undefined,
+      () => this.#transport.sendEachTo(payloads, ports, addresses),
     );
   }
 
-  /** Runs a send and counts exactly what it sent, or what it sent before failing. */
+  /**
+   * Runs a send of `count` datagrams (`total` bytes; datagram i is `sizeOf(i)`) and counts
+   * exactly what it sent, or what it sent before failing.
+   */
   async #counted(
     count: number,
-    bytesOf: (datagrams: number) => number,
+    total: number,
+    sizeOf: (datagram: number) => number,
     dest: { port: number; address: string } | undefined,
     go: () => Promise<void>,
   ): Promise<void> {
     const sent = go().then(
       () => {
         this.#packetsSent += count;
-        this.#bytesSent += bytesOf(count);
+        this.#bytesSent += total;
       },
       (err: unknown) => {
         const taken = Math.min((err as { sent?: number }).sent ?? 0, count);
         this.#packetsSent += taken;
-        this.#bytesSent += bytesOf(taken);
+        for (let i = 0; i < taken; i++) this.#bytesSent += sizeOf(i);
         this.#sendErrors++;
         throw Object.assign(fromSystemError(err, 'send', dest ?? this.#remote), { sent: taken });
       },

@@ -117,6 +117,8 @@ class DgramTransport implements Transport {
   /** Datagrams still to read before stopping; -1 for no limit. */
   #budget = -1;
   #reading = true;
+  /** The libuv handle once found after bind; null when Node does not show it. */
+  #recvHandle: DgramHandle | null | undefined;
 
   constructor(options: TransportOptions, sink: TransportSink) {
     // Loaded on first use: with the native transport, node:dgram is never needed.
@@ -174,9 +176,20 @@ class DgramTransport implements Transport {
     port: number | undefined,
     address: string | undefined,
   ): Promise<void> {
-    // One at a time, stopping at the first failure, so `sent` says exactly which went.
-    for (let i = 0; i < payloads.length; i++) {
-      await this.send(payloads[i] as Uint8Array, port, address).catch((err: unknown) => {
+    await this.#sendInOrder(payloads.length, (i) => [payloads[i] as Uint8Array, port, address]);
+  }
+
+  /**
+   * Sends datagram 0 to `count - 1` one at a time, stopping at the first failure, so the
+   * error's `sent` says exactly which went.
+   */
+  async #sendInOrder(
+    count: number,
+    datagram: (i: number) => [Uint8Array, number | undefined, string | undefined],
+  ): Promise<void> {
+    for (let i = 0; i < count; i++) {
+      const [data, port, address] = datagram(i);
+      await this.send(data, port, address).catch((err: unknown) => {
         throw withSent(err, i);
       });
     }
@@ -198,11 +211,7 @@ class DgramTransport implements Transport {
   }
 
   async sendEachTo(payloads: Uint8Array[], ports: number[], addresses: string[]): Promise<void> {
-    for (let i = 0; i < payloads.length; i++) {
-      await this.send(payloads[i] as Uint8Array, ports[i], addresses[i]).catch((err: unknown) => {
-        throw withSent(err, i);
-      });
-    }
+    await this.#sendInOrder(payloads.length, (i) => [payloads[i] as Uint8Array, ports[i], addresses[i]]);
   }
 
   async sendPacked(
@@ -213,13 +222,11 @@ class DgramTransport implements Transport {
     address: string | undefined,
   ): Promise<void> {
     let off = 0;
-    for (let i = 0; i < count; i++) {
+    await this.#sendInOrder(count, (i) => {
       const len = lengths[i] as number;
-      await this.send(data.subarray(off, off + len), port, address).catch((err: unknown) => {
-        throw withSent(err, i);
-      });
       off += len;
-    }
+      return [data.subarray(off - len, off), port, address];
+    });
   }
 
   bufferSize(which: 'receive' | 'send', bytes?: number): number {
@@ -237,6 +244,11 @@ class DgramTransport implements Transport {
    * so not one more datagram is taken. Where the handle is not there, reading cannot stop.
    */
   #handle(): DgramHandle | undefined {
+    this.#recvHandle ??= this.#findHandle() ?? null;
+    return this.#recvHandle ?? undefined;
+  }
+
+  #findHandle(): DgramHandle | undefined {
     const socket = this.#socket as unknown as Record<symbol, { handle?: Partial<DgramHandle> } | undefined>;
     const state = Object.getOwnPropertySymbols(socket).find((s) => s.description === 'state symbol');
     const handle = state === undefined ? undefined : socket[state]?.handle;
@@ -373,15 +385,10 @@ class NativeTransport implements Transport {
   }
 
   send(data: Uint8Array, port: number | undefined, address: string | undefined): Promise<void> {
-    if (this.#queue.length === 0) {
-      ONE[0] = data.length;
-      try {
-        if (this.#addon.sendBatch(this.#sock, data, ONE, 0, 1, address ?? null, port ?? 0) === 1) {
-          return Promise.resolve();
-        }
-      } catch (err) {
-        return Promise.reject(withSent(err, 0));
-      }
+    try {
+      if (this.trySend(data, port, address)) return Promise.resolve();
+    } catch (err) {
+      return Promise.reject(err);
     }
     return this.sendPacked(data, Uint32Array.of(data.length), 1, port, address);
   }

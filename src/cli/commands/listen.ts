@@ -180,7 +180,7 @@ export async function runListen(opts: ListenOptions, io: CliIO): Promise<number>
       if (!(err instanceof AbortError)) throw err;
     } finally {
       receiving = false;
-      counters();
+      readKernelDrops(); // the last reading the open socket allows
       await socket.close();
     }
   } finally {
@@ -188,7 +188,7 @@ export async function runListen(opts: ListenOptions, io: CliIO): Promise<number>
     await settleSignals();
     stopStats();
     const last = counters();
-    const dropped = (last.drops_queue ?? 0) + (last.drops_output ?? 0);
+    const dropped = last.drops_queue + last.drops_output;
     if (opts.stats !== undefined)
       io.stderr.write(`udpkit listen: ${formatCounters(last)} rcvbuf=${granted}\n`);
     else if (io.signal.aborted || dropped > 0 || (last.drops_kernel ?? 0) > 0) {

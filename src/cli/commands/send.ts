@@ -241,10 +241,12 @@ function argumentBytes(
     if (!message.includes('\ufffd')) return Buffer.from(message, 'utf8');
     const raw = at >= 0 ? argvBytes?.[at] : undefined;
     if (raw !== undefined && !isUtf8(raw)) return raw;
-    throw new InputError(
+    const why =
       raw === undefined
-        ? `message ${index + 1} is not valid UTF-8, and its bytes cannot be recovered here; send it with --framing hex (e.g. printf '68 69 ff\\n' | udpkit send HOST PORT --framing hex)`
-        : `message ${index + 1} holds U+FFFD, usually what became of bytes that are not UTF-8 before udpkit saw them (npx does this); send the exact bytes with --framing hex (e.g. printf '68 69 ff\\n' | udpkit send HOST PORT --framing hex)`,
+        ? 'is not valid UTF-8, and its bytes cannot be recovered here'
+        : 'holds U+FFFD, usually what became of bytes that are not UTF-8 before udpkit saw them (npx does this)';
+    throw new InputError(
+      `message ${index + 1} ${why}; send the exact bytes with --framing hex (e.g. printf '68 69 ff\\n' | udpkit send HOST PORT --framing hex)`,
     );
   });
 }
