@@ -3,8 +3,8 @@
  * over the whole run, waiting on the scheduler between bursts, never blocking the event loop.
  */
 import { throwIfAborted } from './abort.js';
-import { InvalidArgumentError } from './errors.js';
-import { defaultScheduler, type Scheduler } from './scheduler.js';
+import { AbortError, InvalidArgumentError } from './errors.js';
+import { defaultScheduler, type ScheduledCall, type Scheduler } from './scheduler.js';
 
 /** Options of {@link Pacer}. */
 export interface PacerOptions {
@@ -50,6 +50,9 @@ export class Pacer {
   #lastTurn = 0;
   #granularity: number;
   #lastWake = Number.NEGATIVE_INFINITY;
+  #signal: AbortSignal | undefined;
+  #call: ScheduledCall | undefined;
+  #fail: ((err: Error) => void) | undefined;
 
   /** @throws {InvalidArgumentError} `UDP_ERR_INVALID_ARG` on a negative or non-finite rate */
   constructor(rate: number, options: PacerOptions = {}) {
@@ -73,7 +76,8 @@ export class Pacer {
   }
 
   /**
-   * Waits until a datagram is due; resolves to how many may go now (1 to `max`).
+   * Waits until a datagram is due; resolves to how many may go now (1 to `max`). On
+   * schedule, one call per granule: what falls due meanwhile goes as one burst.
    *
    * @throws {AbortError} `UDP_ERR_ABORTED` when `signal` fires
    */
@@ -84,38 +88,85 @@ export class Pacer {
     if (this.#start === undefined) {
       this.#start = now;
       this.#lastTurn = now;
-      this.#lastWake = now;
     }
     const limit = Math.max(1, Math.min(max, this.maxBatch));
     if (this.rate === 0) {
       if (now - this.#lastTurn >= TURN_MS) {
-        await new Promise((resolve) => setImmediate(resolve));
+        await this.#yield(signal);
         this.#lastTurn = scheduler.now();
-        throwIfAborted(signal);
       }
       this.#taken += limit;
       return limit;
     }
     const msPer = 1000 / this.rate;
-    const dueAt = this.#start + this.#taken * msPer;
-    if (dueAt > now) {
-      // Wake no more often than once a granule: what falls due meanwhile goes as one burst.
-      await scheduler.sleepUntil(Math.max(dueAt, this.#lastWake + this.#granularity), signal);
-      this.#lastWake = scheduler.now();
+    let due = this.#due(now, msPer);
+    if (due <= 0 || (due <= limit && now < this.#lastWake + this.#granularity)) {
+      // On schedule: wake no more often than once a granule, and send what fell due meanwhile.
+      const dueAt = this.#start + this.#taken * msPer;
+      await this.#sleepUntil(Math.max(dueAt, this.#lastWake + this.#granularity), signal);
       now = scheduler.now();
       this.#lastTurn = now;
+      due = this.#due(now, msPer);
     } else if (now - this.#lastTurn >= TURN_MS) {
       // Behind schedule and catching up: still give the loop its turn.
-      await new Promise((resolve) => setImmediate(resolve));
-      throwIfAborted(signal);
+      await this.#yield(signal);
       now = scheduler.now();
       this.#lastTurn = now;
+      due = this.#due(now, msPer);
     }
-    // (A hair of slack so that 0.6 / 0.1 counts as 6, not 5.999.)
-    const due = Math.floor((now - this.#start) / msPer + 1e-9) + 1 - this.#taken;
+    this.#lastWake = now;
     // On schedule, small bursts; behind it (a late wake-up), up to 64 at once to catch up.
     const n = Math.max(1, Math.min(due > limit ? Math.min(max, CATCH_UP) : limit, due));
     this.#taken += n;
     return n;
   }
+
+  /** Datagrams due by `now` and not yet allowed. */
+  #due(now: number, msPer: number): number {
+    // (A hair of slack so that 0.6 / 0.1 counts as 6, not 5.999.)
+    return Math.floor((now - (this.#start as number)) / msPer + 1e-9) + 1 - this.#taken;
+  }
+
+  /**
+   * Sleeps on the scheduler until `time`. The signal gets one listener for as long as it is
+   * the one passed, not one per wait: a sender may wait thousands of times a second.
+   */
+  #sleepUntil(time: number, signal: AbortSignal | undefined): Promise<void> {
+    this.#watch(signal);
+    return new Promise((resolve, reject) => {
+      this.#fail = reject;
+      this.#call = this.#scheduler.at(time, () => {
+        this.#call = undefined;
+        this.#fail = undefined;
+        resolve();
+      });
+    });
+  }
+
+  #yield(signal: AbortSignal | undefined): Promise<void> {
+    this.#watch(signal);
+    return new Promise((resolve, reject) => {
+      this.#fail = reject;
+      setImmediate(() => {
+        this.#fail = undefined;
+        if (signal?.aborted) reject(new AbortError(undefined, { cause: signal.reason }));
+        else resolve();
+      });
+    });
+  }
+
+  #watch(signal: AbortSignal | undefined): void {
+    if (signal === this.#signal) return;
+    this.#signal?.removeEventListener('abort', this.#onAbort);
+    this.#signal = signal;
+    signal?.addEventListener('abort', this.#onAbort, { once: true });
+  }
+
+  #onAbort = (): void => {
+    this.#call?.cancel();
+    this.#call = undefined;
+    const fail = this.#fail;
+    this.#fail = undefined;
+    fail?.(new AbortError(undefined, { cause: this.#signal?.reason }));
+  };
 }

@@ -1,6 +1,7 @@
 /**
- * The datagram socket: its lifecycle (bind, connect, close, `Symbol.asyncDispose`) and
- * sending, with counters as getters; receiving is the socket's {@link Inbox} (inbox.ts).
+ * The datagram socket: its lifecycle (bind, connect, close, `Symbol.asyncDispose`), with
+ * counters as getters. Sending is its {@link Sender} (sender.ts), receiving its {@link Inbox}
+ * (inbox.ts).
  */
 
 export type { ConsumeOptions, Datagram, MessagesOptions, ReceiveOptions } from './inbox.js';
@@ -11,17 +12,10 @@ import {
   type IpFamily,
   ipFamily,
   type LookupFunction,
-  maxPayload,
   parsePort,
   resolveHost,
 } from './address.js';
-import {
-  fromSystemError,
-  InvalidArgumentError,
-  MessageTooLargeError,
-  SocketClosedError,
-  SocketStateError,
-} from './errors.js';
+import { fromSystemError, InvalidArgumentError, SocketClosedError, SocketStateError } from './errors.js';
 import {
   type ConsumeOptions,
   type Datagram,
@@ -29,7 +23,10 @@ import {
   type MessagesOptions,
   type ReceiveOptions,
 } from './inbox.js';
+import { checkDestinationPort, type OutgoingDatagram, Sender } from './sender.js';
 import { createTransport, type Transport, type TransportKind } from './transport.js';
+
+export { checkSize, type OutgoingDatagram } from './sender.js';
 
 /** The socket's lifecycle, in order. */
 export type SocketState = 'unbound' | 'binding' | 'bound' | 'closing' | 'closed';
@@ -75,15 +72,6 @@ export interface UdpSocketOptions {
   lookup?: LookupFunction | undefined;
 }
 
-/** A datagram to send with {@link UdpSocket.sendBatch}: its payload and where it goes. */
-export interface OutgoingDatagram {
-  /** Bytes, or a string sent as UTF-8. */
-  data: Uint8Array | string;
-  port: number;
-  /** An IP literal or a host name; default loopback. */
-  host?: string;
-}
-
 /** Options of {@link UdpSocket.bind}. */
 export interface BindOptions {
   /** Local port; 0 (default) lets the system pick one, readable with `address()`. */
@@ -118,12 +106,9 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
   #state: SocketState = 'unbound';
   #transport: Transport;
   #inbox: Inbox;
-  #inflight = new Set<Promise<unknown>>();
   #closing: Promise<void> | undefined;
   #remote: Endpoint | undefined;
-  #packetsSent = 0;
-  #bytesSent = 0;
-  #sendErrors = 0;
+  #sender: Sender;
   #receiveErrors = 0;
   #pendingBufferSizes: { receive: number | undefined; send: number | undefined };
   #lookup: LookupFunction | undefined;
@@ -162,6 +147,18 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
     this.#pendingBufferSizes = { receive: options.recvBufferSize, send: options.sendBufferSize };
     this.#lookup = options.lookup;
     this.#transport = this.#openTransport(options);
+    this.#sender = new Sender(
+      {
+        family: this.family,
+        type,
+        bound: () => this.#state === 'bound',
+        closed: () => this.#state === 'closing' || this.#state === 'closed',
+        remote: () => this.#remote,
+        ready: () => this.#ready(),
+        resolve: (host) => this.#resolve(host),
+      },
+      this.#transport,
+    );
   }
 
   #openTransport(options: UdpSocketOptions): Transport {
@@ -209,11 +206,11 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
   }
   /** Datagrams the kernel accepted for sending. */
   get packetsSent(): number {
-    return this.#packetsSent;
+    return this.#sender.packetsSent;
   }
   /** Payload bytes the kernel accepted for sending. */
   get bytesSent(): number {
-    return this.#bytesSent;
+    return this.#sender.bytesSent;
   }
   /**
    * Datagrams dropped because the queue was full: the consumer was slower than the network.
@@ -224,7 +221,7 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
   }
   /** Sends the kernel refused. */
   get sendErrors(): number {
-    return this.#sendErrors;
+    return this.#sender.sendErrors;
   }
   /** Errors reported while receiving, such as ICMP port unreachable on a connected socket. */
   get receiveErrors(): number {
@@ -391,17 +388,8 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
    * @throws {MessageTooLargeError} `UDP_ERR_MSG_TOO_LARGE` over 65507 bytes (IPv4) or 65527 (IPv6)
    * @throws {SocketClosedError} `UDP_ERR_CLOSED` when the socket is closing or closed
    */
-  async send(data: Uint8Array | string, port?: number, host?: string): Promise<void> {
-    const payload = toPayload(data);
-    checkSize(payload.length, this.family);
-    await this.#sendCounted(
-      1,
-      payload.length,
-      () => payload.length,
-      port,
-      host,
-      (dest) => this.#transport.send(payload, dest?.port, dest?.address),
-    );
+  send(data: Uint8Array | string, port?: number, host?: string): Promise<void> {
+    return this.#sender.send(data, port, host);
   }
 
   /**
@@ -412,22 +400,8 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
    * @throws the errors of {@link UdpSocket.send}; the error's `sent` says how many of the
    *   datagrams the kernel took before it (that one and those after it were not sent)
    */
-  async sendEach(payloads: readonly (Uint8Array | string)[], port?: number, host?: string): Promise<void> {
-    if (!Array.isArray(payloads)) throw new InvalidArgumentError('sendEach needs an array of payloads');
-    const list = payloads.map(toPayload);
-    let total = 0;
-    for (const p of list) {
-      checkSize(p.length, this.family);
-      total += p.length;
-    }
-    await this.#sendCounted(
-      list.length,
-      total,
-      (i) => (list[i] as Uint8Array).length,
-      port,
-      host,
-      (dest) => this.#transport.sendEach(list, dest?.port, dest?.address),
-    );
+  sendEach(payloads: readonly (Uint8Array | string)[], port?: number, host?: string): Promise<void> {
+    return this.#sender.sendEach(payloads, port, host);
   }
 
   /**
@@ -438,70 +412,14 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
    * @throws the errors of {@link UdpSocket.send}; the error's `sent` says how many of the
    *   datagrams the kernel took before it (that one and those after it were not sent)
    */
-  async sendPacked(
+  sendPacked(
     data: Uint8Array,
     lengths: Uint32Array,
     count: number,
     port?: number,
     host?: string,
   ): Promise<void> {
-    if (!(data instanceof Uint8Array) || !(lengths instanceof Uint32Array)) {
-      throw new InvalidArgumentError('sendPacked needs a Uint8Array of data and a Uint32Array of lengths');
-    }
-    if (!Number.isInteger(count) || count < 0 || count > lengths.length) {
-      throw new InvalidArgumentError(`count ${count} is not in 0-${lengths.length}`);
-    }
-    let total = 0;
-    for (let i = 0; i < count; i++) {
-      const len = lengths[i] as number;
-      checkSize(len, this.family);
-      total += len;
-    }
-    if (total > data.length) {
-      throw new InvalidArgumentError(`the lengths add up to ${total}, past the ${data.length} bytes of data`);
-    }
-    await this.#sendCounted(
-      count,
-      total,
-      (i) => lengths[i] as number,
-      port,
-      host,
-      (dest) => this.#transport.sendPacked(data, lengths, count, dest?.port, dest?.address),
-    );
-  }
-
-  /**
-   * Sends through `go` and counts exactly: on an error, the datagrams the kernel took before it
-   * (`sent` on the error) count as sent, and the one that met it as one send error.
-   */
-  async #sendCounted(
-    count: number,
-    total: number,
-    sizeOf: (datagram: number) => number,
-    port: number | undefined,
-    host: string | undefined,
-    go: (dest: { port: number; address: string } | undefined) => Promise<void>,
-  ): Promise<void> {
-    const given = this.#destination(port, host);
-    await this.#ready();
-    // A host name is resolved once per call, whatever the number of datagrams.
-    const dest =
-      given === undefined ? given : { port: given.port, address: await this.#resolve(given.address) };
-    if (this.#state !== 'bound') throw new SocketClosedError();
-    await this.#counted(count, total, sizeOf, dest, () => go(dest));
-  }
-
-  /** Binds an unbound socket, waits for a bind in progress; throws once closing. */
-  async #ready(): Promise<void> {
-    if (this.#state === 'unbound') await this.bind();
-    else if (this.#state === 'binding') await this.#binding;
-    if (this.#state !== 'bound') throw new SocketClosedError();
-  }
-
-  /** An IP literal as it is; a name through the socket's lookup. */
-  async #resolve(host: string): Promise<string> {
-    if (ipFamily(host) !== undefined) return host;
-    return (await resolveHost(host, { family: this.family, lookup: this.#lookup })).address;
+    return this.#sender.sendPacked(data, lengths, count, port, host);
   }
 
   /**
@@ -517,31 +435,7 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
    *   {@link UdpSocket.send} the kernel reports at once; each is counted
    */
   trySend(data: Uint8Array | string, port?: number, host?: string): boolean {
-    const payload = toPayload(data);
-    checkSize(payload.length, this.family);
-    const dest = this.#destination(port, host);
-    if (dest && ipFamily(dest.address) === undefined) {
-      throw new InvalidArgumentError(
-        `trySend takes IP addresses, not names like '${dest.address}': use send()`,
-      );
-    }
-    if (this.#state !== 'bound') return false;
-    let ok: boolean;
-    try {
-      ok = this.#transport.trySend(payload, dest?.port, dest?.address, () => {
-        this.#packetsSent--;
-        this.#bytesSent -= payload.length;
-        this.#sendErrors++;
-      });
-    } catch (err) {
-      this.#sendErrors++;
-      throw Object.assign(fromSystemError(err, 'send', dest ?? this.#remote), { sent: 0 });
-    }
-    if (ok) {
-      this.#packetsSent++;
-      this.#bytesSent += payload.length;
-    }
-    return ok;
+    return this.#sender.trySend(data, port, host);
   }
 
   /**
@@ -554,99 +448,8 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
    *   or on a connected socket
    * @throws the errors of {@link UdpSocket.sendEach}, with `sent`
    */
-  async sendBatch(datagrams: readonly OutgoingDatagram[]): Promise<void> {
-    if (!Array.isArray(datagrams)) throw new InvalidArgumentError('sendBatch needs an array of datagrams');
-    if (this.#remote) {
-      throw new InvalidArgumentError('a connected socket sends only to its peer; use sendEach');
-    }
-    const payloads: Uint8Array[] = [];
-    const ports: number[] = [];
-    const hosts: string[] = [];
-    let total = 0;
-    for (const d of datagrams) {
-      const payload = toPayload(d?.data);
-      checkSize(payload.length, this.family);
-      total += payload.length;
-      const dest = this.#destination(d.port, d.host) as { port: number; address: string };
-      payloads.push(payload);
-      ports.push(dest.port);
-      hosts.push(dest.address);
-    }
-    await this.#ready();
-    const names = new Map<string, Promise<string>>();
-    const addresses = await Promise.all(
-      hosts.map((h) => {
-        let address = names.get(h);
-        if (!address) {
-          address = this.#resolve(h);
-          names.set(h, address);
-        }
-        return address;
-      }),
-    );
-    if (this.#state !== 'bound') throw new SocketClosedError();
-    await this.#counted(
-      payloads.length,
-      total,
-      (i) => (payloads[i] as Uint8Array).length,
-      undefined,
-      () => this.#transport.sendEachTo(payloads, ports, addresses),
-    );
-  }
-
-  /**
-   * Runs a send of `count` datagrams (`total` bytes; datagram i is `sizeOf(i)`) and counts
-   * exactly what it sent, or what it sent before failing.
-   */
-  async #counted(
-    count: number,
-    total: number,
-    sizeOf: (datagram: number) => number,
-    dest: { port: number; address: string } | undefined,
-    go: () => Promise<void>,
-  ): Promise<void> {
-    const sent = go().then(
-      () => {
-        this.#packetsSent += count;
-        this.#bytesSent += total;
-      },
-      (err: unknown) => {
-        const taken = Math.min((err as { sent?: number }).sent ?? 0, count);
-        this.#packetsSent += taken;
-        for (let i = 0; i < taken; i++) this.#bytesSent += sizeOf(i);
-        this.#sendErrors++;
-        throw Object.assign(fromSystemError(err, 'send', dest ?? this.#remote), { sent: taken });
-      },
-    );
-    this.#inflight.add(sent);
-    try {
-      await sent;
-    } finally {
-      this.#inflight.delete(sent);
-    }
-  }
-
-  /** Checks a destination (none on a connected socket); throws before any I/O. */
-  #destination(
-    port: number | undefined,
-    host: string | undefined,
-  ): { port: number; address: string } | undefined {
-    if (this.#state === 'closing' || this.#state === 'closed') throw new SocketClosedError();
-    if (this.#remote) {
-      if (port !== undefined || host !== undefined) {
-        throw new InvalidArgumentError('a connected socket sends only to its peer; give no port or host');
-      }
-      return undefined;
-    }
-    if (port === undefined) throw new InvalidArgumentError('send needs a destination port');
-    const address = host ?? this.#loopback();
-    const family = ipFamily(address);
-    if (family !== undefined && family !== this.family) {
-      throw new InvalidArgumentError(
-        `cannot send to ${family} address ${address} from a ${this.type} socket`,
-      );
-    }
-    return { port: checkDestinationPort(port), address };
+  sendBatch(datagrams: readonly OutgoingDatagram[]): Promise<void> {
+    return this.#sender.sendBatch(datagrams);
   }
 
   /**
@@ -707,10 +510,10 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
     if (this.#closing) return this.#closing;
     this.#state = 'closing';
     this.#closing = (async () => {
-      if (this.#inflight.size > 0) {
+      if (this.#sender.inflight > 0) {
         let timer: NodeJS.Timeout | undefined;
         await Promise.race([
-          Promise.allSettled(this.#inflight),
+          this.#sender.settled(),
           new Promise((resolve) => {
             timer = setTimeout(resolve, CLOSE_DEADLINE_MS);
           }),
@@ -734,6 +537,19 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
     } finally {
       this.#state = 'closed';
     }
+  }
+
+  /** Binds an unbound socket, waits for a bind in progress; throws once closing. */
+  async #ready(): Promise<void> {
+    if (this.#state === 'unbound') await this.bind();
+    else if (this.#state === 'binding') await this.#binding;
+    if (this.#state !== 'bound') throw new SocketClosedError();
+  }
+
+  /** An IP literal as it is; a name through the socket's lookup. */
+  async #resolve(host: string): Promise<string> {
+    if (ipFamily(host) !== undefined) return host;
+    return (await resolveHost(host, { family: this.family, lookup: this.#lookup })).address;
   }
 
   #loopback(): string {
@@ -771,32 +587,4 @@ export async function openUdpSocket(options: OpenOptions = {}): Promise<UdpSocke
     ...(signal && { signal }),
   });
   return socket;
-}
-
-function toPayload(data: Uint8Array | string): Uint8Array {
-  if (typeof data === 'string') return Buffer.from(data, 'utf8');
-  if (data instanceof Uint8Array) return data;
-  throw new InvalidArgumentError(`data must be a Uint8Array or a string, got ${typeof data}`);
-}
-
-/**
- * Checks a payload size against the limit of `family`.
- *
- * @throws {MessageTooLargeError} `UDP_ERR_MSG_TOO_LARGE` naming the size and the limit
- */
-export function checkSize(size: number, family: IpFamily): void {
-  const limit = maxPayload(family);
-  if (size > limit) {
-    throw new MessageTooLargeError(
-      `message of ${size} bytes is over the ${limit}-byte limit of UDP over ${family}`,
-      size,
-      limit,
-    );
-  }
-}
-
-function checkDestinationPort(port: number): number {
-  const dest = parsePort(port, 'destination port');
-  if (dest === 0) throw new InvalidArgumentError('destination port 0 is not valid (1-65535)');
-  return dest;
 }

@@ -28,10 +28,18 @@ export interface Transport {
   bind(address: string, port: number, exclusive: boolean): Promise<void>;
   connect(address: string, port: number): Promise<void>;
   localAddress(): { address: string; port: number };
-  /** Sends one datagram; resolves when the kernel took it. */
-  send(data: Uint8Array, port: number | undefined, address: string | undefined): Promise<void>;
+  /**
+   * Sends one datagram; resolves when the kernel took it. Like every send here, it returns
+   * `undefined` instead of a promise when the kernel took everything at once, and may throw
+   * at once what the kernel refused at once (with `sent`).
+   */
+  send(data: Uint8Array, port: number | undefined, address: string | undefined): Promise<void> | undefined;
   /** Sends each payload as a datagram, in order; resolves when the kernel took them all. */
-  sendEach(payloads: Uint8Array[], port: number | undefined, address: string | undefined): Promise<void>;
+  sendEach(
+    payloads: Uint8Array[],
+    port: number | undefined,
+    address: string | undefined,
+  ): Promise<void> | undefined;
   /**
    * Sends one datagram now if the socket can take it: true when handed over, false when it
    * would have to wait (nothing was sent). Throws what the kernel refused. Never queues.
@@ -45,7 +53,7 @@ export interface Transport {
     failed: (err: Error) => void,
   ): boolean;
   /** Like sendEach, payload i to addresses[i]:ports[i] (IP literals). */
-  sendEachTo(payloads: Uint8Array[], ports: number[], addresses: string[]): Promise<void>;
+  sendEachTo(payloads: Uint8Array[], ports: number[], addresses: string[]): Promise<void> | undefined;
   /**
    * Sends `count` datagrams packed back to back in `data`, with the given lengths, in order.
    * Resolves when the kernel took them all.
@@ -56,7 +64,7 @@ export interface Transport {
     count: number,
     port: number | undefined,
     address: string | undefined,
-  ): Promise<void>;
+  ): Promise<void> | undefined;
   /** Asks for a buffer size when `bytes` is given; returns what the kernel granted. */
   bufferSize(which: 'receive' | 'send', bytes?: number): number;
   /**
@@ -340,6 +348,12 @@ function keepOwnCopy(job: PendingSend): void {
 }
 
 const ONE = new Uint32Array(1);
+const noop = () => {};
+
+/** What a send still waiting when its socket closes rejects with. */
+function cancelled(): Error {
+  return Object.assign(new Error('the socket was closed before the send completed'), { code: 'ECANCELED' });
+}
 const EMPTY = new Uint8Array(0);
 /** Where datagram i starts in the native receive slab. */
 const SLOT = 65536;
@@ -384,16 +398,23 @@ class NativeTransport implements Transport {
     return { address, port };
   }
 
-  send(data: Uint8Array, port: number | undefined, address: string | undefined): Promise<void> {
-    try {
-      if (this.trySend(data, port, address)) return Promise.resolve();
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    return this.sendPacked(data, Uint32Array.of(data.length), 1, port, address);
+  send(data: Uint8Array, port: number | undefined, address: string | undefined): Promise<void> | undefined {
+    if (this.trySend(data, port, address)) return undefined;
+    return this.#enqueue({
+      list: undefined,
+      data,
+      lengths: Uint32Array.of(data.length),
+      count: 1,
+      port,
+      address,
+    });
   }
 
-  sendEach(payloads: Uint8Array[], port: number | undefined, address: string | undefined): Promise<void> {
+  sendEach(
+    payloads: Uint8Array[],
+    port: number | undefined,
+    address: string | undefined,
+  ): Promise<void> | undefined {
     return this.#enqueue({
       list: payloads,
       data: EMPTY,
@@ -414,7 +435,7 @@ class NativeTransport implements Transport {
     }
   }
 
-  sendEachTo(payloads: Uint8Array[], ports: number[], addresses: string[]): Promise<void> {
+  sendEachTo(payloads: Uint8Array[], ports: number[], addresses: string[]): Promise<void> | undefined {
     return this.#enqueue({
       list: payloads,
       data: EMPTY,
@@ -433,56 +454,89 @@ class NativeTransport implements Transport {
     count: number,
     port: number | undefined,
     address: string | undefined,
-  ): Promise<void> {
+  ): Promise<void> | undefined {
+    if (this.#queue.length === 0 && !this.#closed) {
+      // The hot path: the kernel usually takes it all at once, with no job and no promise.
+      let sent: number;
+      try {
+        sent = this.#addon.sendBatch(this.#sock, data, lengths, 0, count, address ?? null, port ?? 0);
+      } catch (err) {
+        throw withSent(err, 0);
+      }
+      if (sent >= count) return undefined;
+      return this.#enqueue({ list: undefined, data, lengths, count, port, address }, sent);
+    }
     return this.#enqueue({ list: undefined, data, lengths, count, port, address });
   }
 
-  #enqueue(job: Omit<PendingSend, 'next' | 'resolve' | 'reject'>): Promise<void> {
+  /**
+   * Sends a job now if nothing waits before it; returns undefined when the kernel took it all,
+   * else a promise for the rest, which waits for room (`next` datagrams already went).
+   */
+  #enqueue(job: Omit<PendingSend, 'next' | 'resolve' | 'reject'>, next = 0): Promise<void> | undefined {
+    if (this.#closed) return Promise.reject(cancelled());
+    const pending: PendingSend = { ...job, next, resolve: noop, reject: noop };
+    if (next === 0 && this.#queue.length === 0 && !this.#closed && this.#attempt(pending)) return undefined;
     return new Promise((resolve, reject) => {
-      const pending: PendingSend = { ...job, next: 0, resolve, reject };
+      pending.resolve = resolve;
+      pending.reject = reject;
       this.#queue.push(pending);
-      if (this.#queue.length === 1) this.#drain();
       // Whatever must wait for room is copied now: the caller's bytes may be lent (a receive
       // buffer the next batch overwrites) or reused as soon as this call returns.
-      if (this.#queue.includes(pending)) keepOwnCopy(pending);
+      keepOwnCopy(pending);
+      if (this.#queue.length === 1) this.#waitWritable();
     });
+  }
+
+  /** Sends what the kernel takes now of `job`; true when all of it went. Throws with `sent`. */
+  #attempt(job: PendingSend): boolean {
+    const left = job.count - job.next;
+    try {
+      job.next += job.list
+        ? this.#addon.sendBuffers(
+            this.#sock,
+            job.list,
+            job.next,
+            left,
+            job.addresses ?? job.address ?? null,
+            job.ports ?? job.port ?? 0,
+          )
+        : this.#addon.sendBatch(
+            this.#sock,
+            job.data,
+            job.lengths,
+            job.next,
+            left,
+            job.address ?? null,
+            job.port ?? 0,
+          );
+    } catch (err) {
+      throw withSent(err, job.next);
+    }
+    return job.next >= job.count;
+  }
+
+  #waitWritable(): void {
+    if (this.#waiting) return;
+    this.#waiting = true;
+    this.#ensureCallbacks();
+    this.#addon.waitWritable(this.#sock);
   }
 
   #drain(): void {
     while (this.#queue.length > 0) {
       const job = this.#queue[0] as PendingSend;
+      let done: boolean;
       try {
-        const left = job.count - job.next;
-        job.next += job.list
-          ? this.#addon.sendBuffers(
-              this.#sock,
-              job.list,
-              job.next,
-              left,
-              job.addresses ?? job.address ?? null,
-              job.ports ?? job.port ?? 0,
-            )
-          : this.#addon.sendBatch(
-              this.#sock,
-              job.data,
-              job.lengths,
-              job.next,
-              left,
-              job.address ?? null,
-              job.port ?? 0,
-            );
+        done = this.#attempt(job);
       } catch (err) {
         this.#queue.shift();
-        job.reject(withSent(err, job.next));
+        job.reject(err as Error);
         continue;
       }
-      if (job.next < job.count) {
+      if (!done) {
         // The kernel's buffer is full: go on when it has room.
-        if (!this.#waiting) {
-          this.#waiting = true;
-          this.#ensureCallbacks();
-          this.#addon.waitWritable(this.#sock);
-        }
+        this.#waitWritable();
         return;
       }
       this.#queue.shift();
@@ -588,9 +642,7 @@ class NativeTransport implements Transport {
     if (this.#closed) return;
     this.#closed = true;
     this.#addon.close(this.#sock);
-    const err = Object.assign(new Error('the socket was closed before the send completed'), {
-      code: 'ECANCELED',
-    });
+    const err = cancelled();
     for (const job of this.#queue.splice(0)) job.reject(err);
   }
 }

@@ -1,3 +1,4 @@
+import { getEventListeners } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import {
   createSequencedBatch,
@@ -46,6 +47,33 @@ describe('Pacer', () => {
     expect(() => new Pacer(1, { granularity: 0 })).toThrow(
       'granularity 0 is not a positive number of milliseconds',
     );
+  });
+
+  it('sends once a granule even when the next datagram falls due during the send', async () => {
+    const vt = virtualTime();
+    const scheduler = new Scheduler({ now: vt.now, timer: vt.timer });
+    const pacer = new Pacer(10_000, { scheduler, granularity: 0.5 });
+    const wakes: number[] = [];
+    const sizes: number[] = [];
+    while (pacer.taken < 501) {
+      sizes.push(await pacer.take(64));
+      wakes.push(vt.now());
+      vt.advance(0.15); // the send itself takes time: one more datagram is due by its end
+    }
+    // One call per granule, never a second right after the burst for the one that fell due.
+    for (let i = 1; i < wakes.length; i++) {
+      expect((wakes[i] as number) - (wakes[i - 1] as number)).toBeGreaterThanOrEqual(0.5 - 1e-9);
+    }
+    expect(Math.max(...sizes.slice(1))).toBeLessThanOrEqual(7);
+    expect(wakes.length).toBeLessThanOrEqual(101);
+  });
+
+  it('listens to its signal once, not once per wait', async () => {
+    const vt = virtualTime();
+    const pacer = new Pacer(10_000, { scheduler: new Scheduler({ now: vt.now, timer: vt.timer }) });
+    const ac = new AbortController();
+    while (pacer.taken < 1000) await pacer.take(64, ac.signal);
+    expect(getEventListeners(ac.signal, 'abort')).toHaveLength(1);
   });
 
   it('catches up after a late wake-up, 64 at most at once, and keeps the average', async () => {

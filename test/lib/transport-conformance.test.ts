@@ -127,6 +127,32 @@ describe.each(TRANSPORTS)('%s transport', (transport) => {
     });
   });
 
+  it('a batch that fails part-way names the destination that failed and counts what went', async () => {
+    const server = await open();
+    const client = await open();
+    const port = server.address().port;
+    // Without SO_BROADCAST the kernel refuses the limited broadcast address at once
+    // (EACCES): nothing leaves the host.
+    const failure = await client
+      .sendBatch([
+        { data: 'one', port },
+        { data: 'two', port },
+        { data: 'three', port: 9, host: '255.255.255.255' },
+        { data: 'four', port },
+      ])
+      .catch((e: unknown) => e);
+    expect(failure).toMatchObject({
+      code: 'UDP_ERR_PERMISSION_DENIED',
+      address: '255.255.255.255',
+      port: 9,
+      sent: 2,
+    });
+    expect((failure as Error).message).toContain('255.255.255.255:9');
+    expect([client.packetsSent, client.bytesSent, client.sendErrors]).toEqual([2, 6, 1]);
+    expect((await server.receive({ timeout: 2000 })).data.toString()).toBe('one');
+    expect((await server.receive({ timeout: 2000 })).data.toString()).toBe('two');
+  });
+
   it('echoes lent data back to many peers in one batch, intact', async () => {
     // Buffers that hold the whole exchange: the kernel must drop nothing here.
     const roomy = { recvBufferSize: 1 << 20 };
