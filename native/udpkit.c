@@ -808,6 +808,35 @@ static napi_value js_fd(napi_env env, napi_callback_info info) {
 }
 
 /*
+ * drops(fd) -> datagrams the kernel dropped for the socket on descriptor fd (its receive
+ * buffer was full, or a filter refused them), or undefined where the kernel does not say.
+ * One getsockopt(SO_MEMINFO) (Linux 4.12+): the socket's own sk_drops, current at any time,
+ * where SO_RXQ_OVFL only reports it with the next datagram received. Takes a descriptor, not
+ * a socket of this addon, so node:dgram's sockets can be asked too.
+ */
+#ifndef SO_MEMINFO
+#define SO_MEMINFO 55
+#endif
+#define MEMINFO_VARS 16
+#define MEMINFO_DROPS 8 /* SK_MEMINFO_DROPS in linux/sock_diag.h */
+static napi_value js_drops(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], out;
+  int32_t fd;
+  CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  CALL(env, napi_get_value_int32(env, argv[0], &fd));
+  uint32_t mem[MEMINFO_VARS] = {0};
+  socklen_t len = sizeof mem;
+  if (fd < 0 || getsockopt(fd, SOL_SOCKET, SO_MEMINFO, mem, &len) != 0 ||
+      len < (MEMINFO_DROPS + 1) * sizeof(uint32_t)) {
+    CALL(env, napi_get_undefined(env, &out));
+    return out;
+  }
+  CALL(env, napi_create_uint32(env, mem[MEMINFO_DROPS], &out));
+  return out;
+}
+
+/*
  * sendBuffers(sock, buffers (Array of Buffer), first, count, ip|null|ips, port|ports)
  *   -> datagrams sent
  * Like sendBatch, for datagrams that are separate Buffers: no packing copy needed. With an
@@ -1032,6 +1061,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"hexDumpInto", NULL, js_hex_dump_into, NULL, NULL, NULL, napi_default, NULL},
       {"base64Into", NULL, js_base64_into, NULL, NULL, NULL, napi_default, NULL},
       {"fd", NULL, js_fd, NULL, NULL, NULL, napi_default, NULL},
+      {"drops", NULL, js_drops, NULL, NULL, NULL, napi_default, NULL},
       {"setReadLimit", NULL, js_set_read_limit, NULL, NULL, NULL, napi_default, NULL},
       {"timerInit", NULL, js_timer_init, NULL, NULL, NULL, napi_default, NULL},
       {"timerArm", NULL, js_timer_arm, NULL, NULL, NULL, napi_default, NULL},

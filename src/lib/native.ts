@@ -55,6 +55,8 @@ export interface NativeAddon {
   /** Nothing is due: the timer stops keeping the process alive. */
   timerDisarm(): void;
   fd(sock: NativeHandle): number;
+  /** Datagrams the kernel dropped for the socket on descriptor `fd` (SO_MEMINFO), if it says. */
+  drops(fd: number): number | undefined;
   /** The hex dump of `src` written into `dst` at `offset`; returns where it ended. */
   hexDumpInto(src: Uint8Array, dst: Uint8Array, offset: number): number;
   /** `src` in base64 written into `dst` at `offset`; returns where it ended. */

@@ -114,6 +114,8 @@ export function createTransport(
 interface DgramHandle {
   recvStart(): number;
   recvStop(): number;
+  /** The socket's descriptor (Unix). */
+  readonly fd?: number;
 }
 
 class DgramTransport implements Transport {
@@ -295,7 +297,9 @@ class DgramTransport implements Transport {
   }
 
   kernelDrops(): number | undefined {
-    // node:dgram shows no descriptor (its _handle is deprecated): find the socket by address.
+    // The libuv handle shows its descriptor; where it does not, find the socket by address.
+    const fd = this.#handle()?.fd;
+    if (typeof fd === 'number' && fd >= 0) return socketDrops(fd);
     const { address, port } = this.localAddress();
     return socketDropsAt(address, port);
   }

@@ -16,6 +16,7 @@ import {
   UdpSocket,
   type UdpSocketOptions,
 } from '../../src/lib/index.js';
+import { socketDropsAt } from '../../src/lib/kernel.js';
 import { nativeAddon } from '../../src/lib/native.js';
 
 const TRANSPORTS: TransportKind[] = nativeAddon || process.env.CI ? ['dgram', 'native'] : ['dgram'];
@@ -192,6 +193,34 @@ describe.each(TRANSPORTS)('%s transport', (transport) => {
     const unbound = new UdpSocket({ transport });
     onTestFinished(() => unbound.close());
     expect(unbound.trySend('x', port)).toBe(false);
+  });
+
+  it("counts the kernel's drops per socket, as /proc does, in a system call", async () => {
+    const flooded = await open({ recvBufferSize: 16384 });
+    const quiet = await open();
+    const client = await open();
+    expect(flooded.pause()).toBe(true);
+    const payloads = Array.from({ length: 400 }, () => Buffer.alloc(1000, 7));
+    await client.sendEach(payloads, flooded.address().port);
+    await client.send('one', quiet.address().port);
+    await quiet.receive({ timeout: 2000 });
+    const drops = flooded.kernelDrops as number;
+    expect(drops).toBeGreaterThan(0);
+    expect(drops).toBeLessThan(400);
+    const { address, port } = flooded.address();
+    expect(socketDropsAt(address, port)).toBe(drops);
+    expect(quiet.kernelDrops).toBe(0);
+    // What was not dropped is still there to read.
+    flooded.resume();
+    let read = 0;
+    await flooded.consume(() => void read++, { idleTimeout: 200 });
+    expect(read + drops).toBe(400);
+    // Cheap: a system call, not a scan of /proc (where the addon is built).
+    if (nativeAddon) {
+      const t0 = performance.now();
+      for (let i = 0; i < 10_000; i++) void quiet.kernelDrops;
+      expect(performance.now() - t0).toBeLessThan(500);
+    }
   });
 
   it('a thousand receiving sockets, each sent a burst, fit in well under 64 MB', () => {
