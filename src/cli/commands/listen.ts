@@ -229,12 +229,18 @@ function summary(c: ListenCounters, abandoned: number): string {
   return line;
 }
 
+/** Batches of 64 made-up datagrams the warm-up runs through the receive path. */
+const WARM_UP_ROUNDS = 64;
+
 /**
  * Before binding, runs the whole receive path (transport, socket, formatter, writer) on
  * made-up datagrams, with no traffic: a socket of its own, bound to loopback, is handed
  * batches laid out as the addon lays them out. Cold, the first tens of milliseconds of a
- * flood ran slowly enough for the kernel to drop thousands of datagrams (measured: 5800-6600
- * of 100000 at 200k/s, 64 bytes). A Ctrl-C ends it at once.
+ * flood ran slowly enough for the kernel to drop thousands of datagrams (bench/start-loss.sh,
+ * 100000 of 64 bytes at 200k/s: 15k-19k without it, 0 in 9 runs of 10 with it). 4096
+ * datagrams of 64 and 256 bytes warm it as well as 16384 of 64 and 1024 did (1 lossy run in
+ * 10 each), in 60 ms rather than 90: the interpreter is slow on long payloads. A Ctrl-C ends
+ * it at once.
  */
 async function warmUp(format: ByteFormatter, signal: AbortSignal): Promise<void> {
   // A real BatchWriter (into nothing): the formatter must meet the same kind of object it
@@ -249,7 +255,7 @@ async function warmUp(format: ByteFormatter, signal: AbortSignal): Promise<void>
   // Every branch a real payload may take: plain runs, control bytes, a backslash, valid and
   // invalid UTF-8, an unsafe code point; short and long. A branch first met under load would
   // throw the optimized code away.
-  const samples = [64, 1024].flatMap((size) =>
+  const samples = [64, 256].flatMap((size) =>
     [0, 1, 2, 3].map((variant) => {
       const data = Buffer.alloc(size, 0x61);
       data.set(
@@ -270,7 +276,7 @@ async function warmUp(format: ByteFormatter, signal: AbortSignal): Promise<void>
     });
     done.catch(() => {});
     const deadline = performance.now() + 500;
-    for (let round = 0; round < 256 && !signal.aborted && performance.now() < deadline; round++) {
+    for (let round = 0; round < WARM_UP_ROUNDS && !signal.aborted && performance.now() < deadline; round++) {
       socket.simulateReceive(batch);
       // A turn of the loop now and then: the writer hands its chunks over, as it will.
       if (round % 16 === 15) await new Promise((resolve) => setImmediate(resolve));
