@@ -164,13 +164,13 @@ export class Inbox {
     if (this.#consumer) return Promise.reject(new SocketStateError('another consume() is already running'));
     if (signal?.aborted) return Promise.reject(new AbortError(undefined, { cause: signal.reason }));
     return new Promise<void>((resolve, reject) => {
-      let timer: NodeJS.Timeout | undefined;
+      let stopIdle: (() => void) | undefined;
       const since = performance.now();
       let left = limit ?? Number.POSITIVE_INFINITY;
       const end = (err?: unknown) => {
         if (this.#consumer !== consumer) return;
         this.#consumer = undefined;
-        if (timer) clearTimeout(timer);
+        stopIdle?.();
         signal?.removeEventListener('abort', onAbort);
         // Ended before the limit (a signal, a silence): the socket reads freely again. At the
         // limit it stays stopped, the rest left in the kernel, until resume().
@@ -191,14 +191,7 @@ export class Inbox {
       };
       const onAbort = () => end(new AbortError(undefined, { cause: signal?.reason }));
       signal?.addEventListener('abort', onAbort, { once: true });
-      if (idleTimeout !== undefined) {
-        const check = () => {
-          const quiet = this.#quietFor(since);
-          if (quiet >= idleTimeout) end();
-          else timer = setTimeout(check, idleTimeout - quiet);
-        };
-        timer = setTimeout(check, idleTimeout);
-      }
+      if (idleTimeout !== undefined) stopIdle = this.#whenIdle(idleTimeout, since, () => end());
       this.#consumer = consumer;
       for (
         let msg = this.#queue.shift();
@@ -244,9 +237,12 @@ export class Inbox {
             finished = true;
             return done;
           }
-          const timeout = idleTimeout === undefined ? undefined : idleTimeout - this.#quietFor(since);
+          const idle =
+            idleTimeout === undefined
+              ? undefined
+              : (fire: () => void) => this.#whenIdle(idleTimeout, since, fire);
           try {
-            if ((await this.#wait(signal, timeout)) === 'timeout') {
+            if ((await this.#wait(signal, idle)) === 'timeout') {
               finished = true;
               return done;
             }
@@ -285,8 +281,16 @@ export class Inbox {
       const msg = this.#queue.shift();
       if (msg) return msg;
       if (this.#control.isClosed()) throw new SocketClosedError();
-      const left = deadline === undefined ? undefined : deadline - performance.now();
-      if ((await this.#wait(signal, left)) === 'timeout') throw this.#timeoutError(timeout as number);
+      const left = deadline === undefined ? 0 : deadline - performance.now();
+      const expire =
+        deadline === undefined
+          ? undefined
+          : (fire: () => void) => {
+              const timer = setTimeout(fire, left);
+              return () => clearTimeout(timer);
+            };
+      if (deadline !== undefined && left <= 0) throw this.#timeoutError(timeout as number);
+      if ((await this.#wait(signal, expire)) === 'timeout') throw this.#timeoutError(timeout as number);
     }
   }
 
@@ -323,15 +327,33 @@ export class Inbox {
   }
 
   /**
-   * Resolves `ready` once a datagram is queued or the socket closes, `timeout` after
-   * `timeout` ms; rejects with an {@link AbortError} when `signal` fires.
+   * Runs `fire` once `idleTimeout` ms pass with no datagram since `since` (time paused is not
+   * silence): the one idle timeout of consume() and the iterators. Returns its cancel.
    */
-  #wait(signal: AbortSignal | undefined, timeout: number | undefined): Promise<WaitResult> {
-    if (timeout !== undefined && timeout <= 0) return Promise.resolve('timeout');
+  #whenIdle(idleTimeout: number, since: number, fire: () => void): () => void {
+    let timer: NodeJS.Timeout;
+    const check = () => {
+      const quiet = this.#quietFor(since);
+      if (quiet >= idleTimeout) fire();
+      else timer = setTimeout(check, idleTimeout - quiet);
+    };
+    timer = setTimeout(check, Math.max(0, idleTimeout - this.#quietFor(since)));
+    return () => clearTimeout(timer);
+  }
+
+  /**
+   * Resolves `ready` once a datagram is queued or the socket closes, `timeout` when `expire`
+   * fires (it arms a timer and returns its cancel); rejects with an {@link AbortError} when
+   * `signal` fires.
+   */
+  #wait(
+    signal: AbortSignal | undefined,
+    expire: ((fire: () => void) => () => void) | undefined,
+  ): Promise<WaitResult> {
     return new Promise<WaitResult>((resolve, reject) => {
-      let timer: NodeJS.Timeout | undefined;
+      let cancel: (() => void) | undefined;
       const settle = (fn: () => void) => {
-        if (timer) clearTimeout(timer);
+        cancel?.();
         signal?.removeEventListener('abort', onAbort);
         const i = this.#waiters.indexOf(waiter);
         if (i >= 0) this.#waiters.splice(i, 1);
@@ -340,8 +362,8 @@ export class Inbox {
       const waiter: Waiter = () => settle(() => resolve('ready'));
       const onAbort = () => settle(() => reject(new AbortError(undefined, { cause: signal?.reason })));
       signal?.addEventListener('abort', onAbort, { once: true });
-      if (timeout !== undefined) timer = setTimeout(() => settle(() => resolve('timeout')), timeout);
       this.#waiters.push(waiter);
+      if (expire) cancel = expire(() => settle(() => resolve('timeout')));
     });
   }
 
