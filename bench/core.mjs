@@ -58,7 +58,9 @@ async function loop(rate, seconds) {
   return {
     rate: (total * 1000) / wall,
     cpuShare: (cpu.user + cpu.system) / 1000 / wall,
-    loopDelayP99Ms: h.percentile(99) / 1e6,
+    // Node's histogram holds the time between its 1 ms timer's runs (an idle loop's median is
+    // ~1.1 ms): the delay is what exceeds the 1 ms.
+    loopDelayP99Ms: h.percentile(99) / 1e6 - 1,
     timerLateP99Ms: q(timerLate, 0.99),
     datagramLateP50Ms: q(datagramLate, 0.5),
     datagramLateP99Ms: q(datagramLate, 0.99),

@@ -227,6 +227,14 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
   get receiveErrors(): number {
     return this.#receiveErrors;
   }
+  /**
+   * Send calls still waiting on the kernel, as node:dgram's `getSendQueueCount()`: with the
+   * native transport, those that met a full send buffer (EAGAIN) and wait for room, holding
+   * their own copy of the data; with node:dgram, every send until its callback.
+   */
+  get sendQueueCount(): number {
+    return this.#sender.inflight;
+  }
   /** Datagrams waiting in the queue for the consumer. */
   get queued(): number {
     return this.#inbox.queued;
