@@ -137,6 +137,35 @@ describe.each(TRANSPORTS)('%s transport', (transport) => {
     }
   });
 
+  it('over the size limit, every send path names the size and the limit, and sends nothing', async () => {
+    const server = await open();
+    const client = await open();
+    const port = server.address().port;
+    const big = Buffer.alloc(65508);
+    const tooLarge = { code: 'UDP_ERR_MSG_TOO_LARGE', size: 65508, limit: 65507 };
+    await expect(client.send(big, port)).rejects.toMatchObject(tooLarge);
+    await expect(client.sendEach(['ok', big], port)).rejects.toMatchObject(tooLarge);
+    const lengths = Uint32Array.of(2, 65508);
+    await expect(client.sendPacked(Buffer.alloc(65510), lengths, 2, port)).rejects.toMatchObject(tooLarge);
+    await expect(
+      client.sendBatch([
+        { data: 'ok', port },
+        { data: big, port },
+      ]),
+    ).rejects.toMatchObject(tooLarge);
+    expect(() => client.trySend(big, port)).toThrow(expect.objectContaining(tooLarge));
+    const six = await openUdpSocket({ address: '::1', port: 0, transport });
+    onTestFinished(() => six.close());
+    await expect(six.send(Buffer.alloc(65528), port, '::1')).rejects.toMatchObject({
+      code: 'UDP_ERR_MSG_TOO_LARGE',
+      size: 65528,
+      limit: 65527,
+    });
+    expect([client.packetsSent, client.sendErrors, six.packetsSent]).toEqual([0, 0, 0]);
+    await client.send('after', port);
+    expect((await server.receive({ timeout: 2000 })).data.toString()).toBe('after');
+  });
+
   it('close while sending settles every send: sent, or SocketClosedError', async () => {
     const server = await open();
     const client = await open();
