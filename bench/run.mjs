@@ -216,6 +216,33 @@ for (const rate of [1000, 10000, 50000, 200000]) {
   );
 }
 
+// Listen's CPU per datagram under an unlimited flood, at the margin (bench/margin.sh): the
+// difference between a flood of N and of 2N, so that Node's start-up and the warm-up, which
+// the C sink does not have, cancel out. Two runs, the median of each ratio's parts.
+{
+  const sinks = [];
+  const ours = [];
+  for (let i = 0; i < 2; i++) {
+    const out = execFileSync(
+      'bash',
+      [join(root, 'bench', 'margin.sh'), cli, join(work, 'sink'), join(work, 'blast'), '64'],
+      { encoding: 'utf8' },
+    );
+    for (const line of out.trim().split('\n')) {
+      const [who, , , , , us] = line.split(' ');
+      (who === 'sink' ? sinks : ours).push(Number(us));
+    }
+  }
+  const mid = (xs) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
+  check(
+    'listen text, 64 B, unlimited flood: CPU per datagram at the margin / C sink -f',
+    mid(ours) / mid(sinks),
+    '<=',
+    1.1,
+    `${ours.map((x) => x.toFixed(2)).join(', ')} vs ${sinks.map((x) => x.toFixed(2)).join(', ')} us (N and 2N datagrams; start-up cancels)`,
+  );
+}
+
 // The socket layer: pacing CPU next to the C blaster, the event loop while pacing, the time
 // listen takes to be ready, and the memory of a thousand sockets.
 {
@@ -248,12 +275,21 @@ for (const rate of [1000, 10000, 50000, 200000]) {
   const loop = JSON.parse(
     execFileSync(node, [join(root, 'bench', 'core.mjs'), 'loop'], { encoding: 'utf8' }),
   );
+  // The same instrument on the same loop pacing 500/s is this machine's floor: what pacing
+  // 50k/s adds to it is the pacer's doing.
   check(
-    'event loop while pacing 50k/s: delay p99 ms',
-    loop.busy.loopDelayP99Ms,
+    'event loop while pacing 50k/s: p99 delay added to the idle floor, ms',
+    loop.busy.loopDelayP99Ms - loop.idle.loopDelayP99Ms,
     '<=',
     1,
-    `idle floor ${loop.idle.loopDelayP99Ms.toFixed(2)} ms; a datagram handled after ${loop.busy.datagramLateP50Ms.toFixed(2)} ms (p50), ${loop.busy.datagramLateP99Ms.toFixed(2)} ms (p99); pacer CPU ${(loop.busy.cpuShare * 100).toFixed(0)} % with its receiver`,
+    `p99 ${loop.busy.loopDelayP99Ms.toFixed(2)} ms pacing, ${loop.idle.loopDelayP99Ms.toFixed(2)} ms idle (monitorEventLoopDelay, beyond its 1 ms interval); a 2 ms timer late by ${loop.busy.timerLateP99Ms.toFixed(2)} ms at p99; pacer CPU ${(loop.busy.cpuShare * 100).toFixed(0)} % with its receiver`,
+  );
+  check(
+    'a datagram arriving while pacing 50k/s: handled within, p99 ms',
+    loop.busy.datagramLateP99Ms,
+    '<=',
+    1,
+    `p50 ${loop.busy.datagramLateP50Ms.toFixed(2)} ms; idle ${loop.idle.datagramLateP99Ms.toFixed(2)} ms at p99`,
   );
 
   const ready = [];
@@ -276,11 +312,13 @@ for (const rate of [1000, 10000, 50000, 200000]) {
     bare.push(performance.now() - t1);
   }
   const med = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  // The 60 ms warm-up is in it: what keeps a flood that starts at once from losing 15-19k
+  // of its first 100k datagrams (bench/start-loss.sh).
   check(
     "listen: time until bound / node -e ''",
     med(ready) / med(bare),
     '<=',
-    1.5,
+    2,
     `${med(ready).toFixed(0)} vs ${med(bare).toFixed(0)} ms`,
   );
 
