@@ -48,6 +48,25 @@ export function ipFamily(text: string): IpFamily | undefined {
   return v === 4 ? 'IPv4' : v === 6 ? 'IPv6' : undefined;
 }
 
+/** The 16 bytes of an IPv6 literal (a zone is ignored; an IPv4 tail is allowed). */
+export function ipv6Bytes(address: string): number[] {
+  let text = address.split('%')[0] as string;
+  const tail: number[] = [];
+  const v4 = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
+  if (v4) {
+    tail.push(...v4.slice(1).map(Number));
+    text = `${text.slice(0, v4.index)}0:0`;
+  }
+  const [head = '', rest] = text.split('::');
+  const groups = (s: string) => (s === '' ? [] : s.split(':').map((g) => Number.parseInt(g, 16)));
+  const left = groups(head);
+  const right = rest === undefined ? [] : groups(rest);
+  const words = [...left, ...new Array(8 - left.length - right.length).fill(0), ...right];
+  const bytes = words.flatMap((w) => [(w >> 8) & 255, w & 255]);
+  if (tail.length === 4) bytes.splice(12, 4, ...tail);
+  return bytes;
+}
+
 /** True when `text` is an IPv4 or IPv6 literal or a syntactically valid host name. */
 export function isHostLike(text: string): boolean {
   return ipFamily(text) !== undefined || HOSTNAME.test(text);

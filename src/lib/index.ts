@@ -1,4 +1,5 @@
 export { raceAbort, throwIfAborted } from './abort.js';
+export { type AccessAction, AccessList, type AccessRule, type Cidr, parseCidr } from './access.js';
 export {
   type Endpoint,
   formatEndpoint,

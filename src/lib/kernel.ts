@@ -4,6 +4,7 @@
  * (SO_MEMINFO) per call; without it, the `drops` column of /proc/net/udp.
  */
 import { readFileSync, readlinkSync } from 'node:fs';
+import { ipv6Bytes } from './address.js';
 import { nativeAddon } from './native.js';
 
 /** The inode of the socket behind file descriptor `fd` of this process, or undefined. */
@@ -42,25 +43,6 @@ export function procDrops(fd: number): number | undefined {
     }
   }
   return undefined;
-}
-
-/** The 16 bytes of an IPv6 literal (with an embedded IPv4 tail allowed). */
-function ipv6Bytes(address: string): number[] {
-  let text = address.split('%')[0] as string;
-  const tail: number[] = [];
-  const v4 = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
-  if (v4) {
-    tail.push(...v4.slice(1).map(Number));
-    text = `${text.slice(0, v4.index)}0:0`;
-  }
-  const [head = '', rest] = text.split('::');
-  const groups = (s: string) => (s === '' ? [] : s.split(':').map((g) => Number.parseInt(g, 16)));
-  const left = groups(head);
-  const right = rest === undefined ? [] : groups(rest);
-  const words = [...left, ...new Array(8 - left.length - right.length).fill(0), ...right];
-  const bytes = words.flatMap((w) => [(w >> 8) & 255, w & 255]);
-  if (tail.length === 4) bytes.splice(12, 4, ...tail);
-  return bytes;
 }
 
 /** How /proc/net/udp{,6} writes a local address and port: 32-bit words in host (little-endian) order. */
