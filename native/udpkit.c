@@ -782,16 +782,26 @@ static napi_value js_timer_disarm(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* setReadLimit(sock, n): read at most n more datagrams, then stop; -1 lifts the limit. */
+/*
+ * setReadLimit(sock, n, more): read at most n more datagrams, then stop; -1 lifts the limit.
+ * With more true, n is added to a limit in force instead (for datagrams JS read and set
+ * aside, such as a denied sender's, which should not count against it).
+ */
 static napi_value js_set_read_limit(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
+  size_t argc = 3;
+  napi_value argv[3];
   int64_t n;
+  bool more = false;
   CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   sock_t *s = get_sock(env, argv[0]);
   if (!s) return NULL;
   CALL(env, napi_get_value_int64(env, argv[1], &n));
-  s->budget = n < 0 ? -1 : n;
+  if (argc > 2) CALL(env, napi_get_value_bool(env, argv[2], &more));
+  if (more) {
+    if (s->budget >= 0 && n > 0) s->budget += n;
+  } else {
+    s->budget = n < 0 ? -1 : n;
+  }
   if (!s->closed && s->on_batch) update_poll(s);
   return NULL;
 }

@@ -55,7 +55,7 @@ export interface ReceiveOptions {
 type Waiter = () => void;
 
 /** The handler of a running {@link Inbox.consume} and how to end it. */
-type Consumer = { handler: (msg: Datagram) => unknown; end: (err?: unknown) => void };
+type Consumer = { handler: (msg: Datagram) => unknown; end: (err?: unknown) => void; limited: boolean };
 
 /** Why a wait ended. */
 type WaitResult = 'ready' | 'timeout';
@@ -66,6 +66,8 @@ export interface InboxControl {
   isClosed(): boolean;
   /** Reads at most `n` more datagrams from the kernel; undefined lifts the limit. */
   readLimit(n: number | undefined): void;
+  /** Raises a read limit in force by `n`: datagrams read and denied do not count. */
+  readMore(n: number): void;
 }
 
 /** The received datagrams of one socket and the ways to take them. */
@@ -83,10 +85,17 @@ export class Inbox {
   #packetsReceived = 0;
   #bytesReceived = 0;
   #droppedByQueue = 0;
+  #denied = 0;
+  #accept: ((from: Endpoint) => boolean) | undefined;
 
-  constructor(highWaterMark: number, control: InboxControl) {
+  constructor(
+    highWaterMark: number,
+    control: InboxControl,
+    accept: ((from: Endpoint) => boolean) | undefined = undefined,
+  ) {
     this.highWaterMark = highWaterMark;
     this.#control = control;
+    this.#accept = accept;
     this.#queue = new BoundedQueue(highWaterMark);
   }
 
@@ -101,6 +110,10 @@ export class Inbox {
   /** Datagrams dropped because the queue was full. */
   get droppedByQueue(): number {
     return this.#droppedByQueue;
+  }
+  /** Datagrams refused by the `accept` predicate: counted, never delivered. */
+  get denied(): number {
+    return this.#denied;
   }
   /** Datagrams waiting in the queue. */
   get queued(): number {
@@ -188,6 +201,7 @@ export class Inbox {
                 return left > 0 && more;
               },
         end,
+        limited: limit !== undefined,
       };
       const onAbort = () => end(new AbortError(undefined, { cause: signal?.reason }));
       signal?.addEventListener('abort', onAbort, { once: true });
@@ -299,10 +313,17 @@ export class Inbox {
    * past `highWaterMark`, counted as dropped). `borrowed` bytes are copied before queueing.
    */
   deliver(data: Buffer, from: Endpoint, receivedAt: number, borrowed: boolean): void {
-    this.#lastReceivedAt = performance.now();
     this.#packetsReceived++;
     this.#bytesReceived += data.length;
     const consumer = this.#consumer;
+    if (this.#accept !== undefined && !this.#accept(from)) {
+      // Denied: counted, and it neither counts against a consume() limit nor breaks a
+      // silence (a refused sender cannot keep an idle timeout from firing).
+      this.#denied++;
+      if (consumer?.limited) this.#control.readMore(1);
+      return;
+    }
+    this.#lastReceivedAt = performance.now();
     if (consumer) {
       this.#deliver(consumer, { data, from, receivedAt });
       return;

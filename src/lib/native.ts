@@ -47,7 +47,8 @@ export interface NativeAddon {
   ): number;
   setCoalesce(sock: NativeHandle, ms: number): void;
   /** Reads at most n more datagrams, then stops until the limit changes; -1 lifts it. */
-  setReadLimit(sock: NativeHandle, n: number): void;
+  /** Reads at most `n` more datagrams (-1: no limit); with `more`, adds `n` to a limit in force. */
+  setReadLimit(sock: NativeHandle, n: number, more?: boolean): void;
   /** The process's precise timer (a timerfd): `onFire` runs each time it fires. Once. */
   timerInit(onFire: () => void): void;
   /** Fires the timer once after `delayMs` (fractional milliseconds). */

@@ -66,6 +66,12 @@ export interface UdpSocketOptions {
    */
   coalesce?: boolean;
   /**
+   * Decides per sender whether a received datagram is taken (true) or denied: a denied one is
+   * counted in {@link UdpSocket.denied} and reaches no consumer, queue or limit, and does not
+   * break a silence. E.g. `(from) => acl.allows(from.address)` with an {@link AccessList}.
+   */
+  accept?: ((from: Endpoint) => boolean) | undefined;
+  /**
    * Resolves host names instead of `dns.lookup`, with its signature (as node:dgram's `lookup`
    * option); IP literals never reach it. For tests, and for resolvers of your own.
    */
@@ -138,12 +144,19 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
     this.type = type;
     this.family = type === 'udp6' ? 'IPv6' : 'IPv4';
     this.highWaterMark = hwm;
-    this.#inbox = new Inbox(hwm, {
-      isClosed: () => this.#state === 'closing' || this.#state === 'closed',
-      readLimit: (n) => {
-        if (this.#state === 'bound') this.#transport.readLimit(n);
+    this.#inbox = new Inbox(
+      hwm,
+      {
+        isClosed: () => this.#state === 'closing' || this.#state === 'closed',
+        readLimit: (n) => {
+          if (this.#state === 'bound') this.#transport.readLimit(n);
+        },
+        readMore: (n) => {
+          if (this.#state === 'bound') this.#transport.readMore(n);
+        },
       },
-    });
+      options.accept,
+    );
     this.#pendingBufferSizes = { receive: options.recvBufferSize, send: options.sendBufferSize };
     this.#lookup = options.lookup;
     this.#transport = this.#openTransport(options);
@@ -196,7 +209,10 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
   get state(): SocketState {
     return this.#state;
   }
-  /** Datagrams received from the network, including those the queue dropped. */
+  /**
+   * Datagrams received from the network: what consumers took, plus {@link droppedByQueue},
+   * {@link queued} and {@link denied}.
+   */
   get packetsReceived(): number {
     return this.#inbox.packetsReceived;
   }
@@ -234,6 +250,10 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
    */
   get sendQueueCount(): number {
     return this.#sender.inflight;
+  }
+  /** Datagrams the `accept` option refused (included in {@link packetsReceived}). */
+  get denied(): number {
+    return this.#inbox.denied;
   }
   /** Datagrams waiting in the queue for the consumer. */
   get queued(): number {

@@ -77,6 +77,8 @@ export interface Transport {
    * buffer); `undefined` lifts the limit. Returns false where the transport cannot stop.
    */
   readLimit(n: number | undefined): boolean;
+  /** Raises a read limit in force by `n` (a datagram read and set aside); none: nothing. */
+  readMore(n: number): void;
   /** Datagrams the kernel dropped for this socket (receive buffer full), where it says. */
   kernelDrops(): number | undefined;
   /**
@@ -287,6 +289,12 @@ class DgramTransport implements Transport {
   readLimit(n: number | undefined): boolean {
     this.#budget = n === undefined ? -1 : n;
     return this.#bound && this.#applyReading();
+  }
+
+  readMore(n: number): void {
+    if (this.#budget < 0) return;
+    this.#budget += n;
+    if (this.#bound) this.#applyReading();
   }
 
   simulate(payloads: readonly Uint8Array[]): void {
@@ -636,6 +644,10 @@ class NativeTransport implements Transport {
   readLimit(n: number | undefined): boolean {
     if (!this.#closed) this.#addon.setReadLimit(this.#sock, n ?? -1);
     return true;
+  }
+
+  readMore(n: number): void {
+    if (!this.#closed) this.#addon.setReadLimit(this.#sock, n, true);
   }
 
   kernelDrops(): number | undefined {

@@ -33,3 +33,12 @@ export function virtualTime(start = 0) {
     },
   };
 }
+
+/** Waits until `predicate` holds, polling every 5 ms, for at most `ms`; throws past it. */
+export async function until(predicate: () => boolean, ms = 2000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}

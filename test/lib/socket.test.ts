@@ -15,6 +15,7 @@ import {
   type UdpSocketOptions,
 } from '../../src/lib/index.js';
 import { nativeAddon } from '../../src/lib/native.js';
+import { until } from '../helpers/time.js';
 
 // Both transports must behave the same. The native one is required in CI, where it is built.
 const TRANSPORTS: TransportKind[] = nativeAddon || process.env.CI ? ['dgram', 'native'] : ['dgram'];
@@ -25,15 +26,6 @@ describe.each(TRANSPORTS)('%s transport', (transport) => {
     const socket = await openUdpSocket({ address, port: 0, transport, ...options });
     onTestFinished(() => socket.close());
     return socket;
-  }
-
-  /** Waits until `predicate` holds, polling each turn of the event loop, for at most `ms`. */
-  async function until(predicate: () => boolean, ms = 2000): Promise<void> {
-    const deadline = Date.now() + ms;
-    while (!predicate()) {
-      if (Date.now() > deadline) throw new Error('condition not met in time');
-      await new Promise((r) => setTimeout(r, 5));
-    }
   }
 
   describe.each([

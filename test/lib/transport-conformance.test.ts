@@ -19,6 +19,7 @@ import {
 import { socketDropsAt } from '../../src/lib/kernel.js';
 import { nativeAddon } from '../../src/lib/native.js';
 import { createNetns, type Netns } from '../helpers/netns.js';
+import { until } from '../helpers/time.js';
 
 const TRANSPORTS: TransportKind[] = nativeAddon || process.env.CI ? ['dgram', 'native'] : ['dgram'];
 const LIB = fileURLToPath(new URL('../../dist/lib/index.js', import.meta.url));
@@ -296,6 +297,41 @@ describe.each(TRANSPORTS)('%s transport', (transport) => {
       for (let i = 0; i < 10_000; i++) void quiet.kernelDrops;
       expect(performance.now() - t0).toBeLessThan(500);
     }
+  });
+
+  it('a denied sender is counted, reaches no consumer, counts against no limit, breaks no silence', async () => {
+    const server = await open({ accept: (from) => from.address !== '127.0.0.3' });
+    const allowed = await openUdpSocket({ address: '127.0.0.2', port: 0, transport });
+    const denied = await openUdpSocket({ address: '127.0.0.3', port: 0, transport });
+    onTestFinished(() => Promise.all([allowed.close(), denied.close()]).then(() => {}));
+    const port = server.address().port;
+    for (let i = 1; i <= 5; i++) {
+      await allowed.send(`a${i}`, port, '127.0.0.1');
+      await denied.send(`d${i}`, port, '127.0.0.1');
+    }
+    const got: string[] = [];
+    await server.consume((m) => void got.push(`${m.data}`), { limit: 5, idleTimeout: 2000 });
+    expect(got).toEqual(['a1', 'a2', 'a3', 'a4', 'a5']);
+    // Read up to the fifth allowed one: the four denied before it, not the fifth after it.
+    expect([server.packetsReceived, server.denied, server.queued]).toEqual([9, 4, 0]);
+    server.resume();
+    await until(() => server.denied === 5);
+    expect(server.queued).toBe(0);
+    // A denied sender cannot keep an idle timeout from firing.
+    const t0 = performance.now();
+    let stop = false;
+    const chatter = (async () => {
+      for (let i = 0; i < 40 && !stop; i++) {
+        await denied.send('noise', port, '127.0.0.1');
+        await new Promise((r) => setTimeout(r, 25));
+      }
+    })();
+    await server.consume(() => {}, { idleTimeout: 300 });
+    const waited = performance.now() - t0;
+    stop = true;
+    await chatter;
+    expect(waited).toBeLessThan(800);
+    expect(server.denied).toBeGreaterThan(6);
   });
 
   it('a thousand receiving sockets, each sent a burst, fit in well under 64 MB', () => {
