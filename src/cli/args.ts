@@ -3,10 +3,13 @@
  * `listen` and `send`. Every failure is a {@link UsageError} with a message a person can act on.
  */
 import {
+  AccessList,
+  type AccessRule,
   type HostPort,
   type IpFamily,
   ipFamily,
   isHostLike,
+  parseCidr,
   parseHostPort,
   parsePort,
 } from '../lib/index.js';
@@ -17,13 +20,14 @@ export class UsageError extends Error {
   readonly code = 'UDP_ERR_USAGE';
 }
 
-/** Runs `fn`, turning any error it throws into a {@link UsageError} with the same message. */
-export function usage<T>(fn: () => T): T {
+/** Runs `fn`, turning any error it throws into a {@link UsageError} with its message, after `what: ` when given. */
+export function usage<T>(fn: () => T, what?: string): T {
   try {
     return fn();
   } catch (err) {
     if (err instanceof UsageError) throw err;
-    throw new UsageError(err instanceof Error ? err.message : String(err), { cause: err });
+    const message = err instanceof Error ? err.message : String(err);
+    throw new UsageError(what === undefined ? message : `${what}: ${message}`, { cause: err });
   }
 }
 
@@ -220,4 +224,17 @@ export const DEFAULT_STATS_INTERVAL_MS = 1000;
 export function parseStatsFlags(flags: { stats?: boolean; statsInterval?: string }): number | undefined {
   if (flags.statsInterval !== undefined) return parseDuration(flags.statsInterval, 'stats interval');
   return flags.stats ? DEFAULT_STATS_INTERVAL_MS : undefined;
+}
+
+/**
+ * The --allow and --deny rules, in the order given, as an access list; undefined for none.
+ *
+ * @throws {UsageError} naming the option and the block that does not parse
+ */
+export function parseAccessRules(rules: readonly AccessRule[] | undefined): AccessList | undefined {
+  if (rules === undefined || rules.length === 0) return undefined;
+  for (const { action, cidr } of rules) {
+    if (cidr !== 'all') usage(() => parseCidr(cidr), `--${action}`);
+  }
+  return new AccessList(rules);
 }

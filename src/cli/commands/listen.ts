@@ -6,6 +6,8 @@
 import { Writable } from 'node:stream';
 import {
   AbortError,
+  type AccessList,
+  type AccessRule,
   BatchWriter,
   type ByteFormatter,
   createByteFormatter,
@@ -19,6 +21,7 @@ import {
 } from '../../lib/index.js';
 import {
   checkFamily,
+  parseAccessRules,
   parseByteSize,
   parseCount,
   parseDuration,
@@ -46,6 +49,8 @@ export interface ListenOptions {
   rcvbuf: number;
   /** Milliseconds between `--stats` lines; undefined for none. */
   stats: number | undefined;
+  /** Who may send, from --allow and --deny in order; undefined: everyone. */
+  access: AccessList | undefined;
 }
 
 /** The raw option values commander hands over. */
@@ -60,6 +65,8 @@ export interface ListenFlags {
   rcvbuf?: string;
   stats?: boolean;
   statsInterval?: string;
+  /** --allow and --deny, in the order given. */
+  access?: AccessRule[];
 }
 
 export const DEFAULT_LISTEN_PORT = 12345;
@@ -90,6 +97,7 @@ export function parseListenArgs(positionals: readonly string[], flags: ListenFla
     quiet: flags.quiet ?? false,
     rcvbuf: flags.rcvbuf === undefined ? DEFAULT_RCVBUF : parseByteSize(flags.rcvbuf, 'receive buffer'),
     stats: parseStatsFlags(flags),
+    access: parseAccessRules(flags.access),
   };
 }
 
@@ -105,6 +113,7 @@ export async function runListen(opts: ListenOptions, io: CliIO): Promise<number>
       port: opts.port,
       ...(opts.family && { type: opts.family === 'IPv6' ? 'udp6' : 'udp4' }),
       recvBufferSize: opts.rcvbuf,
+      ...(opts.access && { accept: (from) => (opts.access as AccessList).allows(from.address) }),
       // Under a flood, read once a millisecond rather than per wake-up: less CPU per datagram.
       coalesce: true,
       signal: io.signal,
@@ -143,6 +152,7 @@ export async function runListen(opts: ListenOptions, io: CliIO): Promise<number>
     drops_queue: socket.droppedByQueue + socket.queued,
     drops_output: out.dropped,
     drops_kernel: readKernelDrops(),
+    denied: opts.access ? socket.denied : undefined,
   });
   const stopStats =
     opts.stats === undefined
@@ -188,7 +198,7 @@ export async function runListen(opts: ListenOptions, io: CliIO): Promise<number>
     await settleSignals();
     stopStats();
     const last = counters();
-    const dropped = last.drops_queue + last.drops_output;
+    const dropped = last.drops_queue + last.drops_output + (last.denied ?? 0);
     if (opts.stats !== undefined)
       io.stderr.write(`udpkit listen: ${formatCounters(last)} rcvbuf=${granted}\n`);
     else if (io.signal.aborted || dropped > 0 || (last.drops_kernel ?? 0) > 0) {
@@ -200,7 +210,10 @@ export async function runListen(opts: ListenOptions, io: CliIO): Promise<number>
   return EXIT_OK;
 }
 
-/** listen's counters: `received = printed + pending + drops_queue + drops_output`. */
+/**
+ * listen's counters: `received = printed + pending + drops_queue + drops_output + denied`
+ * (`denied` only with --allow or --deny).
+ */
 interface ListenCounters extends Counters {
   received: number;
   bytes: number;
@@ -209,6 +222,7 @@ interface ListenCounters extends Counters {
   drops_queue: number;
   drops_output: number;
   drops_kernel: number | undefined;
+  denied: number | undefined;
 }
 
 /** The exit summary for people, with the same figures as `--stats`. */
@@ -223,6 +237,7 @@ function summary(c: ListenCounters, abandoned: number): string {
     ].filter(Boolean);
     line += `, not printed ${notPrinted} (${why.join('; ')})`;
   }
+  if ((c.denied ?? 0) > 0) line += `, denied ${c.denied} (--allow/--deny)`;
   if ((c.drops_kernel ?? 0) > 0) {
     line += `; the kernel dropped ${c.drops_kernel} more before they could be read (receive buffer full)`;
   }
@@ -290,6 +305,12 @@ async function warmUp(format: ByteFormatter, signal: AbortSignal): Promise<void>
 
 /** The `listen` subcommand. */
 export function listenCommand(io: CliIO, setExit: (code: number) => void): Command {
+  // --allow and --deny share one list, so that their order on the command line is kept.
+  const rules: AccessRule[] = [];
+  const addRule = (action: AccessRule['action']) => (cidr: string) => {
+    rules.push({ action, cidr });
+    return rules;
+  };
   return new Command('listen')
     .summary('receive datagrams and print them with their sender (the classic UDP server)')
     .description(
@@ -320,6 +341,16 @@ your terminal. Ctrl-C prints a summary on stderr.`,
       '--rcvbuf <bytes>',
       'receive buffer to ask the kernel for (default 4M); a warning says when it grants less',
     )
+    .option(
+      '--allow <cidr>',
+      'take datagrams from this address block (10.0.0.0/8, ::1, all); repeatable',
+      addRule('allow'),
+    )
+    .option(
+      '--deny <cidr>',
+      'drop and count datagrams from this block; rules apply in order, first match wins',
+      addRule('deny'),
+    )
     .option('--stats', 'print counters to stderr every second, and at exit')
     .option(
       '--stats-interval <duration>',
@@ -348,6 +379,7 @@ Output formats:
         ...(flags as ListenFlags),
         ipv4: flags['4'] === true,
         ipv6: flags['6'] === true,
+        access: rules,
       });
       setExit(await runListen(opts, io));
     });
