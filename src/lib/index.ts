@@ -49,6 +49,7 @@ export { nativeUnavailableReason } from './native.js';
 export { BatchWriter, type BatchWriterOptions, type ByteSink, type FlushOptions } from './output.js';
 export { Pacer, type PacerOptions } from './pacer.js';
 export { BoundedQueue } from './queue.js';
+export { SourceRateLimiter, type SourceRateLimiterOptions } from './ratelimit.js';
 export {
   defaultScheduler,
   nodeTimerSource,
