@@ -11,6 +11,7 @@ import {
   BatchWriter,
   type ByteFormatter,
   createByteFormatter,
+  type Datagram,
   formatEndpoint,
   type IpFamily,
   OUTPUT_FORMATS,
@@ -101,8 +102,32 @@ export function parseListenArgs(positionals: readonly string[], flags: ListenFla
   };
 }
 
+/**
+ * What a verb built on listen's receive loop adds (echo answers): its name for messages, a
+ * call per datagram taken (after it is written to the log), counters of its own, and work
+ * to finish before the socket closes.
+ */
+export interface ReceiverHooks {
+  verb: string;
+  onDatagram?(msg: Datagram, socket: UdpSocket): void;
+  counters?(): Counters;
+  /** Words for the exit summary, after listen's own. */
+  summary?(): string | undefined;
+  /** Resolves when the verb's own work (replies in flight) is done. */
+  settle?(socket: UdpSocket): Promise<void>;
+}
+
 /** Runs `listen`; resolves to the exit status. Bind and output failures reject. */
-export async function runListen(opts: ListenOptions, io: CliIO): Promise<number> {
+export function runListen(opts: ListenOptions, io: CliIO): Promise<number> {
+  return runReceiver(opts, io, { verb: 'listen' });
+}
+
+/**
+ * Binds, then writes each datagram received in the chosen format until a count, a silence
+ * or a signal, pausing reception while the output is full, with counters that add up.
+ */
+export async function runReceiver(opts: ListenOptions, io: CliIO, hooks: ReceiverHooks): Promise<number> {
+  const name = `udpkit ${hooks.verb}`;
   const format = createByteFormatter(opts.format, { timestamps: opts.timestamps });
   await warmUp(format, io.signal);
   const address = opts.host ?? (opts.family === 'IPv6' ? '::' : '0.0.0.0');
@@ -121,7 +146,7 @@ export async function runListen(opts: ListenOptions, io: CliIO): Promise<number>
   } catch (err) {
     if (!(err instanceof AbortError && io.signal.aborted)) throw err;
     // Stopped while starting: nothing was received, and it says so.
-    io.stderr.write('udpkit listen: stopped before it was listening; received 0 datagrams\n');
+    io.stderr.write(`${name}: stopped before it was listening; received 0 datagrams\n`);
     return EXIT_OK;
   }
   const out = new BatchWriter(stdoutTarget());
@@ -135,7 +160,7 @@ export async function runListen(opts: ListenOptions, io: CliIO): Promise<number>
   // Linux reports twice what it was asked (it counts its bookkeeping): less than asked is a cap.
   if (granted < opts.rcvbuf) {
     io.stderr.write(
-      `udpkit listen: asked for a ${opts.rcvbuf}-byte receive buffer, the kernel granted ${granted} (raise net.core.rmem_max to allow more)\n`,
+      `${name}: asked for a ${opts.rcvbuf}-byte receive buffer, the kernel granted ${granted} (raise net.core.rmem_max to allow more)\n`,
     );
   }
   // The kernel's count can only be read while the socket is open: the last reading stays.
@@ -153,11 +178,10 @@ export async function runListen(opts: ListenOptions, io: CliIO): Promise<number>
     drops_output: out.dropped,
     drops_kernel: readKernelDrops(),
     denied: opts.access ? socket.denied : undefined,
+    ...hooks.counters?.(),
   });
   const stopStats =
-    opts.stats === undefined
-      ? () => {}
-      : startStats(io.stderr, 'udpkit listen', opts.stats, counters, 'received');
+    opts.stats === undefined ? () => {} : startStats(io.stderr, name, opts.stats, counters, 'received');
 
   // When stdout cannot take more, stop reading: the datagrams wait in the kernel's receive
   // buffer (past it, the kernel drops them and says so in drops_kernel). What is already in
@@ -175,11 +199,18 @@ export async function runListen(opts: ListenOptions, io: CliIO): Promise<number>
     try {
       // Each datagram is formatted straight into the output buffer as it arrives.
       await socket.consume(
-        (msg) => {
-          format(msg, out);
-          out.commit();
-          if (out.saturated && !paused) paused = socket.pause();
-        },
+        hooks.onDatagram
+          ? (msg) => {
+              format(msg, out);
+              out.commit();
+              hooks.onDatagram?.(msg, socket);
+              if (out.saturated && !paused) paused = socket.pause();
+            }
+          : (msg) => {
+              format(msg, out);
+              out.commit();
+              if (out.saturated && !paused) paused = socket.pause();
+            },
         {
           signal,
           ...(opts.idleTimeout !== undefined && { idleTimeout: opts.idleTimeout }),
@@ -191,6 +222,7 @@ export async function runListen(opts: ListenOptions, io: CliIO): Promise<number>
     } finally {
       receiving = false;
       readKernelDrops(); // the last reading the open socket allows
+      await hooks.settle?.(socket);
       await socket.close();
     }
   } finally {
@@ -199,10 +231,12 @@ export async function runListen(opts: ListenOptions, io: CliIO): Promise<number>
     stopStats();
     const last = counters();
     const dropped = last.drops_queue + last.drops_output + (last.denied ?? 0);
-    if (opts.stats !== undefined)
-      io.stderr.write(`udpkit listen: ${formatCounters(last)} rcvbuf=${granted}\n`);
-    else if (io.signal.aborted || dropped > 0 || (last.drops_kernel ?? 0) > 0) {
-      io.stderr.write(`udpkit listen: ${summary(last, abandoned)}\n`);
+    if (opts.stats !== undefined) io.stderr.write(`${name}: ${formatCounters(last)} rcvbuf=${granted}\n`);
+    else {
+      const more = hooks.summary?.();
+      if (io.signal.aborted || dropped > 0 || (last.drops_kernel ?? 0) > 0 || more !== undefined) {
+        io.stderr.write(`${name}: ${summary(last, abandoned)}${more === undefined ? '' : `; ${more}`}\n`);
+      }
     }
   }
   const failure = outputFailure(out.error);
@@ -303,26 +337,22 @@ async function warmUp(format: ByteFormatter, signal: AbortSignal): Promise<void>
   }
 }
 
-/** The `listen` subcommand. */
-export function listenCommand(io: CliIO, setExit: (code: number) => void): Command {
-  // --allow and --deny share one list, so that their order on the command line is kept.
+/**
+ * A command that binds and takes datagrams as listen does, with listen's arguments and
+ * options; `parse` turns what commander gives into listen's options (the flags object also
+ * holds the command's own options). --allow and --deny share one list, so that their order
+ * on the command line is kept.
+ */
+export function receiverCommand(
+  name: string,
+  run: (opts: ListenOptions, flags: Record<string, unknown>) => Promise<void>,
+): Command {
   const rules: AccessRule[] = [];
   const addRule = (action: AccessRule['action']) => (cidr: string) => {
     rules.push({ action, cidr });
     return rules;
   };
-  return new Command('listen')
-    .summary('receive datagrams and print them with their sender (the classic UDP server)')
-    .description(
-      `Bind a local address (default 0.0.0.0:${DEFAULT_LISTEN_PORT}) and print each datagram
-received, until Ctrl-C, --count datagrams or --idle-timeout of silence:
-  Received message: Hello from 127.0.0.1:54321
-
-The address comes in nc's order, 'host port', or as one 'host:port',
-'[v6]:port', port or host. Text output escapes control bytes and invalid
-UTF-8 (\\x1b, \\n, \\xff) and a backslash as \\\\, so no sender can drive
-your terminal. Ctrl-C prints a summary on stderr.`,
-    )
+  return new Command(name)
     .argument('[host]', 'local address or host name to bind (default 0.0.0.0, or :: with -6)')
     .argument('[port]', `local port (default ${DEFAULT_LISTEN_PORT}; 0 picks a free one)`)
     .addOption(
@@ -356,6 +386,32 @@ your terminal. Ctrl-C prints a summary on stderr.`,
       '--stats-interval <duration>',
       'print the --stats counters this often (500ms, 5s; bare number = seconds); implies --stats',
     )
+    .action(async (host: string | undefined, port: string | undefined, flags: Record<string, unknown>) => {
+      const positionals = [host, port].filter((a): a is string => a !== undefined);
+      const opts = parseListenArgs(positionals, {
+        ...(flags as ListenFlags),
+        ipv4: flags['4'] === true,
+        ipv6: flags['6'] === true,
+        access: rules,
+      });
+      await run(opts, flags);
+    });
+}
+
+/** The `listen` subcommand. */
+export function listenCommand(io: CliIO, setExit: (code: number) => void): Command {
+  return receiverCommand('listen', async (opts) => setExit(await runListen(opts, io)))
+    .summary('receive datagrams and print them with their sender (the classic UDP server)')
+    .description(
+      `Bind a local address (default 0.0.0.0:${DEFAULT_LISTEN_PORT}) and print each datagram
+received, until Ctrl-C, --count datagrams or --idle-timeout of silence:
+  Received message: Hello from 127.0.0.1:54321
+
+The address comes in nc's order, 'host port', or as one 'host:port',
+'[v6]:port', port or host. Text output escapes control bytes and invalid
+UTF-8 (\\x1b, \\n, \\xff) and a backslash as \\\\, so no sender can drive
+your terminal. Ctrl-C prints a summary on stderr.`,
+    )
     .addHelpText(
       'after',
       `
@@ -372,15 +428,5 @@ Output formats:
   hex     a header, then a hexdump -C style dump
   base64  the payload in base64, one line each
   json    {"ts":"...","from":{"address","port","family"},"size":5,"text":"Hello","base64":"SGVsbG8="}`,
-    )
-    .action(async (host: string | undefined, port: string | undefined, flags: Record<string, unknown>) => {
-      const positionals = [host, port].filter((a): a is string => a !== undefined);
-      const opts = parseListenArgs(positionals, {
-        ...(flags as ListenFlags),
-        ipv4: flags['4'] === true,
-        ipv6: flags['6'] === true,
-        access: rules,
-      });
-      setExit(await runListen(opts, io));
-    });
+    );
 }
