@@ -9,6 +9,7 @@ import { createRequire } from 'node:module';
 import { UdpError } from '../lib/index.js';
 import { UsageError } from './args.js';
 import { Command, CommanderError } from './commander.js';
+import { echoCommand } from './commands/echo.js';
 import { listenCommand } from './commands/listen.js';
 import { sendCommand } from './commands/send.js';
 import { type CliIO, EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from './io.js';
@@ -107,9 +108,10 @@ async function main(argv: string[]): Promise<number> {
 Examples:
   udpkit listen                      print datagrams sent to 0.0.0.0:12345
   udpkit send Hello World UDP        send three datagrams to 127.0.0.1:12345
+  udpkit echo 127.0.0.1 9000         answer each datagram with its payload
   udpkit listen --help               more on one command`,
     );
-  for (const make of [listenCommand, sendCommand]) {
+  for (const make of [listenCommand, sendCommand, echoCommand]) {
     const cmd = make(io, setExit)
       .exitOverride()
       .configureOutput({

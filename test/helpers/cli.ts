@@ -121,14 +121,15 @@ export function runCli(
 }
 
 /**
- * Starts `udpkit listen` on port 0 and resolves once it is bound, with the port it got (read
+ * Starts `udpkit listen` (or `echo`) on port 0 and resolves once it is bound, with the port it got (read
  * back from its "Listening on" line).
  */
 export async function startListener(
   args: string[] = [],
   host = '127.0.0.1',
+  verb: 'listen' | 'echo' = 'listen',
 ): Promise<{ running: Running; port: number }> {
-  const running = startCli(['listen', host, '0', ...args]);
+  const running = startCli([verb, host, '0', ...args]);
   const m = await running.waitFor('stderr', /Listening on .*:(\d+)\n/);
   return { running, port: Number(m[1]) };
 }

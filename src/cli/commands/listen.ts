@@ -110,9 +110,9 @@ export function parseListenArgs(positionals: readonly string[], flags: ListenFla
 export interface ReceiverHooks {
   verb: string;
   onDatagram?(msg: Datagram, socket: UdpSocket): void;
-  counters?(): Counters;
+  counters?(socket: UdpSocket): Counters;
   /** Words for the exit summary, after listen's own. */
-  summary?(): string | undefined;
+  summary?(socket: UdpSocket): string | undefined;
   /** Resolves when the verb's own work (replies in flight) is done. */
   settle?(socket: UdpSocket): Promise<void>;
 }
@@ -178,7 +178,7 @@ export async function runReceiver(opts: ListenOptions, io: CliIO, hooks: Receive
     drops_output: out.dropped,
     drops_kernel: readKernelDrops(),
     denied: opts.access ? socket.denied : undefined,
-    ...hooks.counters?.(),
+    ...hooks.counters?.(socket),
   });
   const stopStats =
     opts.stats === undefined ? () => {} : startStats(io.stderr, name, opts.stats, counters, 'received');
@@ -233,7 +233,7 @@ export async function runReceiver(opts: ListenOptions, io: CliIO, hooks: Receive
     const dropped = last.drops_queue + last.drops_output + (last.denied ?? 0);
     if (opts.stats !== undefined) io.stderr.write(`${name}: ${formatCounters(last)} rcvbuf=${granted}\n`);
     else {
-      const more = hooks.summary?.();
+      const more = hooks.summary?.(socket);
       if (io.signal.aborted || dropped > 0 || (last.drops_kernel ?? 0) > 0 || more !== undefined) {
         io.stderr.write(`${name}: ${summary(last, abandoned)}${more === undefined ? '' : `; ${more}`}\n`);
       }
