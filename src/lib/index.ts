@@ -50,6 +50,7 @@ export { BatchWriter, type BatchWriterOptions, type ByteSink, type FlushOptions 
 export { Pacer, type PacerOptions } from './pacer.js';
 export { BoundedQueue } from './queue.js';
 export { SourceRateLimiter, type SourceRateLimiterOptions } from './ratelimit.js';
+export { Requester, type RequestOptions, request } from './request.js';
 export {
   defaultScheduler,
   nodeTimerSource,

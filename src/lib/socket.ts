@@ -15,7 +15,13 @@ import {
   parsePort,
   resolveHost,
 } from './address.js';
-import { fromSystemError, InvalidArgumentError, SocketClosedError, SocketStateError } from './errors.js';
+import {
+  fromSystemError,
+  InvalidArgumentError,
+  SocketClosedError,
+  SocketStateError,
+  type UdpError,
+} from './errors.js';
 import {
   type ConsumeOptions,
   type Datagram,
@@ -116,6 +122,7 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
   #remote: Endpoint | undefined;
   #sender: Sender;
   #receiveErrors = 0;
+  #errorListeners = new Set<(err: UdpError) => void>();
   #pendingBufferSizes: { receive: number | undefined; send: number | undefined };
   #lookup: LookupFunction | undefined;
   /** Settles when a bind in progress has succeeded or failed. */
@@ -189,8 +196,16 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
             this.#inbox.deliver(data, from, receivedAt, borrowed),
           // After bind, errors come from receiving (ICMP errors on a connected socket): a
           // counted warning, never a crash.
-          receiveError: () => {
+          receiveError: (code) => {
             this.#receiveErrors++;
+            if (this.#errorListeners.size > 0) {
+              const err = fromSystemError(
+                Object.assign(new Error(code), { code, syscall: 'recvmsg' }),
+                'receive from',
+                this.#remote,
+              );
+              for (const listener of this.#errorListeners) listener(err);
+            }
           },
         },
       );
@@ -239,6 +254,17 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
   get sendErrors(): number {
     return this.#sender.sendErrors;
   }
+  /**
+   * Calls `listener` with each error the receive path meets (counted in
+   * {@link receiveErrors} either way), as a coded error: on a connected socket, a
+   * {@link ConnectionRefusedError} naming the peer when it answered ICMP port unreachable.
+   * Returns a function that stops the calls.
+   */
+  onReceiveError(listener: (err: UdpError) => void): () => void {
+    this.#errorListeners.add(listener);
+    return () => this.#errorListeners.delete(listener);
+  }
+
   /** Errors reported while receiving, such as ICMP port unreachable on a connected socket. */
   get receiveErrors(): number {
     return this.#receiveErrors;
