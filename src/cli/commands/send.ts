@@ -23,8 +23,10 @@ import {
   MIN_SEQUENCED_SIZE,
   maxPayload,
   numberDatagrams,
+  OUTPUT_FORMATS,
   Pacer,
   parseFraming,
+  parseOutputFormat,
   resolveHost,
   throwIfAborted,
   UdpSocket,
@@ -43,6 +45,7 @@ import { Command, Option } from '../commander.js';
 import { type CliIO, EXIT_OK, plural, settleSignals } from '../io.js';
 import { type Counters, formatCounters, startStats } from '../stats.js';
 import { finishOutput, outputFailure, stdoutTarget } from '../stdout.js';
+import { parseWaitFlags, runRequest, type WaitFlags, type WaitOptions } from './request.js';
 
 /** What `send` does, once its command line is parsed. */
 export interface SendOptions {
@@ -63,10 +66,12 @@ export interface SendOptions {
   rate: number;
   /** Milliseconds between `--stats` lines; undefined for none. */
   stats: number | undefined;
+  /** --wait: wait for replies and print them; undefined to send only. */
+  wait: WaitOptions | undefined;
 }
 
 /** The raw option values commander hands over. */
-export interface SendFlags {
+export interface SendFlags extends WaitFlags {
   framing?: string;
   file?: string;
   quiet?: boolean;
@@ -123,7 +128,21 @@ export function parseSendArgs(positionals: readonly string[], flags: SendFlags):
     size,
     rate: flags.rate === undefined ? 0 : parseRate(flags.rate),
     stats: parseStatsFlags(flags),
+    wait: parseWaitArgs(flags),
   };
+}
+
+function parseWaitArgs(flags: SendFlags): WaitOptions | undefined {
+  const format =
+    flags.format === undefined ? undefined : usage(() => parseOutputFormat(flags.format as string));
+  const wait = parseWaitFlags(flags, format);
+  if (wait && flags.count !== undefined) {
+    throw new UsageError('--wait waits for replies to messages: not with --count');
+  }
+  if (wait && (flags.rate !== undefined || flags.stats || flags.statsInterval !== undefined)) {
+    throw new UsageError('--rate and --stats are for sending only: not with --wait');
+  }
+  return wait;
 }
 
 function parseSizeArg(text: string): number {
@@ -145,6 +164,10 @@ export async function runSend(opts: SendOptions, io: CliIO): Promise<number> {
   const argRecords = opts.messages && argumentBytes(opts.messages, io.argv, io.argvBytes);
   for (const record of argRecords ?? []) checkSize(record.length, target.family);
   if (opts.count !== undefined) checkSize(opts.size, target.family);
+  if (opts.wait) {
+    const records = argRecords ?? (await readAllRecords(opts, io, target.family));
+    return runRequest({ ...target, port: opts.port }, records, opts.wait, io);
+  }
 
   const socket = new UdpSocket({ type: target.family === 'IPv6' ? 'udp6' : 'udp4' });
   const out = new BatchWriter(stdoutTarget());
@@ -288,6 +311,15 @@ async function generate(
   }
 }
 
+/** Reads stdin or the file whole, framed: a request's records, kept to be sent again. */
+async function readAllRecords(opts: SendOptions, io: CliIO, family: IpFamily): Promise<Buffer[]> {
+  const all: Buffer[] = [];
+  await sendInput(opts, io, io.signal, new Framer(opts.framing, maxPayload(family)), async (records) => {
+    all.push(...records);
+  });
+  return all;
+}
+
 /** Reads stdin or the file, frames it and sends each record in order. */
 async function sendInput(
   opts: SendOptions,
@@ -363,6 +395,17 @@ With no messages, reads stdin (or --file), one datagram per line.`,
       `size of generated datagrams (default ${DEFAULT_GENERATED_SIZE}; at least 8)`,
     )
     .option('-r, --rate <per-second>', 'pace sending at this many datagrams per second (1000, 50k, 1M)')
+    .option('--wait', 'then wait for replies and print them as listen does (exit 1 on a timeout)')
+    .option('--timeout <duration>', `with --wait: how long to wait for the replies (default 1s; 500ms, 2s)`)
+    .option('--retries <n>', 'with --wait: send again this many times when the replies are late (default 0)')
+    .option('--expect <n>', 'with --wait: replies to wait for (default: one per datagram sent)')
+    .addOption(
+      new Option(
+        '-f, --format <format>',
+        `with --wait: how replies are printed: ${OUTPUT_FORMATS.join(', ')} (default text)`,
+      ),
+    )
+    .option('-t, --timestamps', 'with --wait: prefix replies with their receive time')
     .option('--stats', 'print counters to stderr every second, and at exit')
     .option(
       '--stats-interval <duration>',
@@ -384,6 +427,9 @@ Examples:
   printf 'a\\nb\\n' | udpkit send [::1]:9000
   udpkit send 127.0.0.1 9000 --framing whole --file packet.bin
   udpkit send 127.0.0.1 9000 --count 100000 --size 1024 --rate 50k
+  udpkit send 127.0.0.1 9000 ping --wait --timeout 2s --retries 2
+  echo '12 34 01 00 00 01 00 00 00 00 00 00 00 00 01 00 01' |
+    udpkit send 127.0.0.1 53 --framing hex --wait -f hex
 
 A message over 65507 bytes (IPv4) or 65527 (IPv6) is an error: nothing after it is sent.`,
     )

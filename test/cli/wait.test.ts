@@ -1,0 +1,105 @@
+import { describe, expect, it } from 'vitest';
+import { openUdpSocket, type UdpSocket } from '../../src/lib/index.js';
+import { runCli } from '../helpers/cli.js';
+import { bound } from '../helpers/net.js';
+
+/** A server that answers each datagram `times` times with 're:' and its payload. */
+async function answering(times = 1): Promise<UdpSocket> {
+  const s = await bound();
+  s.consume((m) => {
+    for (let i = 0; i < times; i++)
+      void s.send(Buffer.concat([Buffer.from('re:'), m.data]), m.from.port, m.from.address);
+  });
+  return s;
+}
+
+describe('udpkit send --wait', () => {
+  it('prints each reply as listen does, and exits 0 once every datagram was answered', async () => {
+    const server = await answering();
+    const port = server.address().port;
+    const r = await runCli(['send', '127.0.0.1', String(port), 'ping', 'pong', '--wait']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe(
+      `Received message: re:ping from 127.0.0.1:${port}\nReceived message: re:pong from 127.0.0.1:${port}\n`,
+    );
+    expect(r.stderr).toBe('');
+  });
+
+  it('sends hex in and dumps hex out, for binary protocols', async () => {
+    const server = await answering();
+    const port = server.address().port;
+    const r = await runCli(['send', '127.0.0.1', String(port), '--framing', 'hex', '--wait', '-f', 'hex'], {
+      input: '00 ff 1b 41\n',
+    });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe(
+      `Received 7 bytes from 127.0.0.1:${port}\n00000000  72 65 3a 00 ff 1b 41                              |re:...A|\n`,
+    );
+  });
+
+  it('waits for --expect replies', async () => {
+    const server = await answering(3);
+    const r = await runCli([
+      'send',
+      '127.0.0.1',
+      String(server.address().port),
+      'x',
+      '--wait',
+      '--expect',
+      '3',
+    ]);
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim().split('\n')).toHaveLength(3);
+  });
+
+  it('times out against a socket that never answers: exit 1, one line, after every retry', async () => {
+    const silent = await bound();
+    let seen = 0;
+    silent.consume(() => void seen++);
+    const t0 = performance.now();
+    const r = await runCli([
+      'send',
+      '127.0.0.1',
+      String(silent.address().port),
+      'anyone',
+      '--wait',
+      '--timeout',
+      '200ms',
+      '--retries',
+      '2',
+    ]);
+    const took = performance.now() - t0;
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toBe(
+      `udpkit send: no reply from 127.0.0.1:${silent.address().port} within 200ms (sent 3 times)\n`,
+    );
+    expect(took).toBeGreaterThanOrEqual(600);
+    expect(seen).toBe(3);
+  });
+
+  it('fails at once when the target answers ICMP port unreachable, not after the timeout', async () => {
+    const gone = await openUdpSocket({ address: '127.0.0.1', port: 0 });
+    const port = gone.address().port;
+    await gone.close();
+    const t0 = performance.now();
+    const r = await runCli(['send', '127.0.0.1', String(port), 'hello?', '--wait', '--timeout', '10s']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe(`udpkit send: 127.0.0.1:${port} refused the datagram (ICMP port unreachable)\n`);
+    expect(performance.now() - t0).toBeLessThan(3000);
+  });
+
+  it.each([
+    [['hi', '--timeout', '1s'], '--timeout applies to replies: use it with --wait'],
+    [['hi', '-f', 'hex'], '--format and --timestamps apply to replies: use them with --wait'],
+    [['--count', '5', '--wait'], '--wait waits for replies to messages: not with --count'],
+    [['hi', '--wait', '--retries', 'two'], "retries 'two' is not a whole number (0 or more)"],
+    [['hi', '--wait', '--expect', '0'], "expect '0' is not a positive integer"],
+    [['hi', '--wait', '-f', 'yaml'], "unknown format 'yaml'"],
+  ])('refuses %j with exit 2', async (args, message) => {
+    const r = await runCli(['send', '127.0.0.1', '9', ...args]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(message);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+  });
+});
