@@ -245,6 +245,45 @@ static napi_value js_local_address(napi_env env, napi_callback_info info) {
   return arr;
 }
 
+/*
+ * setOption(sock, name, value): the integer socket options node:dgram sets with setBroadcast,
+ * setTTL, setMulticastTTL and setMulticastLoopback, by name, for the socket's family:
+ * "broadcast" (SO_BROADCAST), "ttl" (IP_TTL / IPV6_UNICAST_HOPS), "multicastTtl"
+ * (IP_MULTICAST_TTL / IPV6_MULTICAST_HOPS), "multicastLoop" (IP_MULTICAST_LOOP /
+ * IPV6_MULTICAST_LOOP).
+ */
+static napi_value js_set_option(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  char name[32];
+  int32_t value;
+  CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  sock_t *s = get_sock(env, argv[0]);
+  if (!s) return NULL;
+  CALL(env, napi_get_value_string_utf8(env, argv[1], name, sizeof name, NULL));
+  CALL(env, napi_get_value_int32(env, argv[2], &value));
+  int v6 = s->family == AF_INET6;
+  int level, opt;
+  if (strcmp(name, "broadcast") == 0) {
+    level = SOL_SOCKET;
+    opt = SO_BROADCAST;
+  } else if (strcmp(name, "ttl") == 0) {
+    level = v6 ? IPPROTO_IPV6 : IPPROTO_IP;
+    opt = v6 ? IPV6_UNICAST_HOPS : IP_TTL;
+  } else if (strcmp(name, "multicastTtl") == 0) {
+    level = v6 ? IPPROTO_IPV6 : IPPROTO_IP;
+    opt = v6 ? IPV6_MULTICAST_HOPS : IP_MULTICAST_TTL;
+  } else if (strcmp(name, "multicastLoop") == 0) {
+    level = v6 ? IPPROTO_IPV6 : IPPROTO_IP;
+    opt = v6 ? IPV6_MULTICAST_LOOP : IP_MULTICAST_LOOP;
+  } else {
+    napi_throw_error(env, "UDP_ERR_NATIVE", "unknown socket option");
+    return NULL;
+  }
+  if (setsockopt(s->fd, level, opt, &value, sizeof value) != 0) return throw_errno(env, errno, "setsockopt");
+  return NULL;
+}
+
 /* bufferSize(sock, which 'r'|'s' as 0|1, bytes (0 = just read), force) -> granted */
 static napi_value js_buffer_size(napi_env env, napi_callback_info info) {
   size_t argc = 4;
@@ -1061,6 +1100,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"connect", NULL, js_connect, NULL, NULL, NULL, napi_default, NULL},
       {"localAddress", NULL, js_local_address, NULL, NULL, NULL, napi_default, NULL},
       {"bufferSize", NULL, js_buffer_size, NULL, NULL, NULL, napi_default, NULL},
+      {"setOption", NULL, js_set_option, NULL, NULL, NULL, napi_default, NULL},
       {"startReceiving", NULL, js_start, NULL, NULL, NULL, napi_default, NULL},
       {"pauseReceiving", NULL, js_pause, NULL, NULL, NULL, napi_default, NULL},
       {"waitWritable", NULL, js_wait_writable, NULL, NULL, NULL, napi_default, NULL},

@@ -7,12 +7,17 @@ import { createRequire } from 'node:module';
 /** An open native socket; only the addon looks inside. */
 export type NativeHandle = { readonly __nativeSocket: unique symbol };
 
+/** The integer socket options both transports set. */
+export type SocketOptionName = 'broadcast' | 'ttl' | 'multicastTtl' | 'multicastLoop';
+
 /** The addon's functions, as native/udpkit.c defines them. */
 export interface NativeAddon {
   open(family: 4 | 6, reuseAddr: boolean, ipv6Only: boolean): NativeHandle;
   bind(sock: NativeHandle, ip: string, port: number): void;
   connect(sock: NativeHandle, ip: string, port: number): void;
   localAddress(sock: NativeHandle): [string, number];
+  /** An integer socket option by name, for the socket's family (see native/udpkit.c). */
+  setOption(sock: NativeHandle, name: SocketOptionName, value: number): void;
   /** which: 0 receive, 1 send; bytes 0 only reads; force tries SO_*BUFFORCE first. */
   bufferSize(sock: NativeHandle, which: 0 | 1, bytes: number, force: boolean): number;
   startReceiving(

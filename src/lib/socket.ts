@@ -29,6 +29,7 @@ import {
   type MessagesOptions,
   type ReceiveOptions,
 } from './inbox.js';
+import type { SocketOptionName } from './native.js';
 import { checkDestinationPort, type OutgoingDatagram, Sender } from './sender.js';
 import { createTransport, type Transport, type TransportKind } from './transport.js';
 
@@ -296,6 +297,45 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
   get sendBufferSize(): number {
     this.#assertBound('read the send buffer size of');
     return this.#transport.bufferSize('send');
+  }
+
+  /**
+   * Allows sending to broadcast addresses (SO_BROADCAST): a subnet's (`10.0.0.255`) or
+   * 255.255.255.255. Without it the kernel refuses them (`PermissionDeniedError`).
+   *
+   * @throws {SocketStateError} `UDP_ERR_SOCKET_STATE` when not bound
+   */
+  setBroadcast(on: boolean): void {
+    this.#setOption('broadcast', on ? 1 : 0, 'set SO_BROADCAST on');
+  }
+
+  /**
+   * The hop limit of unicast datagrams sent from here (IP_TTL, IPV6_UNICAST_HOPS), 1-255.
+   *
+   * @throws {InvalidArgumentError} `UDP_ERR_INVALID_ARG` outside 1-255
+   */
+  setTTL(hops: number): void {
+    this.#setOption('ttl', checkHops(hops), 'set the TTL of');
+  }
+
+  /** The hop limit of multicast datagrams sent from here (IP_MULTICAST_TTL, IPV6_MULTICAST_HOPS), 0-255. */
+  setMulticastTTL(hops: number): void {
+    this.#setOption('multicastTtl', checkHops(hops, 0), 'set the multicast TTL of');
+  }
+
+  /** Whether multicast sent from here is also delivered to this host's own members (default on). */
+  setMulticastLoopback(on: boolean): void {
+    this.#setOption('multicastLoop', on ? 1 : 0, 'set multicast loopback on');
+  }
+
+  /** Sets a socket option; `what` names it for errors ('set SO_BROADCAST on'). */
+  #setOption(name: SocketOptionName, value: number, what: string): void {
+    this.#assertBound('configure');
+    try {
+      this.#transport.setOption(name, value);
+    } catch (err) {
+      throw fromSystemError(err, `${what} the socket`);
+    }
   }
 
   /**
@@ -641,4 +681,12 @@ export async function openUdpSocket(options: OpenOptions = {}): Promise<UdpSocke
     ...(signal && { signal }),
   });
   return socket;
+}
+
+/** A hop limit: `min`-255. */
+function checkHops(hops: number, min = 1): number {
+  if (!Number.isInteger(hops) || hops < min || hops > 255) {
+    throw new InvalidArgumentError(`hop limit ${hops} is not in ${min}-255`);
+  }
+  return hops;
 }

@@ -7,7 +7,7 @@ import type * as dgram from 'node:dgram';
 import { createRequire } from 'node:module';
 import type { Endpoint, IpFamily } from './address.js';
 import { socketDrops, socketDropsAt } from './kernel.js';
-import { type NativeHandle, nativeAddon } from './native.js';
+import { type NativeHandle, nativeAddon, type SocketOptionName } from './native.js';
 
 /** Where a transport delivers what it receives. */
 export interface TransportSink {
@@ -65,6 +65,8 @@ export interface Transport {
     port: number | undefined,
     address: string | undefined,
   ): Promise<void> | undefined;
+  /** Sets an integer socket option of the bound socket (broadcast, TTLs, multicast loop). */
+  setOption(name: SocketOptionName, value: number): void;
   /** Asks for a buffer size when `bytes` is given; returns what the kernel granted. */
   bufferSize(which: 'receive' | 'send', bytes?: number): number;
   /**
@@ -239,6 +241,14 @@ class DgramTransport implements Transport {
       off += len;
       return [data.subarray(off - len, off), port, address];
     });
+  }
+
+  setOption(name: SocketOptionName, value: number): void {
+    const socket = this.#socket;
+    if (name === 'broadcast') socket.setBroadcast(value !== 0);
+    else if (name === 'ttl') socket.setTTL(value);
+    else if (name === 'multicastTtl') socket.setMulticastTTL(value);
+    else socket.setMulticastLoopback(value !== 0);
   }
 
   bufferSize(which: 'receive' | 'send', bytes?: number): number {
@@ -626,6 +636,10 @@ class NativeTransport implements Transport {
       this.#senders.set(key, ep);
     }
     return ep;
+  }
+
+  setOption(name: SocketOptionName, value: number): void {
+    this.#addon.setOption(this.#sock, name, value);
   }
 
   bufferSize(which: 'receive' | 'send', bytes?: number): number {

@@ -49,3 +49,40 @@ export function createNetns(context: TestContext): Netns {
   if (process.env.CI) throw new Error(unavailable);
   return context.skip(unavailable);
 }
+
+/** Two namespaces joined by a veth pair, each with one address on 10.199.<n>.0/24. */
+export interface LinkedNetns {
+  a: Netns & { address: string; device: string };
+  b: Netns & { address: string; device: string };
+  /** The subnet's broadcast address. */
+  broadcast: string;
+}
+
+let linked = 0;
+
+/**
+ * Creates two namespaces joined by a veth pair (`a` 10.199.n.1/24, `b` 10.199.n.2/24, both
+ * up, with loopback): traffic between them never leaves the machine. Deleted when the test
+ * ends; skipped or thrown as {@link createNetns} does when namespaces cannot be made.
+ */
+export function createLinkedNetns(context: TestContext): LinkedNetns {
+  const a = createNetns(context);
+  const b = createNetns(context);
+  const n = (process.pid + ++linked) % 250;
+  const steps = [
+    ['link', 'add', 'veth-a', 'netns', a.name, 'type', 'veth', 'peer', 'name', 'veth-b', 'netns', b.name],
+    ['-n', a.name, 'addr', 'add', `10.199.${n}.1/24`, 'dev', 'veth-a'],
+    ['-n', b.name, 'addr', 'add', `10.199.${n}.2/24`, 'dev', 'veth-b'],
+    ['-n', a.name, 'link', 'set', 'veth-a', 'up'],
+    ['-n', b.name, 'link', 'set', 'veth-b', 'up'],
+  ];
+  for (const step of steps) {
+    const failed = ip(step);
+    if (failed !== undefined) throw new Error(failed);
+  }
+  return {
+    a: { ...a, address: `10.199.${n}.1`, device: 'veth-a' },
+    b: { ...b, address: `10.199.${n}.2`, device: 'veth-b' },
+    broadcast: `10.199.${n}.255`,
+  };
+}

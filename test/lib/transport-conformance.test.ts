@@ -334,6 +334,23 @@ describe.each(TRANSPORTS)('%s transport', (transport) => {
     expect(server.denied).toBeGreaterThan(6);
   });
 
+  it('sets broadcast, hop limits and multicast loopback once bound, and checks their values', async () => {
+    const unbound = new UdpSocket({ transport });
+    onTestFinished(() => unbound.close());
+    expect(() => unbound.setBroadcast(true)).toThrow(
+      expect.objectContaining({ code: 'UDP_ERR_SOCKET_STATE' }),
+    );
+    for (const socket of [await open(), await openUdpSocket({ address: '::1', port: 0, transport })]) {
+      onTestFinished(() => socket.close());
+      socket.setBroadcast(true);
+      socket.setTTL(7);
+      socket.setMulticastTTL(0);
+      socket.setMulticastLoopback(false);
+      expect(() => socket.setTTL(0)).toThrow('hop limit 0 is not in 1-255');
+      expect(() => socket.setMulticastTTL(256)).toThrow('hop limit 256 is not in 0-255');
+    }
+  });
+
   it('a thousand receiving sockets, each sent a burst, fit in well under 64 MB', () => {
     const script = `
       import { openUdpSocket } from ${JSON.stringify(LIB)};

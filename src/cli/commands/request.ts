@@ -82,6 +82,7 @@ export async function runRequest(
   records: readonly Buffer[],
   wait: WaitOptions,
   io: CliIO,
+  prepare: (socket: UdpSocket) => Promise<void>,
 ): Promise<number> {
   const to = formatEndpoint(target.address, target.port);
   const expect = wait.expect ?? records.length;
@@ -96,6 +97,7 @@ export async function runRequest(
     wake();
   });
   try {
+    await prepare(socket);
     await socket.connect(target.port, target.address, { signal: io.signal });
     const consuming = socket.consume(
       (msg) => {

@@ -25,6 +25,7 @@ import {
   numberDatagrams,
   OUTPUT_FORMATS,
   Pacer,
+  PermissionDeniedError,
   parseFraming,
   parseOutputFormat,
   resolveHost,
@@ -68,10 +69,16 @@ export interface SendOptions {
   stats: number | undefined;
   /** --wait: wait for replies and print them; undefined to send only. */
   wait: WaitOptions | undefined;
+  /** --broadcast: SO_BROADCAST, to send to a broadcast address. */
+  broadcast: boolean;
+  /** --ttl: the hop limit of unicast and multicast datagrams. */
+  ttl: number | undefined;
 }
 
 /** The raw option values commander hands over. */
 export interface SendFlags extends WaitFlags {
+  broadcast?: boolean;
+  ttl?: string;
   framing?: string;
   file?: string;
   quiet?: boolean;
@@ -129,7 +136,42 @@ export function parseSendArgs(positionals: readonly string[], flags: SendFlags):
     rate: flags.rate === undefined ? 0 : parseRate(flags.rate),
     stats: parseStatsFlags(flags),
     wait: parseWaitArgs(flags),
+    broadcast: flags.broadcast ?? false,
+    ttl: flags.ttl === undefined ? undefined : parseTtl(flags.ttl),
   };
+}
+
+/** Adds what to do to an error a user can fix: a broadcast address without --broadcast. */
+function explain(err: unknown, opts: SendOptions): unknown {
+  if (err instanceof PermissionDeniedError && !opts.broadcast && err.syscall !== 'bind') {
+    err.message += ' (to send to a broadcast address, add --broadcast)';
+  }
+  return err;
+}
+
+function parseTtl(text: string): number {
+  if (!/^\d+$/.test(text.trim()) || Number(text) < 1 || Number(text) > 255) {
+    throw new UsageError(`ttl '${text}' is not a hop limit (1-255)`);
+  }
+  return Number(text);
+}
+
+/**
+ * Binds `socket` and sets --broadcast and --ttl on it, when asked: before any connect, since
+ * Linux refuses to connect to a broadcast address without SO_BROADCAST.
+ */
+export async function prepareSocket(
+  socket: UdpSocket,
+  opts: SendOptions,
+  signal: AbortSignal,
+): Promise<void> {
+  if (!opts.broadcast && opts.ttl === undefined) return;
+  await socket.bind({ signal });
+  if (opts.broadcast) socket.setBroadcast(true);
+  if (opts.ttl !== undefined) {
+    socket.setTTL(opts.ttl);
+    socket.setMulticastTTL(opts.ttl);
+  }
 }
 
 function parseWaitArgs(flags: SendFlags): WaitOptions | undefined {
@@ -166,7 +208,11 @@ export async function runSend(opts: SendOptions, io: CliIO): Promise<number> {
   if (opts.count !== undefined) checkSize(opts.size, target.family);
   if (opts.wait) {
     const records = argRecords ?? (await readAllRecords(opts, io, target.family));
-    return runRequest({ ...target, port: opts.port }, records, opts.wait, io);
+    return runRequest({ ...target, port: opts.port }, records, opts.wait, io, (socket) =>
+      prepareSocket(socket, opts, io.signal),
+    ).catch((err: unknown) => {
+      throw explain(err, opts);
+    });
   }
 
   const socket = new UdpSocket({ type: target.family === 'IPv6' ? 'udp6' : 'udp4' });
@@ -192,6 +238,7 @@ export async function runSend(opts: SendOptions, io: CliIO): Promise<number> {
   const started = performance.now();
   try {
     try {
+      await prepareSocket(socket, opts, signal);
       if (opts.count !== undefined) {
         await socket.connect(opts.port, target.address, { signal });
         await generate(socket, opts.count, opts.size, pacer, signal, load);
@@ -215,7 +262,7 @@ export async function runSend(opts: SendOptions, io: CliIO): Promise<number> {
           await sendInput(opts, io, signal, new Framer(opts.framing, maxPayload(target.family)), sendRecords);
       }
     } catch (err) {
-      if (!(err instanceof AbortError && signal.aborted)) throw err;
+      if (!(err instanceof AbortError && signal.aborted)) throw explain(err, opts);
     } finally {
       await socket.close();
     }
@@ -395,6 +442,8 @@ With no messages, reads stdin (or --file), one datagram per line.`,
       `size of generated datagrams (default ${DEFAULT_GENERATED_SIZE}; at least 8)`,
     )
     .option('-r, --rate <per-second>', 'pace sending at this many datagrams per second (1000, 50k, 1M)')
+    .option('--broadcast', 'allow sending to a broadcast address (SO_BROADCAST): 10.0.0.255, 255.255.255.255')
+    .option('--ttl <hops>', 'hop limit of the datagrams sent, unicast and multicast (1-255)')
     .option('--wait', 'then wait for replies and print them as listen does (exit 1 on a timeout)')
     .option('--timeout <duration>', `with --wait: how long to wait for the replies (default 1s; 500ms, 2s)`)
     .option('--retries <n>', 'with --wait: send again this many times when the replies are late (default 0)')
