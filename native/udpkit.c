@@ -9,6 +9,7 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <node_api.h>
 #include <stdlib.h>
@@ -281,6 +282,90 @@ static napi_value js_set_option(napi_env env, napi_callback_info info) {
     return NULL;
   }
   if (setsockopt(s->fd, level, opt, &value, sizeof value) != 0) return throw_errno(env, errno, "setsockopt");
+  return NULL;
+}
+
+/* Fills a sockaddr_storage from an IP literal of `family`; 0 on success. */
+static int to_sockaddr(int family, const char *ip, struct sockaddr_storage *ss) {
+  memset(ss, 0, sizeof *ss);
+  if (family == AF_INET6) {
+    struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
+    a->sin6_family = AF_INET6;
+    return inet_pton(AF_INET6, ip, &a->sin6_addr) == 1 ? 0 : -1;
+  }
+  struct sockaddr_in *a = (struct sockaddr_in *)ss;
+  a->sin_family = AF_INET;
+  return inet_pton(AF_INET, ip, &a->sin_addr) == 1 ? 0 : -1;
+}
+
+/*
+ * membership(sock, join, group, source|null, interface|null): joins (or leaves) a multicast
+ * group, any-source or, with a source, source-specific, on the interface named (null: the
+ * one the routing table picks). Protocol-independent MCAST_* options, so IPv4 and IPv6 are
+ * one code path.
+ */
+static napi_value js_membership(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  bool join;
+  char group[INET6_ADDRSTRLEN + 1], source[INET6_ADDRSTRLEN + 1], ifname[IF_NAMESIZE + 1];
+  CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  sock_t *s = get_sock(env, argv[0]);
+  if (!s) return NULL;
+  CALL(env, napi_get_value_bool(env, argv[1], &join));
+  CALL(env, napi_get_value_string_utf8(env, argv[2], group, sizeof group, NULL));
+  napi_valuetype t;
+  CALL(env, napi_typeof(env, argv[3], &t));
+  int ssm = t == napi_string;
+  if (ssm) CALL(env, napi_get_value_string_utf8(env, argv[3], source, sizeof source, NULL));
+  unsigned ifindex = 0;
+  CALL(env, napi_typeof(env, argv[4], &t));
+  if (t == napi_string) {
+    CALL(env, napi_get_value_string_utf8(env, argv[4], ifname, sizeof ifname, NULL));
+    ifindex = if_nametoindex(ifname);
+    if (ifindex == 0) return throw_errno(env, ENODEV, "if_nametoindex");
+  }
+  int level = s->family == AF_INET6 ? IPPROTO_IPV6 : IPPROTO_IP;
+  int rc;
+  if (ssm) {
+    struct group_source_req r;
+    memset(&r, 0, sizeof r);
+    r.gsr_interface = ifindex;
+    if (to_sockaddr(s->family, group, &r.gsr_group) || to_sockaddr(s->family, source, &r.gsr_source))
+      return throw_errno(env, EINVAL, "setsockopt");
+    rc = setsockopt(s->fd, level, join ? MCAST_JOIN_SOURCE_GROUP : MCAST_LEAVE_SOURCE_GROUP, &r, sizeof r);
+  } else {
+    struct group_req r;
+    memset(&r, 0, sizeof r);
+    r.gr_interface = ifindex;
+    if (to_sockaddr(s->family, group, &r.gr_group)) return throw_errno(env, EINVAL, "setsockopt");
+    rc = setsockopt(s->fd, level, join ? MCAST_JOIN_GROUP : MCAST_LEAVE_GROUP, &r, sizeof r);
+  }
+  if (rc != 0) return throw_errno(env, errno, "setsockopt");
+  return NULL;
+}
+
+/* multicastInterface(sock, interface): where multicast sent from here goes out. */
+static napi_value js_multicast_interface(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  char ifname[IF_NAMESIZE + 1];
+  CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  sock_t *s = get_sock(env, argv[0]);
+  if (!s) return NULL;
+  CALL(env, napi_get_value_string_utf8(env, argv[1], ifname, sizeof ifname, NULL));
+  int ifindex = (int)if_nametoindex(ifname);
+  if (ifindex == 0) return throw_errno(env, ENODEV, "if_nametoindex");
+  int rc;
+  if (s->family == AF_INET6) {
+    rc = setsockopt(s->fd, IPPROTO_IPV6, IPV6_MULTICAST_IF, &ifindex, sizeof ifindex);
+  } else {
+    struct ip_mreqn m;
+    memset(&m, 0, sizeof m);
+    m.imr_ifindex = ifindex;
+    rc = setsockopt(s->fd, IPPROTO_IP, IP_MULTICAST_IF, &m, sizeof m);
+  }
+  if (rc != 0) return throw_errno(env, errno, "setsockopt");
   return NULL;
 }
 
@@ -1101,6 +1186,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"localAddress", NULL, js_local_address, NULL, NULL, NULL, napi_default, NULL},
       {"bufferSize", NULL, js_buffer_size, NULL, NULL, NULL, napi_default, NULL},
       {"setOption", NULL, js_set_option, NULL, NULL, NULL, napi_default, NULL},
+      {"membership", NULL, js_membership, NULL, NULL, NULL, napi_default, NULL},
+      {"multicastInterface", NULL, js_multicast_interface, NULL, NULL, NULL, napi_default, NULL},
       {"startReceiving", NULL, js_start, NULL, NULL, NULL, napi_default, NULL},
       {"pauseReceiving", NULL, js_pause, NULL, NULL, NULL, napi_default, NULL},
       {"waitWritable", NULL, js_wait_writable, NULL, NULL, NULL, napi_default, NULL},

@@ -44,6 +44,7 @@ export {
 } from './format.js';
 export { decodeHexLine, FRAMINGS, Framer, type Framing, parseFraming } from './framing.js';
 export { createSequencedBatch, MIN_SEQUENCED_SIZE, numberDatagrams, readSequence } from './generate.js';
+export { type InterfaceRef, isMulticast, resolveInterface } from './interfaces.js';
 export { socketDrops } from './kernel.js';
 export { nativeUnavailableReason } from './native.js';
 export { BatchWriter, type BatchWriterOptions, type ByteSink, type FlushOptions } from './output.js';

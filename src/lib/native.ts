@@ -16,6 +16,16 @@ export interface NativeAddon {
   bind(sock: NativeHandle, ip: string, port: number): void;
   connect(sock: NativeHandle, ip: string, port: number): void;
   localAddress(sock: NativeHandle): [string, number];
+  /** Joins or leaves a group (source-specific with a source) on the interface named, or the routed one. */
+  membership(
+    sock: NativeHandle,
+    join: boolean,
+    group: string,
+    source: string | null,
+    iface: string | null,
+  ): void;
+  /** The interface, by name, multicast sent from here goes out of. */
+  multicastInterface(sock: NativeHandle, iface: string): void;
   /** An integer socket option by name, for the socket's family (see native/udpkit.c). */
   setOption(sock: NativeHandle, name: SocketOptionName, value: number): void;
   /** which: 0 receive, 1 send; bytes 0 only reads; force tries SO_*BUFFORCE first. */

@@ -29,6 +29,7 @@ import {
   type MessagesOptions,
   type ReceiveOptions,
 } from './inbox.js';
+import { isMulticast, resolveInterface } from './interfaces.js';
 import type { SocketOptionName } from './native.js';
 import { checkDestinationPort, type OutgoingDatagram, Sender } from './sender.js';
 import { createTransport, type Transport, type TransportKind } from './transport.js';
@@ -326,6 +327,59 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
   /** Whether multicast sent from here is also delivered to this host's own members (default on). */
   setMulticastLoopback(on: boolean): void {
     this.#setOption('multicastLoop', on ? 1 : 0, 'set multicast loopback on');
+  }
+
+  /**
+   * Joins a multicast group (any source), on `iface` (a name or one of its addresses) or on
+   * the interface the routing table picks for the group. Repeatable, one group at a time.
+   *
+   * @throws {InvalidArgumentError} `UDP_ERR_INVALID_ARG` when `group` is not a multicast
+   *   address of the socket's family, or no interface is `iface`
+   */
+  addMembership(group: string, iface?: string): void {
+    this.#membership(true, group, undefined, iface);
+  }
+
+  /** Leaves a group joined with {@link addMembership}. */
+  dropMembership(group: string, iface?: string): void {
+    this.#membership(false, group, undefined, iface);
+  }
+
+  /** Joins a group for datagrams from `source` only (source-specific multicast, 232.0.0.0/8, ff3x::). */
+  addSourceSpecificMembership(source: string, group: string, iface?: string): void {
+    this.#membership(true, group, source, iface);
+  }
+
+  /** Leaves a group joined with {@link addSourceSpecificMembership}. */
+  dropSourceSpecificMembership(source: string, group: string, iface?: string): void {
+    this.#membership(false, group, source, iface);
+  }
+
+  /** Sends multicast out of `iface` (a name or one of its addresses) rather than the routed one. */
+  setMulticastInterface(iface: string): void {
+    this.#assertBound('configure');
+    const ref = resolveInterface(iface, this.family);
+    try {
+      this.#transport.multicastInterface(ref);
+    } catch (err) {
+      throw fromSystemError(err, `send multicast out of ${ref.name} from`);
+    }
+  }
+
+  #membership(join: boolean, group: string, source: string | undefined, iface: string | undefined): void {
+    this.#assertBound('configure');
+    if (ipFamily(group) !== this.family || !isMulticast(group, this.family)) {
+      throw new InvalidArgumentError(`${group} is not an ${this.family} multicast group`);
+    }
+    if (source !== undefined && ipFamily(source) !== this.family) {
+      throw new InvalidArgumentError(`source ${source} is not an ${this.family} address`);
+    }
+    const ref = iface === undefined ? undefined : resolveInterface(iface, this.family);
+    try {
+      this.#transport.membership(join, group, source, ref);
+    } catch (err) {
+      throw fromSystemError(err, `${join ? 'join' : 'leave'} ${group}${ref ? ` on ${ref.name}` : ''} with`);
+    }
   }
 
   /** Sets a socket option; `what` names it for errors ('set SO_BROADCAST on'). */

@@ -6,6 +6,7 @@
 import type * as dgram from 'node:dgram';
 import { createRequire } from 'node:module';
 import type { Endpoint, IpFamily } from './address.js';
+import type { InterfaceRef } from './interfaces.js';
 import { socketDrops, socketDropsAt } from './kernel.js';
 import { type NativeHandle, nativeAddon, type SocketOptionName } from './native.js';
 
@@ -65,6 +66,10 @@ export interface Transport {
     port: number | undefined,
     address: string | undefined,
   ): Promise<void> | undefined;
+  /** Joins (or leaves) a multicast group, source-specific with a source, on an interface or the routed one. */
+  membership(join: boolean, group: string, source: string | undefined, iface: InterfaceRef | undefined): void;
+  /** The interface multicast sent from here goes out of. */
+  multicastInterface(iface: InterfaceRef): void;
   /** Sets an integer socket option of the bound socket (broadcast, TTLs, multicast loop). */
   setOption(name: SocketOptionName, value: number): void;
   /** Asks for a buffer size when `bytes` is given; returns what the kernel granted. */
@@ -125,6 +130,7 @@ interface DgramHandle {
 class DgramTransport implements Transport {
   readonly kind = 'dgram';
   #sink: TransportSink;
+  #family: IpFamily;
   #socket: dgram.Socket;
   #bound = false;
   #paused = false;
@@ -137,6 +143,7 @@ class DgramTransport implements Transport {
   constructor(options: TransportOptions, sink: TransportSink) {
     // Loaded on first use: with the native transport, node:dgram is never needed.
     this.#sink = sink;
+    this.#family = options.family;
     const { createSocket } = createRequire(import.meta.url)('node:dgram') as typeof dgram;
     this.#socket = createSocket({
       type: options.family === 'IPv6' ? 'udp6' : 'udp4',
@@ -241,6 +248,37 @@ class DgramTransport implements Transport {
       off += len;
       return [data.subarray(off - len, off), port, address];
     });
+  }
+
+  membership(
+    join: boolean,
+    group: string,
+    source: string | undefined,
+    iface: InterfaceRef | undefined,
+  ): void {
+    const socket = this.#socket;
+    const at = this.#dgramInterface(iface);
+    if (source === undefined) {
+      if (join) socket.addMembership(group, at);
+      else socket.dropMembership(group, at);
+    } else if (join) socket.addSourceSpecificMembership(source, group, at);
+    else socket.dropSourceSpecificMembership(source, group, at);
+  }
+
+  multicastInterface(iface: InterfaceRef): void {
+    this.#socket.setMulticastInterface(this.#dgramInterface(iface) as string);
+  }
+
+  /** node:dgram names an interface by an IPv4 address, or for IPv6 as '::%name'. */
+  #dgramInterface(iface: InterfaceRef | undefined): string | undefined {
+    if (iface === undefined) return undefined;
+    if (this.#family === 'IPv6') return `::%${iface.name}`;
+    if (iface.address === undefined) {
+      throw Object.assign(new Error(`interface ${iface.name} has no IPv4 address`), {
+        code: 'EADDRNOTAVAIL',
+      });
+    }
+    return iface.address;
   }
 
   setOption(name: SocketOptionName, value: number): void {
@@ -640,6 +678,19 @@ class NativeTransport implements Transport {
 
   setOption(name: SocketOptionName, value: number): void {
     this.#addon.setOption(this.#sock, name, value);
+  }
+
+  membership(
+    join: boolean,
+    group: string,
+    source: string | undefined,
+    iface: InterfaceRef | undefined,
+  ): void {
+    this.#addon.membership(this.#sock, join, group, source ?? null, iface?.name ?? null);
+  }
+
+  multicastInterface(iface: InterfaceRef): void {
+    this.#addon.multicastInterface(this.#sock, iface.name);
   }
 
   bufferSize(which: 'receive' | 'send', bytes?: number): number {

@@ -231,6 +231,10 @@ describe('defaults', () => {
       quiet: false,
       rcvbuf: 4 * 1024 * 1024,
       stats: undefined,
+      access: undefined,
+      join: [],
+      source: undefined,
+      iface: undefined,
     });
     expect(parseListenArgs([], { rcvbuf: '512K', stats: true })).toMatchObject({
       rcvbuf: 524288,

@@ -50,10 +50,10 @@ export function createNetns(context: TestContext): Netns {
   return context.skip(unavailable);
 }
 
-/** Two namespaces joined by a veth pair, each with one address on 10.199.<n>.0/24. */
+/** Two namespaces joined by a veth pair, each with an address on 10.199.<n>.0/24 and fd00:199:<n>::/64. */
 export interface LinkedNetns {
-  a: Netns & { address: string; device: string };
-  b: Netns & { address: string; device: string };
+  a: Netns & { address: string; address6: string; device: string };
+  b: Netns & { address: string; address6: string; device: string };
   /** The subnet's broadcast address. */
   broadcast: string;
 }
@@ -73,6 +73,8 @@ export function createLinkedNetns(context: TestContext): LinkedNetns {
     ['link', 'add', 'veth-a', 'netns', a.name, 'type', 'veth', 'peer', 'name', 'veth-b', 'netns', b.name],
     ['-n', a.name, 'addr', 'add', `10.199.${n}.1/24`, 'dev', 'veth-a'],
     ['-n', b.name, 'addr', 'add', `10.199.${n}.2/24`, 'dev', 'veth-b'],
+    ['-n', a.name, 'addr', 'add', `fd00:199:${n}::1/64`, 'dev', 'veth-a', 'nodad'],
+    ['-n', b.name, 'addr', 'add', `fd00:199:${n}::2/64`, 'dev', 'veth-b', 'nodad'],
     ['-n', a.name, 'link', 'set', 'veth-a', 'up'],
     ['-n', b.name, 'link', 'set', 'veth-b', 'up'],
   ];
@@ -80,9 +82,23 @@ export function createLinkedNetns(context: TestContext): LinkedNetns {
     const failed = ip(step);
     if (failed !== undefined) throw new Error(failed);
   }
+  // Both ends report a carrier a moment after they are up: wait for it (2 s at most), since
+  // an interface without one is not yet listed among the system's running interfaces.
+  for (const [ns, dev] of [
+    [a.name, 'veth-a'],
+    [b.name, 'veth-b'],
+  ] as const) {
+    const deadline = Date.now() + 2000;
+    for (;;) {
+      const r = spawnSync('ip', ['-n', ns, 'link', 'show', 'dev', dev], { encoding: 'utf8', timeout: 2000 });
+      if (r.stdout.includes('LOWER_UP')) break;
+      if (Date.now() > deadline) throw new Error(`${dev} in ${ns} has no carrier after 2 s`);
+      spawnSync('sleep', ['0.02']);
+    }
+  }
   return {
-    a: { ...a, address: `10.199.${n}.1`, device: 'veth-a' },
-    b: { ...b, address: `10.199.${n}.2`, device: 'veth-b' },
+    a: { ...a, address: `10.199.${n}.1`, address6: `fd00:199:${n}::1`, device: 'veth-a' },
+    b: { ...b, address: `10.199.${n}.2`, address6: `fd00:199:${n}::2`, device: 'veth-b' },
     broadcast: `10.199.${n}.255`,
   };
 }

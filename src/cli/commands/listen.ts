@@ -14,6 +14,8 @@ import {
   type Datagram,
   formatEndpoint,
   type IpFamily,
+  ipFamily,
+  isMulticast,
   OUTPUT_FORMATS,
   type OutputFormat,
   openUdpSocket,
@@ -29,6 +31,7 @@ import {
   parseFamilyFlags,
   parseListenPositionals,
   parseStatsFlags,
+  UsageError,
   usage,
 } from '../args.js';
 import { Command, Option } from '../commander.js';
@@ -52,6 +55,12 @@ export interface ListenOptions {
   stats: number | undefined;
   /** Who may send, from --allow and --deny in order; undefined: everyone. */
   access: AccessList | undefined;
+  /** Multicast groups to join (--join). */
+  join: string[];
+  /** --source: join the groups for this sender only (source-specific multicast). */
+  source: string | undefined;
+  /** --interface: a name or one of its addresses, for the joins. */
+  iface: string | undefined;
 }
 
 /** The raw option values commander hands over. */
@@ -68,6 +77,9 @@ export interface ListenFlags {
   statsInterval?: string;
   /** --allow and --deny, in the order given. */
   access?: AccessRule[];
+  join?: string[];
+  source?: string;
+  interface?: string;
 }
 
 export const DEFAULT_LISTEN_PORT = 12345;
@@ -84,8 +96,12 @@ export const DEFAULT_RCVBUF = 4 * 1024 * 1024;
  */
 export function parseListenArgs(positionals: readonly string[], flags: ListenFlags): ListenOptions {
   const { host, port } = parseListenPositionals(positionals);
-  const family = parseFamilyFlags(flags);
-  checkFamily(host, family);
+  const given = parseFamilyFlags(flags);
+  checkFamily(host, given);
+  const multicast = parseMulticastFlags(flags, given);
+  // IPv6 groups with no address to bind: bind :: rather than 0.0.0.0.
+  const first = multicast.join[0];
+  const family = given ?? (host === undefined && first !== undefined ? ipFamily(first) : undefined);
   return {
     host,
     port: port ?? DEFAULT_LISTEN_PORT,
@@ -99,6 +115,7 @@ export function parseListenArgs(positionals: readonly string[], flags: ListenFla
     rcvbuf: flags.rcvbuf === undefined ? DEFAULT_RCVBUF : parseByteSize(flags.rcvbuf, 'receive buffer'),
     stats: parseStatsFlags(flags),
     access: parseAccessRules(flags.access),
+    ...multicast,
   };
 }
 
@@ -148,6 +165,15 @@ export async function runReceiver(opts: ListenOptions, io: CliIO, hooks: Receive
     // Stopped while starting: nothing was received, and it says so.
     io.stderr.write(`${name}: stopped before it was listening; received 0 datagrams\n`);
     return EXIT_OK;
+  }
+  try {
+    for (const group of opts.join) {
+      if (opts.source === undefined) socket.addMembership(group, opts.iface);
+      else socket.addSourceSpecificMembership(opts.source, group, opts.iface);
+    }
+  } catch (err) {
+    await socket.close();
+    throw err;
   }
   const out = new BatchWriter(stdoutTarget());
   // The output failed (the reader went away, a full disk): stop receiving at once.
@@ -381,6 +407,19 @@ export function receiverCommand(
       'drop and count datagrams from this block; rules apply in order, first match wins',
       addRule('deny'),
     )
+    .option(
+      '--join <group>',
+      'join this multicast group (239.1.2.3, ff15::1); repeatable',
+      (g: string, all: string[] = []) => [...all, g],
+    )
+    .option(
+      '--source <address>',
+      'with --join: take the groups from this sender only (source-specific multicast)',
+    )
+    .option(
+      '--interface <name-or-address>',
+      'with --join: join on this interface (eth0, or one of its addresses)',
+    )
     .option('--stats', 'print counters to stderr every second, and at exit')
     .option(
       '--stats-interval <duration>',
@@ -429,4 +468,34 @@ Output formats:
   base64  the payload in base64, one line each
   json    {"ts":"...","from":{"address","port","family"},"size":5,"text":"Hello","base64":"SGVsbG8="}`,
     );
+}
+
+/**
+ * --join, --source and --interface: groups must be multicast addresses of the socket's
+ * family (when -4 or -6 says it), --source and --interface need --join.
+ *
+ * @throws {UsageError} naming the bad value
+ */
+function parseMulticastFlags(
+  flags: ListenFlags,
+  family: IpFamily | undefined,
+): { join: string[]; source: string | undefined; iface: string | undefined } {
+  const join = flags.join ?? [];
+  if (join.length === 0 && (flags.source !== undefined || flags.interface !== undefined)) {
+    throw new UsageError(
+      `--${flags.source !== undefined ? 'source' : 'interface'} applies to --join: give a group to join`,
+    );
+  }
+  for (const group of join) {
+    const f = ipFamily(group);
+    if (f === undefined || !isMulticast(group, f) || (family !== undefined && f !== family)) {
+      throw new UsageError(
+        `--join: '${group}' is not a multicast group (224.0.0.0/4 for IPv4, ff00::/8 for IPv6)`,
+      );
+    }
+  }
+  if (flags.source !== undefined && ipFamily(flags.source) === undefined) {
+    throw new UsageError(`--source: '${flags.source}' is not an IP address`);
+  }
+  return { join, source: flags.source, iface: flags.interface };
 }

@@ -73,12 +73,18 @@ export interface SendOptions {
   broadcast: boolean;
   /** --ttl: the hop limit of unicast and multicast datagrams. */
   ttl: number | undefined;
+  /** --interface: multicast goes out of this interface (a name or one of its addresses). */
+  iface: string | undefined;
+  /** --multicast-loopback / --no-multicast-loopback; undefined leaves the system's default (on). */
+  multicastLoopback: boolean | undefined;
 }
 
 /** The raw option values commander hands over. */
 export interface SendFlags extends WaitFlags {
   broadcast?: boolean;
   ttl?: string;
+  interface?: string;
+  multicastLoopback?: boolean;
   framing?: string;
   file?: string;
   quiet?: boolean;
@@ -138,6 +144,8 @@ export function parseSendArgs(positionals: readonly string[], flags: SendFlags):
     wait: parseWaitArgs(flags),
     broadcast: flags.broadcast ?? false,
     ttl: flags.ttl === undefined ? undefined : parseTtl(flags.ttl),
+    iface: flags.interface,
+    multicastLoopback: flags.multicastLoopback,
   };
 }
 
@@ -165,13 +173,21 @@ export async function prepareSocket(
   opts: SendOptions,
   signal: AbortSignal,
 ): Promise<void> {
-  if (!opts.broadcast && opts.ttl === undefined) return;
+  if (
+    !opts.broadcast &&
+    opts.ttl === undefined &&
+    opts.iface === undefined &&
+    opts.multicastLoopback === undefined
+  )
+    return;
   await socket.bind({ signal });
   if (opts.broadcast) socket.setBroadcast(true);
   if (opts.ttl !== undefined) {
     socket.setTTL(opts.ttl);
     socket.setMulticastTTL(opts.ttl);
   }
+  if (opts.iface !== undefined) socket.setMulticastInterface(opts.iface);
+  if (opts.multicastLoopback !== undefined) socket.setMulticastLoopback(opts.multicastLoopback);
 }
 
 function parseWaitArgs(flags: SendFlags): WaitOptions | undefined {
@@ -444,6 +460,12 @@ With no messages, reads stdin (or --file), one datagram per line.`,
     .option('-r, --rate <per-second>', 'pace sending at this many datagrams per second (1000, 50k, 1M)')
     .option('--broadcast', 'allow sending to a broadcast address (SO_BROADCAST): 10.0.0.255, 255.255.255.255')
     .option('--ttl <hops>', 'hop limit of the datagrams sent, unicast and multicast (1-255)')
+    .option(
+      '--interface <name-or-address>',
+      'send multicast out of this interface (eth0, or one of its addresses)',
+    )
+    .option('--multicast-loopback', "deliver multicast sent to this host's own members too (the default)")
+    .option('--no-multicast-loopback', 'do not deliver multicast sent to members on this host')
     .option('--wait', 'then wait for replies and print them as listen does (exit 1 on a timeout)')
     .option('--timeout <duration>', `with --wait: how long to wait for the replies (default 1s; 500ms, 2s)`)
     .option('--retries <n>', 'with --wait: send again this many times when the replies are late (default 0)')
