@@ -8,6 +8,7 @@
 // this file cannot be built or loaded.
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <stdio.h>
 #include <errno.h>
 #include <net/if.h>
 #include <netinet/in.h>
@@ -103,7 +104,18 @@ static int make_addr(sock_t *s, const char *ip, int port, struct sockaddr_storag
     struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
     a->sin6_family = AF_INET6;
     a->sin6_port = htons((uint16_t)port);
-    if (inet_pton(AF_INET6, ip, &a->sin6_addr) != 1) return -1;
+    // A scoped address (fe80::1%eth0, or %2): the zone names the interface.
+    char plain[INET6_ADDRSTRLEN + IF_NAMESIZE + 2];
+    snprintf(plain, sizeof plain, "%s", ip);
+    char *zone = strchr(plain, '%');
+    if (zone) {
+      *zone++ = 0;
+      char *end;
+      unsigned long n = strtoul(zone, &end, 10);
+      a->sin6_scope_id = *zone && !*end ? (uint32_t)n : if_nametoindex(zone);
+      if (a->sin6_scope_id == 0) return -1;
+    }
+    if (inet_pton(AF_INET6, plain, &a->sin6_addr) != 1) return -1;
     *len = sizeof *a;
   } else {
     struct sockaddr_in *a = (struct sockaddr_in *)ss;
@@ -212,12 +224,18 @@ static napi_value js_connect(napi_env env, napi_callback_info info) {
 }
 
 static napi_value addr_to_js(napi_env env, const struct sockaddr_storage *ss, napi_value *port_out) {
-  char text[INET6_ADDRSTRLEN] = "";
+  char text[INET6_ADDRSTRLEN + IF_NAMESIZE + 1] = "";
   int port = 0;
   if (ss->ss_family == AF_INET6) {
     const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
-    inet_ntop(AF_INET6, &a->sin6_addr, text, sizeof text);
+    inet_ntop(AF_INET6, &a->sin6_addr, text, INET6_ADDRSTRLEN);
     port = ntohs(a->sin6_port);
+    // As node:dgram writes them: a link-local sender with its interface's name.
+    char ifname[IF_NAMESIZE];
+    if (a->sin6_scope_id != 0 && if_indextoname(a->sin6_scope_id, ifname)) {
+      size_t used = strlen(text);
+      snprintf(text + used, sizeof text - used, "%%%s", ifname);
+    }
   } else {
     const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
     inet_ntop(AF_INET, &a->sin_addr, text, sizeof text);

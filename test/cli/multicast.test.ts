@@ -105,6 +105,16 @@ describe('multicast (two namespaces over veth)', () => {
     expect((await on.wait()).stdout).toMatch(/^Received message: looped from [^\n]*\n$/);
   });
 
+  it('takes scoped IPv6 addresses (fe80::2%veth-b) to bind and to send to, and shows senders so', async (context) => {
+    const net = createLinkedNetns(context);
+    const l = await listenIn(net.b, ['fe80::2%veth-b', '0', '--count', '1']);
+    const s = await runCli(['send', 'fe80::2%veth-a', l.port, 'link-local'], { prefix: net.a.prefix });
+    expect(s.code).toBe(0);
+    expect(s.stdout).toBe(`Sent message: link-local to [fe80::2%veth-a]:${l.port}\n`);
+    const r = await l.wait();
+    expect(r.stdout).toMatch(/^Received message: link-local from \[fe80::[0-9a-f:]+%veth-b\]:\d+\n$/);
+  });
+
   it.each([
     [['listen', '127.0.0.1', '0', '--join', '10.0.0.1'], "--join: '10.0.0.1' is not a multicast group"],
     [

@@ -50,7 +50,7 @@ export function createNetns(context: TestContext): Netns {
   return context.skip(unavailable);
 }
 
-/** Two namespaces joined by a veth pair, each with an address on 10.199.<n>.0/24 and fd00:199:<n>::/64. */
+/** Two namespaces joined by a veth pair, each with an address on 10.199.<n>.0/24 and fd00:199:<n>::/64, and fe80::1 / fe80::2. */
 export interface LinkedNetns {
   a: Netns & { address: string; address6: string; device: string };
   b: Netns & { address: string; address6: string; device: string };
@@ -75,6 +75,8 @@ export function createLinkedNetns(context: TestContext): LinkedNetns {
     ['-n', b.name, 'addr', 'add', `10.199.${n}.2/24`, 'dev', 'veth-b'],
     ['-n', a.name, 'addr', 'add', `fd00:199:${n}::1/64`, 'dev', 'veth-a', 'nodad'],
     ['-n', b.name, 'addr', 'add', `fd00:199:${n}::2/64`, 'dev', 'veth-b', 'nodad'],
+    ['-n', a.name, 'addr', 'add', 'fe80::1/64', 'dev', 'veth-a', 'nodad'],
+    ['-n', b.name, 'addr', 'add', 'fe80::2/64', 'dev', 'veth-b', 'nodad'],
     ['-n', a.name, 'link', 'set', 'veth-a', 'up'],
     ['-n', b.name, 'link', 'set', 'veth-b', 'up'],
   ];
