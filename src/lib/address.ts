@@ -77,19 +77,22 @@ export function isHostLike(text: string): boolean {
  *
  * @param value the port as text or number
  * @param what names the value in error messages, e.g. `port` or `destination port`
- * @throws {InvalidArgumentError} `UDP_ERR_INVALID_ARG` when it is not an integer in 0-65535
+ * @param min 1 where port 0 (any) makes no sense, as a destination
+ * @throws {InvalidArgumentError} `UDP_ERR_INVALID_ARG` when it is not an integer in min-65535
  */
-export function parsePort(value: string | number, what = 'port'): number {
+export function parsePort(value: string | number, what = 'port', min: 0 | 1 = 0): number {
+  const range = `${min}-65535`;
   if (typeof value === 'number') {
-    if (Number.isInteger(value) && value >= 0 && value <= 65535) return value;
-    throw new InvalidArgumentError(`${what} ${value} is out of range (0-65535)`);
+    if (Number.isInteger(value) && value >= min && value <= 65535) return value;
+    throw new InvalidArgumentError(`${what} ${value} is out of range (${range})`);
   }
   const text = value.trim();
   if (!DIGITS.test(text)) {
-    throw new InvalidArgumentError(`${what} '${value}' is not a number (0-65535)`);
+    throw new InvalidArgumentError(`${what} '${value}' is not a number (${range})`);
   }
   const port = Number(text);
-  if (port > 65535) throw new InvalidArgumentError(`${what} ${text} is out of range (0-65535)`);
+  if (port > 65535 || port < min)
+    throw new InvalidArgumentError(`${what} ${text} is out of range (${range})`);
   return port;
 }
 

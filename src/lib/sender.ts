@@ -367,7 +367,5 @@ export function checkSize(size: number, family: IpFamily): void {
 
 /** A destination port: 1-65535. */
 export function checkDestinationPort(port: number): number {
-  const dest = parsePort(port, 'destination port');
-  if (dest === 0) throw new InvalidArgumentError('destination port 0 is not valid (1-65535)');
-  return dest;
+  return parsePort(port, 'destination port', 1);
 }

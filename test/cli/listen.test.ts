@@ -62,7 +62,7 @@ describe('udpkit listen', () => {
   it.each([
     ['IPv4', '127.0.0.1', 65507],
     ['IPv6', '::1', 65527],
-  ])('prints the largest %s datagram whole (%i bytes)', async (_family, host, size) => {
+  ])('prints the largest %s datagram whole (to %s, %i bytes)', async (_family, host, size) => {
     const { running, port } = await startListener(['--count', '1', '--format', 'raw'], host);
     const big = Buffer.alloc(size, 0x41);
     big.write('END', size - 3);

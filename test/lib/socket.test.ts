@@ -128,7 +128,7 @@ describe.each(TRANSPORTS)('%s transport', (transport) => {
       onTestFinished(() => socket.close());
       await expect(socket.bind({ port: 70000 })).rejects.toThrow('port 70000 is out of range (0-65535)');
       expect(socket.state).toBe('unbound');
-      await expect(socket.send('x', 0)).rejects.toThrow('destination port 0 is not valid (1-65535)');
+      await expect(socket.send('x', 0)).rejects.toThrow('destination port 0 is out of range (1-65535)');
       await expect(socket.send('x')).rejects.toThrow('send needs a destination port');
       await expect(socket.send('x', 9, '::1')).rejects.toThrow(
         'cannot send to IPv6 address ::1 from a udp4 socket',

@@ -251,12 +251,16 @@ export async function runSend(opts: SendOptions, io: CliIO): Promise<number> {
   });
   const stopStats =
     opts.stats === undefined ? () => {} : startStats(io.stderr, 'udpkit send', opts.stats, counters, 'sent');
-  const started = performance.now();
+  // The report's elapsed time is the sending's: from the first datagram to the last, not the
+  // set-up before or the flushing after.
+  let started = performance.now();
+  let ended: number | undefined;
   try {
     try {
       await prepareSocket(socket, opts, signal);
       if (opts.count !== undefined) {
         await socket.connect(opts.port, target.address, { signal });
+        started = performance.now();
         await generate(socket, opts.count, opts.size, pacer, signal, load);
       } else {
         // One datagram per record, in order; the report follows once the kernel has it.
@@ -280,6 +284,7 @@ export async function runSend(opts: SendOptions, io: CliIO): Promise<number> {
     } catch (err) {
       if (!(err instanceof AbortError && signal.aborted)) throw explain(err, opts);
     } finally {
+      ended = performance.now();
       await socket.close();
     }
   } finally {
@@ -287,7 +292,7 @@ export async function runSend(opts: SendOptions, io: CliIO): Promise<number> {
     await finishOutput(out, io.signal);
     stopStats();
     await settleSignals();
-    const elapsed = (performance.now() - started) / 1000;
+    const elapsed = ((ended ?? performance.now()) - started) / 1000;
     if (opts.count !== undefined || opts.stats !== undefined) {
       io.stderr.write(
         `udpkit send: ${formatCounters(counters())} elapsed=${elapsed.toFixed(6)}s pps=${Math.round(socket.packetsSent / elapsed)}\n`,
