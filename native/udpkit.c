@@ -303,19 +303,6 @@ static napi_value js_set_option(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* Fills a sockaddr_storage from an IP literal of `family`; 0 on success. */
-static int to_sockaddr(int family, const char *ip, struct sockaddr_storage *ss) {
-  memset(ss, 0, sizeof *ss);
-  if (family == AF_INET6) {
-    struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
-    a->sin6_family = AF_INET6;
-    return inet_pton(AF_INET6, ip, &a->sin6_addr) == 1 ? 0 : -1;
-  }
-  struct sockaddr_in *a = (struct sockaddr_in *)ss;
-  a->sin_family = AF_INET;
-  return inet_pton(AF_INET, ip, &a->sin_addr) == 1 ? 0 : -1;
-}
-
 /*
  * membership(sock, join, group, source|null, interface|null): joins (or leaves) a multicast
  * group, any-source or, with a source, source-specific, on the interface named (null: the
@@ -349,14 +336,16 @@ static napi_value js_membership(napi_env env, napi_callback_info info) {
     struct group_source_req r;
     memset(&r, 0, sizeof r);
     r.gsr_interface = ifindex;
-    if (to_sockaddr(s->family, group, &r.gsr_group) || to_sockaddr(s->family, source, &r.gsr_source))
+    socklen_t len;
+    if (make_addr(s, group, 0, &r.gsr_group, &len) || make_addr(s, source, 0, &r.gsr_source, &len))
       return throw_errno(env, EINVAL, "setsockopt");
     rc = setsockopt(s->fd, level, join ? MCAST_JOIN_SOURCE_GROUP : MCAST_LEAVE_SOURCE_GROUP, &r, sizeof r);
   } else {
     struct group_req r;
     memset(&r, 0, sizeof r);
     r.gr_interface = ifindex;
-    if (to_sockaddr(s->family, group, &r.gr_group)) return throw_errno(env, EINVAL, "setsockopt");
+    socklen_t len;
+    if (make_addr(s, group, 0, &r.gr_group, &len)) return throw_errno(env, EINVAL, "setsockopt");
     rc = setsockopt(s->fd, level, join ? MCAST_JOIN_GROUP : MCAST_LEAVE_GROUP, &r, sizeof r);
   }
   if (rc != 0) return throw_errno(env, errno, "setsockopt");
