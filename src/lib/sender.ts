@@ -188,11 +188,19 @@ export class Sender {
       const hosts: string[] = [];
       let total = 0;
       let names = false;
-      for (const d of datagrams) {
-        const payload = toPayload(d?.data);
-        checkSize(payload.length, this.#ctx.family);
+      for (const [i, d] of datagrams.entries()) {
+        let payload: Uint8Array;
+        let dest: Destination;
+        try {
+          payload = toPayload(d?.data);
+          checkSize(payload.length, this.#ctx.family);
+          dest = this.#destination(d.port, d.host) as Destination;
+        } catch (err) {
+          // Which one of the batch: the message says, the error stays of its kind.
+          if (err instanceof Error) err.message = `datagram ${i} of the batch: ${err.message}`;
+          throw err;
+        }
         total += payload.length;
-        const dest = this.#destination(d.port, d.host) as Destination;
         payloads.push(payload);
         ports.push(dest.port);
         hosts.push(dest.address);

@@ -154,6 +154,12 @@ describe.each(TRANSPORTS)('%s transport', (transport) => {
         { data: big, port },
       ]),
     ).rejects.toMatchObject(tooLarge);
+    await expect(
+      client.sendBatch([
+        { data: 'ok', port },
+        { data: 'x', port: 0 },
+      ]),
+    ).rejects.toThrow('datagram 1 of the batch: destination port 0 is out of range (1-65535)');
     expect(() => client.trySend(big, port)).toThrow(expect.objectContaining(tooLarge));
     const six = await openUdpSocket({ address: '::1', port: 0, transport });
     onTestFinished(() => six.close());
