@@ -5,7 +5,7 @@
  * dual-stack socket reports them) against IPv4 rules; verdicts are cached per address, so a
  * flood from one sender costs a map lookup per datagram.
  */
-import { BlockList } from 'node:net';
+import { BlockList, SocketAddress } from 'node:net';
 import { type IpFamily, ipFamily, ipv6Bytes } from './address.js';
 import { InvalidArgumentError } from './errors.js';
 
@@ -50,10 +50,11 @@ export function parseCidr(text: string): Cidr {
     }
     prefix = Number(p);
   }
-  const network = networkOf(address, prefix, family);
-  if (!sameAddress(network, address, family)) {
+  const bytes = family === 'IPv4' ? address.split('.').map(Number) : ipv6Bytes(address);
+  const network = bytes.map((b, i) => b & ((0xff << (8 - Math.max(0, Math.min(8, prefix - i * 8)))) & 0xff));
+  if (network.some((b, i) => b !== bytes[i])) {
     throw new InvalidArgumentError(
-      `'${text}' has bits set past its /${prefix} prefix: did you mean ${network}/${prefix}?`,
+      `'${text}' has bits set past its /${prefix} prefix: did you mean ${formatBytes(network, family)}/${prefix}?`,
     );
   }
   return { address, prefix, family };
@@ -112,44 +113,11 @@ export class AccessList {
   }
 }
 
-/** The address with every bit past `prefix` cleared. */
-function networkOf(address: string, prefix: number, family: IpFamily): string {
-  const bytes = family === 'IPv4' ? address.split('.').map(Number) : ipv6Bytes(address);
-  for (let i = 0; i < bytes.length; i++) {
-    const keep = Math.max(0, Math.min(8, prefix - i * 8));
-    bytes[i] = (bytes[i] as number) & ((0xff << (8 - keep)) & 0xff);
-  }
+/** An address from its bytes, as Node writes it (`2001:db8::`, RFC 5952). */
+function formatBytes(bytes: number[], family: IpFamily): string {
   if (family === 'IPv4') return bytes.join('.');
   const words: string[] = [];
   for (let i = 0; i < 16; i += 2)
     words.push((((bytes[i] as number) << 8) | (bytes[i + 1] as number)).toString(16));
-  return compressIpv6(words);
-}
-
-function sameAddress(a: string, b: string, family: IpFamily): boolean {
-  if (family === 'IPv4') return a === b;
-  const list = new BlockList();
-  list.addAddress(a, 'ipv6');
-  return list.check(b, 'ipv6');
-}
-
-/** Eight hex words as the shortest IPv6 text (RFC 5952: the longest run of zeros as ::). */
-function compressIpv6(words: string[]): string {
-  let best = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    if (words[i] !== '0') {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && words[j] === '0') j++;
-    if (j - i > bestLen) {
-      best = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  if (best < 0) return words.join(':');
-  return `${words.slice(0, best).join(':')}::${words.slice(best + bestLen).join(':')}`;
+  return new SocketAddress({ address: words.join(':'), family: 'ipv6' }).address;
 }

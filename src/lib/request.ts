@@ -37,7 +37,6 @@ export interface RequestOptions {
 }
 
 interface Pending {
-  data: Uint8Array;
   match: (reply: Datagram) => boolean;
   deadline: number;
   timeout: number;
@@ -113,7 +112,6 @@ export class Requester {
         socket.send(payload, options.port, options.host).catch((err: unknown) => finish(() => reject(err)));
       };
       const pending: Pending = {
-        data: payload,
         match,
         deadline: this.#scheduler.now() + timeout,
         timeout,
@@ -212,7 +210,11 @@ export function request(
   return requester.request(data, options);
 }
 
-/** The reply comes from where the request went (names are not resolved here: any port matches a name). */
+/**
+ * The reply comes from where the request went: the port, and the address when `host` is an
+ * IP literal (an IPv4 one also as IPv4-mapped). A name is not resolved again here, so any
+ * address matches it.
+ */
 function fromPeer(from: Endpoint, port: number | undefined, host: string | undefined): boolean {
   if (port !== undefined && from.port !== port) return false;
   if (host === undefined) return true;

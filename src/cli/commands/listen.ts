@@ -221,22 +221,17 @@ export async function runReceiver(opts: ListenOptions, io: CliIO, hooks: Receive
     }
   });
   let abandoned = 0;
+  const { onDatagram } = hooks;
   try {
     try {
       // Each datagram is formatted straight into the output buffer as it arrives.
       await socket.consume(
-        hooks.onDatagram
-          ? (msg) => {
-              format(msg, out);
-              out.commit();
-              hooks.onDatagram?.(msg, socket);
-              if (out.saturated && !paused) paused = socket.pause();
-            }
-          : (msg) => {
-              format(msg, out);
-              out.commit();
-              if (out.saturated && !paused) paused = socket.pause();
-            },
+        (msg) => {
+          format(msg, out);
+          out.commit();
+          onDatagram?.(msg, socket);
+          if (out.saturated && !paused) paused = socket.pause();
+        },
         {
           signal,
           ...(opts.idleTimeout !== undefined && { idleTimeout: opts.idleTimeout }),
