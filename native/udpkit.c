@@ -23,15 +23,18 @@
 
 #define BATCH 64
 #define MAX_DGRAM 65536
-#define CTRL_LEN 64
+#define CTRL_LEN 128 /* room for a timestamp, a pktinfo and a TTL */
 #define MAX_ROUNDS 8 /* recvmmsg calls per readable event before yielding to the loop */
-#define META_WORDS 4 /* per datagram: length, sender index, time (f64 as two words) */
+/* per datagram: length, sender index, time (f64 as two words), arrival index, TTL */
+#define META_WORDS 6
+#define NONE 0xffffffffu
 
 typedef struct {
   int fd;
   int family;
   int closed;
   int events;
+  int metadata;     /* asked the kernel for each datagram's destination, interface and TTL */
   uv_poll_t *poll;
   uv_timer_t *timer;
   int coalesce_ms;  /* 0: read as soon as readable; else batch up arrivals under load */
@@ -283,6 +286,20 @@ static napi_value js_set_option(napi_env env, napi_callback_info info) {
   CALL(env, napi_get_value_int32(env, argv[2], &value));
   int v6 = s->family == AF_INET6;
   int level, opt;
+  if (strcmp(name, "metadata") == 0) {
+    // Each datagram's destination address and interface (IP_PKTINFO), and its TTL or hop
+    // limit. An IPv6 socket asks for both families': IPv4 arrives on it as mapped addresses.
+    int on = value ? 1 : 0;
+    if (setsockopt(s->fd, IPPROTO_IP, IP_PKTINFO, &on, sizeof on) != 0 ||
+        setsockopt(s->fd, IPPROTO_IP, IP_RECVTTL, &on, sizeof on) != 0) {
+      if (!v6 || errno != ENOPROTOOPT) return throw_errno(env, errno, "setsockopt");
+    }
+    if (v6 && (setsockopt(s->fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &on, sizeof on) != 0 ||
+               setsockopt(s->fd, IPPROTO_IPV6, IPV6_RECVHOPLIMIT, &on, sizeof on) != 0))
+      return throw_errno(env, errno, "setsockopt");
+    s->metadata = on;
+    return NULL;
+  }
   if (strcmp(name, "broadcast") == 0) {
     level = SOL_SOCKET;
     opt = SO_BROADCAST;
@@ -376,6 +393,23 @@ static napi_value js_multicast_interface(napi_env env, napi_callback_info info) 
   return NULL;
 }
 
+/*
+ * bindToDevice(sock, interface): only datagrams arriving on that interface are received, and
+ * everything sent leaves through it (SO_BINDTODEVICE; unprivileged since Linux 5.7).
+ */
+static napi_value js_bind_to_device(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  char ifname[IF_NAMESIZE + 1];
+  CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  sock_t *s = get_sock(env, argv[0]);
+  if (!s) return NULL;
+  CALL(env, napi_get_value_string_utf8(env, argv[1], ifname, sizeof ifname, NULL));
+  if (setsockopt(s->fd, SOL_SOCKET, SO_BINDTODEVICE, ifname, (socklen_t)strlen(ifname)) != 0)
+    return throw_errno(env, errno, "setsockopt");
+  return NULL;
+}
+
 /* bufferSize(sock, which 'r'|'s' as 0|1, bytes (0 = just read), force) -> granted */
 static napi_value js_buffer_size(napi_env env, napi_callback_info info) {
   size_t argc = 4;
@@ -427,35 +461,146 @@ static int update_poll(sock_t *s) {
   return uv_poll_start(s->poll, events, on_poll);
 }
 
-static double ts_ms(struct msghdr *m, double fallback) {
+/* What the kernel said of one datagram besides its payload. */
+typedef struct {
+  double ms;           /* receive time, ms since the epoch */
+  int ttl;             /* TTL or hop limit; -1 when not said */
+  int family;          /* of the pktinfo: AF_INET, AF_INET6, or 0 when none came */
+  unsigned ifindex;
+  unsigned char dst[16];  /* the header's destination */
+  unsigned char spec[4];  /* IPv4: the local address to answer from (ipi_spec_dst) */
+} arrival_t;
+
+static void parse_cmsgs(struct msghdr *m, double fallback, arrival_t *a) {
+  a->ms = fallback;
+  a->ttl = -1;
+  a->family = 0;
+  a->ifindex = 0;
+  memset(a->dst, 0, sizeof a->dst);
+  memset(a->spec, 0, sizeof a->spec);
   for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c)) {
     if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
       struct timespec ts;
       memcpy(&ts, CMSG_DATA(c), sizeof ts);
-      return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+      a->ms = (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+    } else if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
+      struct in_pktinfo pi;
+      memcpy(&pi, CMSG_DATA(c), sizeof pi);
+      a->family = AF_INET;
+      a->ifindex = (unsigned)pi.ipi_ifindex;
+      memcpy(a->dst, &pi.ipi_addr, 4);
+      memcpy(a->spec, &pi.ipi_spec_dst, 4);
+    } else if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO) {
+      struct in6_pktinfo pi;
+      memcpy(&pi, CMSG_DATA(c), sizeof pi);
+      a->family = AF_INET6;
+      a->ifindex = pi.ipi6_ifindex;
+      memcpy(a->dst, &pi.ipi6_addr, 16);
+    } else if ((c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_TTL) ||
+               (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_HOPLIMIT)) {
+      int v;
+      memcpy(&v, CMSG_DATA(c), sizeof v);
+      a->ttl = v;
     }
   }
-  return fallback;
 }
 
 /*
- * Hands one batch to JS: onBatch(slab, meta, count, senders). Datagram i is at offset
- * i * MAX_DGRAM of slab; meta holds per datagram its length, its sender's index in senders
- * and its kernel receive time (f64 ms since the epoch). Both buffers are reused by the next
- * batch: JS copies what it keeps. On a receive error: onBatch(null, errorCode).
+ * An interface's name by index, cached for a second: if_indextoname opens a socket and makes
+ * an ioctl each time, too much for every datagram.
+ */
+static const char *ifname_of(unsigned index) {
+  static struct {
+    unsigned index;
+    char name[IF_NAMESIZE];
+    struct timespec at;
+  } cache[16];
+  static unsigned next;
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
+  for (unsigned i = 0; i < 16; i++) {
+    if (cache[i].index == index && index != 0 && now.tv_sec - cache[i].at.tv_sec < 1) return cache[i].name;
+  }
+  unsigned slot = next++ % 16;
+  if (!if_indextoname(index, cache[slot].name)) {
+    cache[slot].index = 0;
+    return NULL;
+  }
+  cache[slot].index = index;
+  cache[slot].at = now;
+  return cache[slot].name;
+}
+
+/* An address as text: IPv4 as an IPv6 socket shows it (::ffff:a.b.c.d) when mapped. */
+static void addr_text(int family, const unsigned char *bytes, int mapped, char *out, size_t size) {
+  if (family == AF_INET && mapped) {
+    char v4[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, bytes, v4, sizeof v4);
+    snprintf(out, size, "::ffff:%s", v4);
+  } else {
+    inet_ntop(family, bytes, out, (socklen_t)size);
+  }
+}
+
+/*
+ * The JS form of an arrival: [to, interface|undefined, replyFrom]. `to` is the header's
+ * destination. replyFrom is the address a reply should leave from: IPv4's ipi_spec_dst (the
+ * receiving interface's address when `to` was a broadcast or a group); IPv6's `to`, or `::`
+ * for a group; with `%interface` where an IPv6 source needs its interface (link-local, group).
+ */
+static napi_value arrival_to_js(napi_env env, sock_t *s, const arrival_t *a) {
+  char to[INET6_ADDRSTRLEN + 8], from[INET6_ADDRSTRLEN + IF_NAMESIZE + 10];
+  int mapped = s->family == AF_INET6;
+  const char *ifname = a->ifindex ? ifname_of(a->ifindex) : NULL;
+  addr_text(a->family, a->dst, mapped, to, sizeof to);
+  if (a->family == AF_INET) {
+    addr_text(AF_INET, a->spec, mapped, from, sizeof from);
+  } else {
+    const struct in6_addr *d = (const struct in6_addr *)a->dst;
+    int group = IN6_IS_ADDR_MULTICAST(d);
+    if (group) snprintf(from, sizeof from, "::");
+    else snprintf(from, sizeof from, "%s", to);
+    if ((group || IN6_IS_ADDR_LINKLOCAL(d)) && ifname) {
+      size_t used = strlen(from);
+      snprintf(from + used, sizeof from - used, "%%%s", ifname);
+    }
+  }
+  napi_value entry, v;
+  napi_create_array_with_length(env, 3, &entry);
+  napi_create_string_latin1(env, to, NAPI_AUTO_LENGTH, &v);
+  napi_set_element(env, entry, 0, v);
+  if (ifname) napi_create_string_latin1(env, ifname, NAPI_AUTO_LENGTH, &v);
+  else napi_get_undefined(env, &v);
+  napi_set_element(env, entry, 1, v);
+  napi_create_string_latin1(env, from, NAPI_AUTO_LENGTH, &v);
+  napi_set_element(env, entry, 2, v);
+  return entry;
+}
+
+/*
+ * Hands one batch to JS: onBatch(slab, meta, count, senders, arrivals). Datagram i is at offset
+ * i * MAX_DGRAM of slab; meta holds per datagram META_WORDS words: its length, its sender's
+ * index in senders, its kernel receive time (f64 ms since the epoch), the index of its
+ * arrival in arrivals and its TTL (NONE when not asked for or not said). Both buffers are
+ * reused by the next batch: JS copies what it keeps. arrivals (see arrival_to_js) is
+ * undefined unless metadata was asked for. On a receive error: onBatch(null, errorCode).
  */
 static int deliver(sock_t *s, napi_env env, int n) {
-  napi_value cb, global, args[4], senders, result;
+  napi_value cb, global, args[5], senders, arrivals, result;
   napi_get_reference_value(env, s->on_batch, &cb);
   napi_get_global(env, &global);
   napi_get_reference_value(env, s->slab_ref, &args[0]);
   napi_get_reference_value(env, s->meta_ref, &args[1]);
   napi_create_array(env, &senders);
+  if (s->metadata) napi_create_array(env, &arrivals);
+  else napi_get_undefined(env, &arrivals);
   struct timespec now;
   clock_gettime(CLOCK_REALTIME, &now);
   double fallback = (double)now.tv_sec * 1e3 + (double)now.tv_nsec / 1e6;
   int uniq[BATCH];
   int nuniq = 0;
+  arrival_t seen[BATCH];
+  int nseen = 0;
   for (int i = 0; i < n; i++) {
     struct msghdr *h = &s->msgs[i].msg_hdr;
     int idx = -1;
@@ -476,16 +621,33 @@ static int deliver(sock_t *s, napi_env env, int n) {
       napi_set_element(env, pair, 1, port);
       napi_set_element(env, senders, (uint32_t)idx, pair);
     }
-    double t = ts_ms(h, fallback);
+    arrival_t a;
+    parse_cmsgs(h, fallback, &a);
     uint32_t *rec = s->meta + (size_t)i * META_WORDS;
     rec[0] = s->msgs[i].msg_len;
     rec[1] = (uint32_t)idx;
-    memcpy(rec + 2, &t, sizeof t);
+    memcpy(rec + 2, &a.ms, sizeof a.ms);
+    rec[4] = NONE;
+    rec[5] = a.ttl < 0 ? NONE : (uint32_t)a.ttl;
+    if (s->metadata && a.family != 0) {
+      int k = 0;
+      for (; k < nseen; k++) {
+        if (seen[k].family == a.family && seen[k].ifindex == a.ifindex &&
+            memcmp(seen[k].dst, a.dst, 16) == 0 && memcmp(seen[k].spec, a.spec, 4) == 0)
+          break;
+      }
+      if (k == nseen) {
+        seen[nseen++] = a;
+        napi_set_element(env, arrivals, (uint32_t)k, arrival_to_js(env, s, &a));
+      }
+      rec[4] = (uint32_t)k;
+    }
   }
   napi_create_int32(env, n, &args[2]);
   args[3] = senders;
+  args[4] = arrivals;
   // make_callback, not call_function: promises the callback resolves settle right after it.
-  return napi_make_callback(env, s->async_ctx, global, cb, 4, args, &result) == napi_ok ? 0 : -1;
+  return napi_make_callback(env, s->async_ctx, global, cb, 5, args, &result) == napi_ok ? 0 : -1;
 }
 
 static void deliver_error(sock_t *s, napi_env env, int e) {
@@ -715,6 +877,62 @@ static int dest_arg(napi_env env, sock_t *s, napi_value ip_value, napi_value por
   return 0;
 }
 
+#define SRC_CTRL CMSG_SPACE(sizeof(struct in6_pktinfo))
+
+/*
+ * The source argument of a send (ip|null): the local address the datagrams leave from, as a
+ * control message (IP_PKTINFO's ipi_spec_dst, or IPV6_PKTINFO) in `ctrl`. An IPv6 source may
+ * name its interface (`fe80::1%eth0`, `::%eth0` for any address of it). Returns the control
+ * length, 0 for no source, or -1 with an exception pending.
+ */
+static int src_arg(napi_env env, sock_t *s, napi_value value, unsigned char *ctrl) {
+  napi_valuetype type;
+  if (napi_typeof(env, value, &type) != napi_ok) return -1;
+  if (type != napi_string) return 0;
+  char text[INET6_ADDRSTRLEN + IF_NAMESIZE + 2];
+  if (napi_get_value_string_utf8(env, value, text, sizeof text, NULL) != napi_ok) return -1;
+  unsigned ifindex = 0;
+  char *zone = strchr(text, '%');
+  if (zone) {
+    *zone++ = 0;
+    ifindex = if_nametoindex(zone);
+    if (ifindex == 0) {
+      throw_errno(env, ENODEV, "sendmmsg");
+      return -1;
+    }
+  }
+  struct in_addr v4;
+  struct in6_addr v6;
+  int is4 = inet_pton(AF_INET, text, &v4) == 1;
+  if (!is4) {
+    if (inet_pton(AF_INET6, text, &v6) != 1 || s->family != AF_INET6) {
+      throw_errno(env, EINVAL, "sendmmsg");
+      return -1;
+    }
+    if (IN6_IS_ADDR_V4MAPPED(&v6)) {
+      is4 = 1;
+      memcpy(&v4, &v6.s6_addr[12], 4);
+    }
+  }
+  memset(ctrl, 0, SRC_CTRL);
+  struct msghdr m = {.msg_control = ctrl, .msg_controllen = SRC_CTRL};
+  struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+  if (is4) {
+    struct in_pktinfo pi = {.ipi_ifindex = (int)ifindex, .ipi_spec_dst = v4};
+    c->cmsg_level = IPPROTO_IP;
+    c->cmsg_type = IP_PKTINFO;
+    c->cmsg_len = CMSG_LEN(sizeof pi);
+    memcpy(CMSG_DATA(c), &pi, sizeof pi);
+    return (int)CMSG_SPACE(sizeof pi);
+  }
+  struct in6_pktinfo pi = {.ipi6_addr = v6, .ipi6_ifindex = ifindex};
+  c->cmsg_level = IPPROTO_IPV6;
+  c->cmsg_type = IPV6_PKTINFO;
+  c->cmsg_len = CMSG_LEN(sizeof pi);
+  memcpy(CMSG_DATA(c), &pi, sizeof pi);
+  return (int)CMSG_SPACE(sizeof pi);
+}
+
 enum { STEP_AGAIN = -1, STEP_FULL = -2, STEP_ERROR = -3 };
 
 /* One sendmmsg call: datagrams taken, or AGAIN (interrupted), FULL (no room now), ERROR (errno). */
@@ -727,14 +945,15 @@ static int send_step(sock_t *s, struct mmsghdr *msgs, int k) {
 }
 
 /*
- * sendBatch(sock, data, lengths (Uint32Array), first, count, ip|null, port) -> datagrams sent
- * Sends datagrams first..first+count-1, packed back to back in data. Returns how many the
- * kernel took (fewer when its buffer is full: call waitWritable, then send the rest). Throws
- * on any error but EAGAIN before the first datagram.
+ * sendBatch(sock, data, lengths (Uint32Array), first, count, ip|null, port[, source|null])
+ *   -> datagrams sent
+ * Sends datagrams first..first+count-1, packed back to back in data, from `source` when given
+ * (see src_arg). Returns how many the kernel took (fewer when its buffer is full: call
+ * waitWritable, then send the rest). Throws on any error but EAGAIN before the first datagram.
  */
 static napi_value js_send_batch(napi_env env, napi_callback_info info) {
-  size_t argc = 7;
-  napi_value argv[7], out;
+  size_t argc = 8;
+  napi_value argv[8], out;
   CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   sock_t *s = get_sock(env, argv[0]);
   if (!s) return NULL;
@@ -757,6 +976,9 @@ static napi_value js_send_batch(napi_env env, napi_callback_info info) {
   struct sockaddr_storage ss;
   socklen_t sslen = 0;
   if (dest_arg(env, s, argv[5], argv[6], &ss, &sslen) < 0) return NULL;
+  unsigned char ctrl[SRC_CTRL];
+  int ctrl_len = argc > 7 ? src_arg(env, s, argv[7], ctrl) : 0;
+  if (ctrl_len < 0) return NULL;
   if (first < 0 || count < 0 || (size_t)first + (size_t)count > nlen) {
     napi_throw_range_error(env, "UDP_ERR_NATIVE", "batch out of range");
     return NULL;
@@ -783,6 +1005,10 @@ static napi_value js_send_batch(napi_env env, napi_callback_info info) {
       if (sslen) {
         msgs[i].msg_hdr.msg_name = &ss;
         msgs[i].msg_hdr.msg_namelen = sslen;
+      }
+      if (ctrl_len) {
+        msgs[i].msg_hdr.msg_control = ctrl;
+        msgs[i].msg_hdr.msg_controllen = (size_t)ctrl_len;
       }
       o += l;
     }
@@ -978,15 +1204,15 @@ static napi_value js_drops(napi_env env, napi_callback_info info) {
 }
 
 /*
- * sendBuffers(sock, buffers (Array of Buffer), first, count, ip|null|ips, port|ports)
+ * sendBuffers(sock, buffers (Array of Buffer), first, count, ip|null|ips, port|ports[, source])
  *   -> datagrams sent
  * Like sendBatch, for datagrams that are separate Buffers: no packing copy needed. With an
  * array of ips and one of ports, datagram i goes to ips[i]:ports[i] (sendmmsg's per-message
  * address), so one call answers many peers.
  */
 static napi_value js_send_buffers(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value argv[6], out;
+  size_t argc = 7;
+  napi_value argv[7], out;
   CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   sock_t *s = get_sock(env, argv[0]);
   if (!s) return NULL;
@@ -1005,6 +1231,9 @@ static napi_value js_send_buffers(napi_env env, napi_callback_info info) {
   bool each = false;
   CALL(env, napi_is_array(env, argv[4], &each));
   if (!each && dest_arg(env, s, argv[4], argv[5], &ss, &sslen) < 0) return NULL;
+  unsigned char ctrl[SRC_CTRL];
+  int ctrl_len = argc > 6 ? src_arg(env, s, argv[6], ctrl) : 0;
+  if (ctrl_len < 0) return NULL;
   int sent = 0;
   struct mmsghdr msgs[BATCH];
   struct iovec iov[BATCH];
@@ -1034,6 +1263,10 @@ static napi_value js_send_buffers(napi_env env, napi_callback_info info) {
       } else if (sslen) {
         msgs[i].msg_hdr.msg_name = &ss;
         msgs[i].msg_hdr.msg_namelen = sslen;
+      }
+      if (ctrl_len) {
+        msgs[i].msg_hdr.msg_control = ctrl;
+        msgs[i].msg_hdr.msg_controllen = (size_t)ctrl_len;
       }
     }
     int r = send_step(s, msgs, k);
@@ -1195,6 +1428,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"setOption", NULL, js_set_option, NULL, NULL, NULL, napi_default, NULL},
       {"membership", NULL, js_membership, NULL, NULL, NULL, napi_default, NULL},
       {"multicastInterface", NULL, js_multicast_interface, NULL, NULL, NULL, napi_default, NULL},
+      {"bindToDevice", NULL, js_bind_to_device, NULL, NULL, NULL, napi_default, NULL},
       {"startReceiving", NULL, js_start, NULL, NULL, NULL, napi_default, NULL},
       {"pauseReceiving", NULL, js_pause, NULL, NULL, NULL, napi_default, NULL},
       {"waitWritable", NULL, js_wait_writable, NULL, NULL, NULL, napi_default, NULL},

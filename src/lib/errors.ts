@@ -19,6 +19,7 @@ export type UdpErrorCode =
   | 'UDP_ERR_ABORTED'
   | 'UDP_ERR_INPUT'
   | 'UDP_ERR_OUTPUT'
+  | 'UDP_ERR_NOT_SUPPORTED'
   | 'UDP_ERR_SOCKET';
 
 /** Details of the system call behind an error, when there was one. */
@@ -179,6 +180,17 @@ export class OutputError extends UdpError {
       ...(code !== undefined && { errno: code }),
       ...(syscall !== undefined && { syscall }),
     });
+  }
+}
+
+/**
+ * What was asked needs what this socket's transport lacks: the native addon (SO_BINDTODEVICE,
+ * a chosen source address), when the socket runs on node:dgram.
+ */
+export class NotSupportedError extends UdpError {
+  override name = 'NotSupportedError';
+  constructor(message: string, options?: ErrorOptions) {
+    super('UDP_ERR_NOT_SUPPORTED', message, options);
   }
 }
 

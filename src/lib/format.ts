@@ -164,6 +164,27 @@ let scratch = Buffer.allocUnsafe(8192);
 export interface FormatterOptions {
   /** Prefix `text` lines and `hex` headers with the receive time (ISO 8601, UTC). */
   timestamps?: boolean;
+  /**
+   * Add where each datagram arrived to `text` lines and `hex` headers, when the socket knows
+   * it (see `Datagram.to`): ` to 10.0.0.1 on eth0 ttl 64`. `json` always has it.
+   */
+  destination?: boolean;
+}
+
+/** ` to 10.0.0.1 on eth0 ttl 64`: what is known of where a datagram arrived, or ''. */
+export function arrivalText(msg: Datagram): string {
+  let text = msg.to === undefined ? '' : ` to ${msg.to}`;
+  if (msg.interface !== undefined) text += ` on ${msg.interface}`;
+  if (msg.ttl !== undefined) text += ` ttl ${msg.ttl}`;
+  return text;
+}
+
+/** `,"to":..,"interface":..,"ttl":..` of a `json` line: what is known, or ''. */
+function arrivalJson(msg: Datagram): string {
+  let json = msg.to === undefined ? '' : `,"to":${JSON.stringify(msg.to)}`;
+  if (msg.interface !== undefined) json += `,"interface":${JSON.stringify(msg.interface)}`;
+  if (msg.ttl !== undefined) json += `,"ttl":${msg.ttl}`;
+  return json;
 }
 
 /** Turns one datagram into its output: a string, or bytes for `raw`. Always ends in `\n`. */
@@ -177,21 +198,23 @@ const NEWLINE = Buffer.from('\n');
  * - `raw`: the payload bytes and a newline
  * - `hex`: a header `Received N bytes from 1.2.3.4:5` and a `hexdump -C` style dump
  * - `base64`: the payload in base64, one line
- * - `json`: `{"ts","from":{"address","port","family"},"size","text"?,"base64"}`, `text` only
+ * - `json`: `{"ts","from":{"address","port","family"},"to"?,"interface"?,"ttl"?,"size","text"?,
+ *   "base64"}`, `to`, `interface` and `ttl` when the socket knows them, `text` only
  *   when the payload is valid UTF-8, with DEL and {@link UNSAFE_CODE_POINTS} written as
  *   `\uNNNN` besides what JSON escapes
  */
 export function createFormatter(format: OutputFormat, options: FormatterOptions = {}): Formatter {
   const stamp = options.timestamps ? (msg: Datagram) => `${formatTimestamp(msg.receivedAt)} ` : () => '';
+  const where = options.destination ? arrivalText : () => '';
   switch (format) {
     case 'text':
       return (msg) =>
-        `${stamp(msg)}Received message: ${escapeText(msg.data)} from ${formatEndpoint(msg.from.address, msg.from.port)}\n`;
+        `${stamp(msg)}Received message: ${escapeText(msg.data)} from ${formatEndpoint(msg.from.address, msg.from.port)}${where(msg)}\n`;
     case 'raw':
       return (msg) => Buffer.concat([msg.data, NEWLINE]);
     case 'hex':
       return (msg) =>
-        `${stamp(msg)}Received ${msg.data.length} byte${msg.data.length === 1 ? '' : 's'} from ${formatEndpoint(msg.from.address, msg.from.port)}\n${hexDump(msg.data)}`;
+        `${stamp(msg)}Received ${msg.data.length} byte${msg.data.length === 1 ? '' : 's'} from ${formatEndpoint(msg.from.address, msg.from.port)}${where(msg)}\n${hexDump(msg.data)}`;
     case 'base64':
       return (msg) => `${msg.data.toString('base64')}\n`;
     case 'json':
@@ -199,7 +222,7 @@ export function createFormatter(format: OutputFormat, options: FormatterOptions 
         const d = msg.data;
         const json = jsonText(d);
         const text = json === undefined ? '' : `,"text":${json}`;
-        return `{"ts":"${formatTimestamp(msg.receivedAt)}",${fromJson(msg.from)},"size":${d.length}${text},"base64":"${d.toString('base64')}"}\n`;
+        return `{"ts":"${formatTimestamp(msg.receivedAt)}",${fromJson(msg.from)}${arrivalJson(msg)},"size":${d.length}${text},"base64":"${d.toString('base64')}"}\n`;
       };
   }
 }
@@ -246,6 +269,9 @@ function jsonEscape(ch: string): string {
 export interface JsonRecord {
   ts: string;
   from: { address: string; port: number; family: string };
+  to?: string;
+  interface?: string;
+  ttl?: number;
   size: number;
   text?: string;
   base64: string;
@@ -254,21 +280,19 @@ export interface JsonRecord {
 /** The `json` format's record of one datagram. */
 export function toJsonRecord(msg: Datagram): JsonRecord {
   const { address, port, family } = msg.from;
+  // Keys in the order the line has them.
   const record: JsonRecord = {
     ts: formatTimestamp(msg.receivedAt),
     from: { address, port, family },
-    size: msg.data.length,
-    base64: msg.data.toString('base64'),
+    size: 0,
+    base64: '',
   };
-  if (isUtf8(msg.data)) {
-    return {
-      ts: record.ts,
-      from: record.from,
-      size: record.size,
-      text: msg.data.toString('utf8'),
-      base64: record.base64,
-    };
-  }
+  if (msg.to !== undefined) record.to = msg.to;
+  if (msg.interface !== undefined) record.interface = msg.interface;
+  if (msg.ttl !== undefined) record.ttl = msg.ttl;
+  record.size = msg.data.length;
+  if (isUtf8(msg.data)) record.text = msg.data.toString('utf8');
+  record.base64 = msg.data.toString('base64');
   return record;
 }
 
@@ -441,8 +465,21 @@ export function createByteFormatter(format: OutputFormat, options: FormatterOpti
   const stamped = options.timestamps === true;
   const writeStamp = (msg: Datagram, buf: Buffer, o: number) =>
     o + buf.write(`${formatTimestamp(msg.receivedAt)} `, o, 'latin1');
+  const where = options.destination ? arrivalText : () => '';
   switch (format) {
     case 'text':
+      if (options.destination) {
+        return (msg, out) => {
+          const d = msg.data;
+          const tail = ` from ${formatEndpoint(msg.from.address, msg.from.port)}${arrivalText(msg)}\n`;
+          const buf = out.room(64 + d.length * 4 + tail.length * 3);
+          let o = out.used;
+          if (stamped) o = writeStamp(msg, buf, o);
+          o += TEXT_PREFIX.copy(buf, o);
+          o = escapeInto(d, buf, o);
+          out.used = o + buf.write(tail, o);
+        };
+      }
       return (msg, out) => {
         const d = msg.data;
         const tail = fromLine(msg.from);
@@ -460,9 +497,8 @@ export function createByteFormatter(format: OutputFormat, options: FormatterOpti
         let o = out.used;
         if (stamped) o = writeStamp(msg, buf, o);
         o += buf.write(
-          `Received ${d.length} byte${d.length === 1 ? '' : 's'} from ${formatEndpoint(msg.from.address, msg.from.port)}\n`,
+          `Received ${d.length} byte${d.length === 1 ? '' : 's'} from ${formatEndpoint(msg.from.address, msg.from.port)}${where(msg)}\n`,
           o,
-          'latin1',
         );
         out.used = hexDumpInto(d, buf, o);
       };
@@ -482,12 +518,11 @@ export function createByteFormatter(format: OutputFormat, options: FormatterOpti
         const n = d.length;
         const text = jsonText(d);
         const b64Length = Math.ceil(n / 3) * 4;
-        const buf = out.room(160 + b64Length + (text === undefined ? 0 : text.length * 3));
+        const buf = out.room(320 + b64Length + (text === undefined ? 0 : text.length * 3));
         let o = out.used;
         o += buf.write(
-          `{"ts":"${formatTimestamp(msg.receivedAt)}",${fromJson(msg.from)},"size":${n}`,
+          `{"ts":"${formatTimestamp(msg.receivedAt)}",${fromJson(msg.from)}${msg.to === undefined && msg.ttl === undefined ? '' : arrivalJson(msg)},"size":${n}`,
           o,
-          'latin1',
         );
         if (text !== undefined) {
           o += buf.write(',"text":', o, 'latin1');

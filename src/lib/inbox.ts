@@ -13,6 +13,7 @@ import {
   TimeoutError,
 } from './errors.js';
 import { BoundedQueue } from './queue.js';
+import type { Arrival } from './transport.js';
 
 /** A received datagram. */
 export interface Datagram {
@@ -22,7 +23,22 @@ export interface Datagram {
   from: Endpoint;
   /** When it was received: milliseconds since the epoch, with sub-millisecond precision. */
   receivedAt: number;
+  /**
+   * The address it was sent to (the destination in its IP header): one of this host's
+   * addresses, a broadcast address or a multicast group. With {@link
+   * UdpSocketOptions.metadata} on the native transport; absent otherwise.
+   */
+  to?: string;
+  /** The interface it came in on, by name. Like `to`. */
+  interface?: string;
+  /** Its TTL (IPv4) or hop limit (IPv6) on arrival. Like `to`. */
+  ttl?: number;
+  /** Where a reply should leave from (see {@link Arrival.replyFrom}); read by `reply()`. */
+  [REPLY_FROM]?: string;
 }
+
+/** The key of a datagram's reply source: internal, for `UdpSocket.reply`. */
+export const REPLY_FROM: unique symbol = Symbol('udpkit.replyFrom');
 
 /** Options of {@link Inbox.messages}. */
 export interface MessagesOptions {
@@ -312,7 +328,14 @@ export class Inbox {
    * Takes one datagram from the transport: to the running consumer, else into the queue (or,
    * past `highWaterMark`, counted as dropped). `borrowed` bytes are copied before queueing.
    */
-  deliver(data: Buffer, from: Endpoint, receivedAt: number, borrowed: boolean): void {
+  deliver(
+    data: Buffer,
+    from: Endpoint,
+    receivedAt: number,
+    borrowed: boolean,
+    arrival: Arrival | undefined,
+    ttl: number | undefined,
+  ): void {
     this.#packetsReceived++;
     this.#bytesReceived += data.length;
     const consumer = this.#consumer;
@@ -325,7 +348,7 @@ export class Inbox {
     }
     this.#lastReceivedAt = performance.now();
     if (consumer) {
-      this.#deliver(consumer, { data, from, receivedAt });
+      this.#deliver(consumer, datagram(data, from, receivedAt, arrival, ttl));
       return;
     }
     if (this.#queue.length === this.highWaterMark) {
@@ -333,7 +356,7 @@ export class Inbox {
       return;
     }
     // Queued datagrams outlive the transport's buffer: copy borrowed bytes.
-    this.#queue.push({ data: borrowed ? Buffer.from(data) : data, from, receivedAt });
+    this.#queue.push(datagram(borrowed ? Buffer.from(data) : data, from, receivedAt, arrival, ttl));
     if (this.#waiters.length > 0) this.#wake();
   }
 
@@ -397,4 +420,24 @@ function checkIdleTimeout(idleTimeout: number | undefined): void {
   if (idleTimeout !== undefined && !(Number.isFinite(idleTimeout) && idleTimeout > 0)) {
     throw new InvalidArgumentError(`idleTimeout ${idleTimeout} is not a positive number of milliseconds`);
   }
+}
+
+/** A datagram, with where it arrived when the transport said. */
+function datagram(
+  data: Buffer,
+  from: Endpoint,
+  receivedAt: number,
+  arrival: Arrival | undefined,
+  ttl: number | undefined,
+): Datagram {
+  if (arrival === undefined && ttl === undefined) return { data, from, receivedAt };
+  return {
+    data,
+    from,
+    receivedAt,
+    to: arrival?.to,
+    interface: arrival?.interface,
+    ttl,
+    [REPLY_FROM]: arrival?.replyFrom,
+  };
 }

@@ -26,8 +26,10 @@ export interface NativeAddon {
   ): void;
   /** The interface, by name, multicast sent from here goes out of. */
   multicastInterface(sock: NativeHandle, iface: string): void;
+  /** SO_BINDTODEVICE: receive only what arrives on the interface named, send only through it. */
+  bindToDevice(sock: NativeHandle, iface: string): void;
   /** An integer socket option by name, for the socket's family (see native/udpkit.c). */
-  setOption(sock: NativeHandle, name: SocketOptionName, value: number): void;
+  setOption(sock: NativeHandle, name: SocketOptionName | 'metadata', value: number): void;
   /** which: 0 receive, 1 send; bytes 0 only reads; force tries SO_*BUFFORCE first. */
   bufferSize(sock: NativeHandle, which: 0 | 1, bytes: number, force: boolean): number;
   startReceiving(
@@ -37,6 +39,8 @@ export interface NativeAddon {
       metaOrError: Buffer | string,
       count?: number,
       senders?: [string, number][],
+      /** [to, interface, replyFrom] of each distinct arrival, with metadata on. */
+      arrivals?: [string, string | undefined, string][],
     ) => void,
     onWritable: () => void,
   ): void;
@@ -50,6 +54,8 @@ export interface NativeAddon {
     count: number,
     ip: string | null,
     port: number,
+    /** The local address to send from (IP_PKTINFO / IPV6_PKTINFO); `%interface` allowed. */
+    source?: string | null,
   ): number;
   /** With arrays of ips and ports, datagram i goes to ips[i]:ports[i]. */
   sendBuffers(
@@ -59,9 +65,9 @@ export interface NativeAddon {
     count: number,
     ip: string | null | string[],
     port: number | number[],
+    source?: string | null,
   ): number;
   setCoalesce(sock: NativeHandle, ms: number): void;
-  /** Reads at most n more datagrams, then stops until the limit changes; -1 lifts it. */
   /** Reads at most `n` more datagrams (-1: no limit); with `more`, adds `n` to a limit in force. */
   setReadLimit(sock: NativeHandle, n: number, more?: boolean): void;
   /** The process's precise timer (a timerfd): `onFire` runs each time it fires. Once. */

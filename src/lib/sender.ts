@@ -95,6 +95,25 @@ export class Sender {
     }
   }
 
+  /**
+   * Sends to `to` (a connected socket: to its peer), from `source` when given (a local
+   * address, see Arrival.replyFrom), else as `send` does.
+   */
+  reply(data: Uint8Array | string, to: Endpoint, source: string | undefined): Promise<void> {
+    const connected = this.#ctx.remote() !== undefined;
+    if (source === undefined) return connected ? this.send(data) : this.send(data, to.port, to.address);
+    try {
+      const payload = toPayload(data);
+      checkSize(payload.length, this.#ctx.family);
+      const dest = connected ? undefined : this.#destination(to.port, to.address);
+      return this.#start(dest, 1, payload.length, NO_SIZES, (d) =>
+        this.#transport.sendFrom(payload, d?.port, d?.address, source),
+      );
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
   sendEach(payloads: readonly (Uint8Array | string)[], port?: number, host?: string): Promise<void> {
     try {
       if (!Array.isArray(payloads)) throw new InvalidArgumentError('sendEach needs an array of payloads');

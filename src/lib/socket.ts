@@ -18,6 +18,7 @@ import {
 import {
   fromSystemError,
   InvalidArgumentError,
+  NotSupportedError,
   SocketClosedError,
   SocketStateError,
   type UdpError,
@@ -27,10 +28,11 @@ import {
   type Datagram,
   Inbox,
   type MessagesOptions,
+  REPLY_FROM,
   type ReceiveOptions,
 } from './inbox.js';
 import { isMulticast, resolveInterface } from './interfaces.js';
-import type { SocketOptionName } from './native.js';
+import { nativeUnavailableReason, type SocketOptionName } from './native.js';
 import { checkDestinationPort, type OutgoingDatagram, Sender } from './sender.js';
 import { createTransport, type Transport, type TransportKind } from './transport.js';
 
@@ -80,6 +82,20 @@ export interface UdpSocketOptions {
    */
   accept?: ((from: Endpoint) => boolean) | undefined;
   /**
+   * Ask the kernel where each datagram arrived: its destination address (`to`), interface and
+   * TTL, on every {@link Datagram}, and {@link UdpSocket.reply} answers from the address it
+   * was sent to (IP_PKTINFO / IPV6_RECVPKTINFO). Native transport only: on node:dgram the
+   * fields stay absent and {@link UdpSocket.metadata} says false. Default false.
+   */
+  metadata?: boolean;
+  /**
+   * Ties the socket to one interface, by name or one of its addresses, before it binds: it
+   * receives only what arrives there and sends only through it, whatever the routing table
+   * says (SO_BINDTODEVICE, as `ping -I` does). Native transport only: `bind()` throws a
+   * {@link NotSupportedError} on node:dgram.
+   */
+  interface?: string | undefined;
+  /**
    * Resolves host names instead of `dns.lookup`, with its signature (as node:dgram's `lookup`
    * option); IP literals never reach it. For tests, and for resolvers of your own.
    */
@@ -116,6 +132,12 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
   readonly family: IpFamily;
   /** The most datagrams held for the consumer; see {@link UdpSocketOptions.highWaterMark}. */
   readonly highWaterMark: number;
+  /**
+   * Whether received datagrams carry `to`, `interface` and `ttl`, and replies leave from the
+   * address each request was sent to: {@link UdpSocketOptions.metadata} asked on the native
+   * transport.
+   */
+  readonly metadata: boolean;
 
   #state: SocketState = 'unbound';
   #transport: Transport;
@@ -127,6 +149,7 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
   #errorListeners = new Set<(err: UdpError) => void>();
   #pendingBufferSizes: { receive: number | undefined; send: number | undefined };
   #lookup: LookupFunction | undefined;
+  #interface: string | undefined;
   /** Settles when a bind in progress has succeeded or failed. */
   #binding: Promise<void> = Promise.resolve();
 
@@ -168,7 +191,9 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
     );
     this.#pendingBufferSizes = { receive: options.recvBufferSize, send: options.sendBufferSize };
     this.#lookup = options.lookup;
+    this.#interface = options.interface;
     this.#transport = this.#openTransport(options);
+    this.metadata = options.metadata === true && this.#transport.receiveMetadata(true);
     this.#sender = new Sender(
       {
         family: this.family,
@@ -194,8 +219,8 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
           coalesce: options.coalesce ?? false,
         },
         {
-          datagram: (data, from, receivedAt, borrowed) =>
-            this.#inbox.deliver(data, from, receivedAt, borrowed),
+          datagram: (data, from, receivedAt, borrowed, arrival, ttl) =>
+            this.#inbox.deliver(data, from, receivedAt, borrowed, arrival, ttl),
           // After bind, errors come from receiving (ICMP errors on a connected socket): a
           // counted warning, never a crash.
           receiveError: (code) => {
@@ -366,6 +391,22 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
     }
   }
 
+  #tieToInterface(iface: string): void {
+    const ref = resolveInterface(iface, this.family);
+    let done: boolean;
+    try {
+      done = this.#transport.bindToDevice(ref);
+    } catch (err) {
+      throw fromSystemError(err, `tie the socket to ${ref.name}`);
+    }
+    if (!done) {
+      const why = nativeUnavailableReason === undefined ? '' : ` (${nativeUnavailableReason})`;
+      throw new NotSupportedError(
+        `tying a socket to an interface (${ref.name}) needs the native transport${why}`,
+      );
+    }
+  }
+
   #membership(join: boolean, group: string, source: string | undefined, iface: string | undefined): void {
     this.#assertBound('configure');
     if (ipFamily(group) !== this.family || !isMulticast(group, this.family)) {
@@ -467,6 +508,7 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
     try {
       const host = options.address ?? (this.type === 'udp6' ? '::' : '0.0.0.0');
       const { address } = await resolveHost(host, { family: this.family, signal, lookup: this.#lookup });
+      if (this.#interface !== undefined) this.#tieToInterface(this.#interface);
       const bound = this.#transport.bind(address, port, true).catch((err: unknown) => {
         throw fromSystemError(err, 'bind', { address, port });
       });
@@ -584,6 +626,20 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
    */
   trySend(data: Uint8Array | string, port?: number, host?: string): boolean {
     return this.#sender.trySend(data, port, host);
+  }
+
+  /**
+   * Answers a received datagram: sends `data` to its sender, from the address it was sent to
+   * when the socket has {@link metadata} (else from the address the routing table picks, as
+   * `send` does). A server bound to a wildcard address on a host with several addresses needs
+   * this: a client that sent to the second address drops an answer from the first. For a
+   * datagram sent to a broadcast address or a group, the answer leaves from the receiving
+   * interface's own address. Like `send`, it resolves at once when the kernel took it.
+   *
+   * @throws the errors of {@link UdpSocket.send}
+   */
+  reply(to: Datagram, data: Uint8Array | string): Promise<void> {
+    return this.#sender.reply(data, to.from, to[REPLY_FROM]);
   }
 
   /**

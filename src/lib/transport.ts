@@ -6,17 +6,44 @@
 import type * as dgram from 'node:dgram';
 import { createRequire } from 'node:module';
 import type { Endpoint, IpFamily } from './address.js';
+import { NotSupportedError } from './errors.js';
 import type { InterfaceRef } from './interfaces.js';
 import { socketDrops, socketDropsAt } from './kernel.js';
 import { type NativeHandle, nativeAddon, type SocketOptionName } from './native.js';
+
+/**
+ * Where a datagram arrived, as the kernel says with IP_PKTINFO / IPV6_PKTINFO (the native
+ * transport, with metadata asked for). One object per distinct arrival: a flood to one
+ * address reuses one.
+ */
+export interface Arrival {
+  /** The destination address in the datagram's header: a local address, a group, a broadcast. */
+  readonly to: string;
+  /** The interface it came in on, by name, when the kernel says. */
+  readonly interface: string | undefined;
+  /**
+   * The source a reply should have: `to` when it is one of the host's addresses; for a
+   * broadcast or group datagram, the receiving interface's address (IPv4) or `::%interface`
+   * (IPv6: the kernel picks the interface's address).
+   */
+  readonly replyFrom: string;
+}
 
 /** Where a transport delivers what it receives. */
 export interface TransportSink {
   /**
    * One datagram. `borrowed` data is valid only during the call (the native transport's
-   * receive buffer, reused by the next batch): copy it to keep it.
+   * receive buffer, reused by the next batch): copy it to keep it. `arrival` and `ttl` come
+   * only from the native transport with metadata on, and only where the kernel said them.
    */
-  datagram(data: Buffer, from: Endpoint, receivedAt: number, borrowed: boolean): void;
+  datagram(
+    data: Buffer,
+    from: Endpoint,
+    receivedAt: number,
+    borrowed: boolean,
+    arrival?: Arrival,
+    ttl?: number,
+  ): void;
   /** Errors while receiving (ICMP errors on a connected socket): counted, never fatal. */
   receiveError(code: string): void;
 }
@@ -53,6 +80,22 @@ export interface Transport {
     address: string | undefined,
     failed: (err: Error) => void,
   ): boolean;
+  /**
+   * Like send, leaving from the local address `source` (an IP literal, `%interface` allowed on
+   * IPv6; see {@link Arrival.replyFrom}). Native only: node:dgram cannot choose a source
+   * per datagram, and throws.
+   */
+  sendFrom(
+    data: Uint8Array,
+    port: number | undefined,
+    address: string | undefined,
+    source: string,
+  ): Promise<void> | undefined;
+  /**
+   * Asks the kernel for each datagram's destination address, interface and TTL (delivered
+   * as the sink's `arrival` and `ttl`). Returns false where the transport cannot.
+   */
+  receiveMetadata(on: boolean): boolean;
   /** Like sendEach, payload i to addresses[i]:ports[i] (IP literals). */
   sendEachTo(payloads: Uint8Array[], ports: number[], addresses: string[]): Promise<void> | undefined;
   /**
@@ -70,6 +113,11 @@ export interface Transport {
   membership(join: boolean, group: string, source: string | undefined, iface: InterfaceRef | undefined): void;
   /** The interface multicast sent from here goes out of. */
   multicastInterface(iface: InterfaceRef): void;
+  /**
+   * Ties the socket to one interface (SO_BINDTODEVICE). Returns false where the transport
+   * cannot (node:dgram has no such option).
+   */
+  bindToDevice(iface: InterfaceRef): boolean;
   /** Sets an integer socket option of the bound socket (broadcast, TTLs, multicast loop). */
   setOption(name: SocketOptionName, value: number): void;
   /** Asks for a buffer size when `bytes` is given; returns what the kernel granted. */
@@ -231,6 +279,16 @@ class DgramTransport implements Transport {
     return true;
   }
 
+  sendFrom(): Promise<void> {
+    return Promise.reject(
+      new NotSupportedError('choosing the source address of a datagram needs the native transport'),
+    );
+  }
+
+  receiveMetadata(): boolean {
+    return false;
+  }
+
   async sendEachTo(payloads: Uint8Array[], ports: number[], addresses: string[]): Promise<void> {
     await this.#sendInOrder(payloads.length, (i) => [payloads[i] as Uint8Array, ports[i], addresses[i]]);
   }
@@ -267,6 +325,10 @@ class DgramTransport implements Transport {
 
   multicastInterface(iface: InterfaceRef): void {
     this.#socket.setMulticastInterface(this.#dgramInterface(iface) as string);
+  }
+
+  bindToDevice(): boolean {
+    return false;
   }
 
   /** node:dgram names an interface by an IPv4 address, or for IPv6 as '::%name'. */
@@ -384,6 +446,8 @@ interface PendingSend {
   /** A destination per datagram, when they differ (with `list`). */
   ports?: number[];
   addresses?: string[];
+  /** The local address they leave from, when chosen. */
+  source?: string;
   resolve: () => void;
   reject: (err: Error) => void;
 }
@@ -417,6 +481,10 @@ function cancelled(): Error {
 const EMPTY = new Uint8Array(0);
 /** Where datagram i starts in the native receive slab. */
 const SLOT = 65536;
+/** Words of the native metadata buffer per datagram (META_WORDS in native/udpkit.c). */
+const META_WORDS = 6;
+/** A metadata word the kernel did not give (NONE in native/udpkit.c). */
+const NONE = 0xffffffff;
 
 class NativeTransport implements Transport {
   readonly kind = 'native';
@@ -435,6 +503,8 @@ class NativeTransport implements Transport {
   #simulated: { slab: Buffer; meta: Buffer } | undefined;
   /** Sender endpoints by "address|port", so a flood from one sender allocates one object. */
   #senders = new Map<string, Endpoint>();
+  /** Arrivals by their three fields, likewise. */
+  #arrivals = new Map<string, Arrival>();
 
   constructor(options: TransportOptions, sink: TransportSink) {
     this.#sink = sink;
@@ -468,6 +538,38 @@ class NativeTransport implements Transport {
       port,
       address,
     });
+  }
+
+  sendFrom(
+    data: Uint8Array,
+    port: number | undefined,
+    address: string | undefined,
+    source: string,
+  ): Promise<void> | undefined {
+    if (this.#queue.length === 0 && !this.#closed) {
+      ONE[0] = data.length;
+      let sent: number;
+      try {
+        sent = this.#addon.sendBatch(this.#sock, data, ONE, 0, 1, address ?? null, port ?? 0, source);
+      } catch (err) {
+        throw withSent(err, 0);
+      }
+      if (sent === 1) return undefined;
+    }
+    return this.#enqueue({
+      list: undefined,
+      data,
+      lengths: Uint32Array.of(data.length),
+      count: 1,
+      port,
+      address,
+      source,
+    });
+  }
+
+  receiveMetadata(on: boolean): boolean {
+    if (!this.#closed) this.#addon.setOption(this.#sock, 'metadata', on ? 1 : 0);
+    return true;
   }
 
   sendEach(
@@ -560,6 +662,7 @@ class NativeTransport implements Transport {
             left,
             job.addresses ?? job.address ?? null,
             job.ports ?? job.port ?? 0,
+            job.source ?? null,
           )
         : this.#addon.sendBatch(
             this.#sock,
@@ -569,6 +672,7 @@ class NativeTransport implements Transport {
             left,
             job.address ?? null,
             job.port ?? 0,
+            job.source ?? null,
           );
     } catch (err) {
       throw withSent(err, job.next);
@@ -611,7 +715,8 @@ class NativeTransport implements Transport {
     const sock = this.#sock;
     addon.startReceiving(
       sock,
-      (data, meta, count, senders) => this.#onBatch(data, meta, count ?? 0, senders ?? []),
+      (data, meta, count, senders, arrivals) =>
+        this.#onBatch(data, meta, count ?? 0, senders ?? [], arrivals),
       () => {
         this.#waiting = false;
         this.#drain();
@@ -629,22 +734,31 @@ class NativeTransport implements Transport {
     // One made-up slab for the transport, as the addon keeps one: made once, reused.
     this.#simulated ??= {
       slab: Buffer.allocUnsafe(64 * SLOT),
-      meta: Buffer.alloc(64 * 16),
+      meta: Buffer.alloc(64 * META_WORDS * 4),
     };
     const { slab, meta } = this.#simulated;
-    const words = new Uint32Array(meta.buffer, meta.byteOffset, count * 4);
-    const times = new Float64Array(meta.buffer, meta.byteOffset, count * 2);
+    const words = new Uint32Array(meta.buffer, meta.byteOffset, count * META_WORDS);
+    const times = new Float64Array(meta.buffer, meta.byteOffset, (count * META_WORDS) / 2);
     for (let i = 0; i < count; i++) {
       const p = payloads[i] as Uint8Array;
+      const w = i * META_WORDS;
       slab.set(p, i * SLOT);
-      words[i * 4] = p.length;
-      words[i * 4 + 1] = 0;
-      times[i * 2 + 1] = performance.timeOrigin + performance.now();
+      words[w] = p.length;
+      words[w + 1] = 0;
+      times[w / 2 + 1] = performance.timeOrigin + performance.now();
+      words[w + 4] = NONE;
+      words[w + 5] = NONE;
     }
-    this.#onBatch(slab, meta, count, [['127.0.0.1', 1]]);
+    this.#onBatch(slab, meta, count, [['127.0.0.1', 1]], undefined);
   }
 
-  #onBatch(slab: Buffer | null, meta: Buffer | string, count: number, senders: [string, number][]): void {
+  #onBatch(
+    slab: Buffer | null,
+    meta: Buffer | string,
+    count: number,
+    senders: [string, number][],
+    arrivals: [string, string | undefined, string][] | undefined,
+  ): void {
     if (slab === null) {
       this.#sink.receiveError(meta as string);
       return;
@@ -658,11 +772,42 @@ class NativeTransport implements Transport {
     const times = this.#times as Float64Array;
     const from: Endpoint[] = senders.map(([address, port]) => this.#endpoint(address, port));
     const sink = this.#sink;
-    for (let i = 0; i < count; i++) {
-      const at = i * SLOT;
-      const data = slab.subarray(at, at + (words[i * 4] as number));
-      sink.datagram(data, from[words[i * 4 + 1] as number] as Endpoint, times[i * 2 + 1] as number, true);
+    if (arrivals === undefined) {
+      for (let i = 0; i < count; i++) {
+        const w = i * META_WORDS;
+        const at = i * SLOT;
+        const data = slab.subarray(at, at + (words[w] as number));
+        sink.datagram(data, from[words[w + 1] as number] as Endpoint, times[w / 2 + 1] as number, true);
+      }
+      return;
     }
+    const where = arrivals.map((a) => this.#arrival(a));
+    for (let i = 0; i < count; i++) {
+      const w = i * META_WORDS;
+      const at = i * SLOT;
+      const data = slab.subarray(at, at + (words[w] as number));
+      const k = words[w + 4] as number;
+      const ttl = words[w + 5] as number;
+      sink.datagram(
+        data,
+        from[words[w + 1] as number] as Endpoint,
+        times[w / 2 + 1] as number,
+        true,
+        k === NONE ? undefined : where[k],
+        ttl === NONE ? undefined : ttl,
+      );
+    }
+  }
+
+  #arrival([to, iface, replyFrom]: [string, string | undefined, string]): Arrival {
+    const key = `${to}|${iface}|${replyFrom}`;
+    let a = this.#arrivals.get(key);
+    if (!a) {
+      if (this.#arrivals.size >= 256) this.#arrivals.clear();
+      a = { to, interface: iface, replyFrom };
+      this.#arrivals.set(key, a);
+    }
+    return a;
   }
 
   #endpoint(address: string, port: number): Endpoint {
@@ -691,6 +836,11 @@ class NativeTransport implements Transport {
 
   multicastInterface(iface: InterfaceRef): void {
     this.#addon.multicastInterface(this.#sock, iface.name);
+  }
+
+  bindToDevice(iface: InterfaceRef): boolean {
+    this.#addon.bindToDevice(this.#sock, iface.name);
+    return true;
   }
 
   bufferSize(which: 'receive' | 'send', bytes?: number): number {

@@ -235,6 +235,7 @@ describe('defaults', () => {
       join: [],
       source: undefined,
       iface: undefined,
+      showDst: false,
     });
     expect(parseListenArgs([], { rcvbuf: '512K', stats: true })).toMatchObject({
       rcvbuf: 524288,

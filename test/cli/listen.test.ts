@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
+import { nativeAddon } from '../../src/lib/native.js';
 import { CLI, runCli, startCli, startListener } from '../helpers/cli.js';
 import { bound, sendFrom } from '../helpers/net.js';
 import { createNetns } from '../helpers/netns.js';
@@ -110,6 +111,8 @@ describe('udpkit listen', () => {
     expect(a).toEqual({
       ts: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/),
       from: { address: '127.0.0.1', port: from, family: 'IPv4' },
+      // Where it arrived: the native transport asks the kernel (see metadata.test.ts for dgram).
+      ...(nativeAddon && { to: '127.0.0.1', interface: 'lo', ttl: 64 }),
       size: 3,
       text: 'hi\n',
       base64: 'aGkK',

@@ -85,6 +85,8 @@ export interface StartOptions {
   readStdout?: boolean;
   /** A command the process runs under, such as `ip netns exec NAME` (see netns.ts). */
   prefix?: readonly string[];
+  /** Environment variables to add (`UDPKIT_NATIVE: '0'` runs on node:dgram). */
+  env?: Record<string, string>;
 }
 
 /** Starts a process; it is killed when the test ends, pass or fail. */
@@ -92,7 +94,7 @@ export function start(command: string, args: string[], options: StartOptions = {
   const [wrapper, ...wrapperArgs] = options.prefix ?? [];
   const child = spawn(wrapper ?? command, wrapper === undefined ? args : [...wrapperArgs, command, ...args], {
     stdio: ['pipe', 'pipe', 'pipe'],
-    env: { ...process.env, NO_COLOR: '1' },
+    env: { ...process.env, NO_COLOR: '1', ...options.env },
     ...(options.uid !== undefined && { uid: options.uid, gid: options.uid }),
   });
   if (options.input !== undefined) child.stdin?.end(options.input);
@@ -111,11 +113,17 @@ export function startCli(args: string[], options: StartOptions = {}): Running {
 /** Runs the built CLI to completion (killed after `ms`). */
 export function runCli(
   args: string[],
-  options: { input?: string | Buffer; ms?: number; prefix?: readonly string[] } = {},
+  options: {
+    input?: string | Buffer;
+    ms?: number;
+    prefix?: readonly string[];
+    env?: Record<string, string>;
+  } = {},
 ): Promise<Result> {
   const running = startCli(args, {
     input: options.input ?? '',
     ...(options.prefix !== undefined && { prefix: options.prefix }),
+    ...(options.env !== undefined && { env: options.env }),
   });
   return running.wait(options.ms ?? 10_000);
 }
@@ -128,8 +136,9 @@ export async function startListener(
   args: string[] = [],
   host = '127.0.0.1',
   verb: 'listen' | 'echo' = 'listen',
+  options: StartOptions = {},
 ): Promise<{ running: Running; port: number }> {
-  const running = startCli([verb, host, '0', ...args]);
+  const running = startCli([verb, host, '0', ...args], options);
   const m = await running.waitFor('stderr', /Listening on .*:(\d+)\n/);
   return { running, port: Number(m[1]) };
 }

@@ -50,6 +50,21 @@ export function createNetns(context: TestContext): Netns {
   return context.skip(unavailable);
 }
 
+/** Adds an address (`10.199.7.3/24`, `fd00:199:7::99/64`) to a device of a namespace made here. */
+export function addAddress(ns: Netns, cidr: string, device: string): void {
+  const failed = ip([
+    '-n',
+    ns.name,
+    'addr',
+    'add',
+    cidr,
+    'dev',
+    device,
+    ...(cidr.includes(':') ? ['nodad'] : []),
+  ]);
+  if (failed !== undefined) throw new Error(failed);
+}
+
 /** Two namespaces joined by a veth pair, each with an address on 10.199.<n>.0/24 and fd00:199:<n>::/64, and fe80::1 / fe80::2. */
 export interface LinkedNetns {
   a: Netns & { address: string; address6: string; device: string };

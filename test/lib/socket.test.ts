@@ -434,4 +434,73 @@ describe.each(TRANSPORTS)('%s transport', (transport) => {
       expect(v6.address().family).toBe('IPv6');
     });
   });
+
+  describe('where datagrams arrived (metadata)', () => {
+    it('says to, interface and ttl on the native transport; neither field nor promise on dgram', async () => {
+      const server = await open('0.0.0.0', { metadata: true });
+      expect(server.metadata).toBe(transport === 'native');
+      const client = await open();
+      await client.send('hi', server.address().port, '127.0.0.3');
+      const msg = await server.receive({ timeout: 2000 });
+      if (transport === 'native') {
+        expect(msg).toMatchObject({ to: '127.0.0.3', interface: 'lo', ttl: 64 });
+      } else {
+        expect(Object.keys(msg)).toEqual(['data', 'from', 'receivedAt']);
+      }
+      // Not asked: nothing, on either transport.
+      const plain = await open('0.0.0.0');
+      expect(plain.metadata).toBe(false);
+      await client.send('hi', plain.address().port, '127.0.0.3');
+      expect(Object.keys(await plain.receive({ timeout: 2000 }))).toEqual(['data', 'from', 'receivedAt']);
+    });
+
+    it.each([
+      ['udp4', '0.0.0.0', '127.0.0.1', '127.0.0.4', '127.0.0.4'],
+      ['udp6', '::', '::1', '::ffff:127.0.0.4', '::ffff:127.0.0.4'],
+    ] as const)(
+      '%s: reply() answers from the address a datagram was sent to',
+      async (type, any, lo, dst, shown) => {
+        const server = await open(any, { type, metadata: true });
+        const client = await open(type === 'udp4' ? lo : '::', { type });
+        await client.send('ask', server.address().port, dst);
+        const ask = await server.receive({ timeout: 2000 });
+        await server.reply(ask, 'answer');
+        const answer = await client.receive({ timeout: 2000 });
+        expect(answer.data.toString()).toBe('answer');
+        expect(answer.from.port).toBe(server.address().port);
+        // node:dgram cannot choose: the routing table picks the loopback's first address.
+        expect(answer.from.address).toBe(
+          transport === 'native' ? shown : type === 'udp4' ? '127.0.0.1' : '::ffff:127.0.0.1',
+        );
+        expect([server.packetsSent, server.bytesSent, server.sendErrors]).toEqual([1, 6, 0]);
+      },
+    );
+
+    it('reply() on a connected socket answers its peer', async () => {
+      const server = await open('127.0.0.1', { metadata: true });
+      const client = await open();
+      await server.connect(client.address().port, '127.0.0.1');
+      await client.send('ask', server.address().port, '127.0.0.1');
+      await server.reply(await server.receive({ timeout: 2000 }), 'answer');
+      expect((await client.receive({ timeout: 2000 })).data.toString()).toBe('answer');
+    });
+
+    it('interface ties the socket to one (SO_BINDTODEVICE), or says it needs the native transport', async () => {
+      if (transport === 'dgram') {
+        await expect(
+          openUdpSocket({ address: '0.0.0.0', port: 0, transport, interface: 'lo' }),
+        ).rejects.toThrow(
+          expect.objectContaining({ code: 'UDP_ERR_NOT_SUPPORTED', message: expect.stringContaining('lo') }),
+        );
+        return;
+      }
+      const tied = await open('0.0.0.0', { interface: 'lo' });
+      const client = await open();
+      await client.send('via lo', tied.address().port, '127.0.0.1');
+      expect((await tied.receive({ timeout: 2000 })).data.toString()).toBe('via lo');
+      await expect(openUdpSocket({ port: 0, transport, interface: 'no-such-if0' })).rejects.toThrow(
+        expect.objectContaining({ code: 'UDP_ERR_INVALID_ARG' }),
+      );
+    });
+  });
 });

@@ -43,17 +43,21 @@ export function runEcho(opts: ListenOptions, echo: EchoOptions, io: CliIO): Prom
   const ignore = () => {};
   return runReceiver(opts, io, {
     verb: 'echo',
+    metadata: true,
+    onStart(socket) {
+      const { address } = socket.address();
+      if (!socket.metadata && (address === '0.0.0.0' || address === '::')) {
+        io.stderr.write(
+          `udpkit echo: on node:dgram a reply leaves from the address the routing table picks, which on a host with several may not be the one its request was sent to (answering from that one needs the native transport)\n`,
+        );
+      }
+    },
     onDatagram(msg, socket) {
       if (limiter && !limiter.take(msg.from.address)) return;
       // The same bytes back: a reply is never larger than its request. They are lent by the
-      // receive buffer; a reply that must wait for room takes its own copy.
-      try {
-        if (!socket.trySend(msg.data, msg.from.port, msg.from.address)) {
-          socket.send(msg.data, msg.from.port, msg.from.address).catch(ignore);
-        }
-      } catch {
-        // Refused by the kernel: counted in the socket's sendErrors (reply_errors).
-      }
+      // receive buffer; a reply that must wait for room takes its own copy. One the kernel
+      // refuses is counted in the socket's sendErrors (reply_errors).
+      socket.reply(msg, msg.data).catch(ignore);
     },
     counters: (socket) => ({
       answered: socket.packetsSent,
@@ -78,7 +82,10 @@ export function echoCommand(io: CliIO, setExit: (code: number) => void): Command
     .description(
       `Bind a local address (default 0.0.0.0:${DEFAULT_LISTEN_PORT}), send each datagram back to
 its sender, and log it as listen does, until Ctrl-C, --count datagrams or
---idle-timeout of silence. A reply is never larger than its request;
+--idle-timeout of silence. A reply leaves from the address its request was
+sent to, so a server bound to 0.0.0.0 on a host with several addresses answers
+as its clients expect (native transport; node:dgram lets the routing table
+pick, and says so at start). A reply is never larger than its request;
 --rate-limit bounds the answers per source address, so the server cannot be
 used to flood someone else (a reflector). The exit summary adds answered,
 rate-limited and reply errors.`,

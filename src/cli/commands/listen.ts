@@ -16,6 +16,8 @@ import {
   type IpFamily,
   ipFamily,
   isMulticast,
+  NotSupportedError,
+  nativeUnavailableReason,
   OUTPUT_FORMATS,
   type OutputFormat,
   openUdpSocket,
@@ -59,8 +61,13 @@ export interface ListenOptions {
   join: string[];
   /** --source: join the groups for this sender only (source-specific multicast). */
   source: string | undefined;
-  /** --interface: a name or one of its addresses, for the joins. */
+  /**
+   * --interface: a name or one of its addresses: the joins' interface with --join, else the
+   * only interface the socket takes datagrams from (SO_BINDTODEVICE).
+   */
   iface: string | undefined;
+  /** --show-dst: text and hex lines say where each datagram arrived. */
+  showDst: boolean;
 }
 
 /** The raw option values commander hands over. */
@@ -80,6 +87,7 @@ export interface ListenFlags {
   join?: string[];
   source?: string;
   interface?: string;
+  showDst?: boolean;
 }
 
 export const DEFAULT_LISTEN_PORT = 12345;
@@ -115,6 +123,7 @@ export function parseListenArgs(positionals: readonly string[], flags: ListenFla
     rcvbuf: flags.rcvbuf === undefined ? DEFAULT_RCVBUF : parseByteSize(flags.rcvbuf, 'receive buffer'),
     stats: parseStatsFlags(flags),
     access: parseAccessRules(flags.access),
+    showDst: flags.showDst ?? false,
     ...multicast,
   };
 }
@@ -126,6 +135,10 @@ export function parseListenArgs(positionals: readonly string[], flags: ListenFla
  */
 export interface ReceiverHooks {
   verb: string;
+  /** Ask the socket where each datagram arrived, whatever the format (echo answers from there). */
+  metadata?: boolean;
+  /** Once bound, after the 'Listening on' line. */
+  onStart?(socket: UdpSocket): void;
   onDatagram?(msg: Datagram, socket: UdpSocket): void;
   counters?(socket: UdpSocket): Counters;
   /** Words for the exit summary, after listen's own. */
@@ -145,7 +158,7 @@ export function runListen(opts: ListenOptions, io: CliIO): Promise<number> {
  */
 export async function runReceiver(opts: ListenOptions, io: CliIO, hooks: ReceiverHooks): Promise<number> {
   const name = `udpkit ${hooks.verb}`;
-  const format = createByteFormatter(opts.format, { timestamps: opts.timestamps });
+  const format = createByteFormatter(opts.format, { timestamps: opts.timestamps, destination: opts.showDst });
   await warmUp(format, io.signal);
   const address = opts.host ?? (opts.family === 'IPv6' ? '::' : '0.0.0.0');
   let socket: UdpSocket;
@@ -158,6 +171,9 @@ export async function runReceiver(opts: ListenOptions, io: CliIO, hooks: Receive
       ...(opts.access && { accept: (from) => (opts.access as AccessList).allows(from.address) }),
       // Under a flood, read once a millisecond rather than per wake-up: less CPU per datagram.
       coalesce: true,
+      // Where each datagram arrived: json has it, --show-dst prints it, echo answers from it.
+      metadata: opts.format === 'json' || opts.showDst || hooks.metadata === true,
+      ...(opts.join.length === 0 && opts.iface !== undefined && { interface: opts.iface }),
       signal: io.signal,
     });
   } catch (err) {
@@ -167,6 +183,10 @@ export async function runReceiver(opts: ListenOptions, io: CliIO, hooks: Receive
     return EXIT_OK;
   }
   try {
+    if (opts.showDst && !socket.metadata) {
+      const why = nativeUnavailableReason === undefined ? '' : ` (${nativeUnavailableReason})`;
+      throw new NotSupportedError(`--show-dst needs the native transport${why}`);
+    }
     for (const group of opts.join) {
       if (opts.source === undefined) socket.addMembership(group, opts.iface);
       else socket.addSourceSpecificMembership(opts.source, group, opts.iface);
@@ -183,6 +203,7 @@ export async function runReceiver(opts: ListenOptions, io: CliIO, hooks: Receive
   const local = socket.address();
   const granted = socket.recvBufferSize;
   if (!opts.quiet) io.stderr.write(`Listening on ${formatEndpoint(local.address, local.port)}\n`);
+  hooks.onStart?.(socket);
   // Linux reports twice what it was asked (it counts its bookkeeping): less than asked is a cap.
   if (granted < opts.rcvbuf) {
     io.stderr.write(
@@ -413,7 +434,11 @@ export function receiverCommand(
     )
     .option(
       '--interface <name-or-address>',
-      'with --join: join on this interface (eth0, or one of its addresses)',
+      'take datagrams only from this interface (eth0, or one of its addresses; native transport); with --join: join on it',
+    )
+    .option(
+      '--show-dst',
+      "text and hex: add where each datagram arrived (' to 10.0.0.1 on eth0 ttl 64'; native transport)",
     )
     .option('--stats', 'print counters to stderr every second, and at exit')
     .option(
@@ -461,13 +486,15 @@ Output formats:
   raw     the payload bytes, then a newline
   hex     a header, then a hexdump -C style dump
   base64  the payload in base64, one line each
-  json    {"ts":"...","from":{"address","port","family"},"size":5,"text":"Hello","base64":"SGVsbG8="}`,
+  json    {"ts":"...","from":{"address","port","family"},"to":"127.0.0.1","interface":"lo",
+          "ttl":64,"size":5,"text":"Hello","base64":"SGVsbG8="}
+          (to, interface and ttl with the native transport)`,
     );
 }
 
 /**
  * --join, --source and --interface: groups must be multicast addresses of the socket's
- * family (when -4 or -6 says it), --source and --interface need --join.
+ * family (when -4 or -6 says it), --source needs --join.
  *
  * @throws {UsageError} naming the bad value
  */
@@ -476,10 +503,8 @@ function parseMulticastFlags(
   family: IpFamily | undefined,
 ): { join: string[]; source: string | undefined; iface: string | undefined } {
   const join = flags.join ?? [];
-  if (join.length === 0 && (flags.source !== undefined || flags.interface !== undefined)) {
-    throw new UsageError(
-      `--${flags.source !== undefined ? 'source' : 'interface'} applies to --join: give a group to join`,
-    );
+  if (join.length === 0 && flags.source !== undefined) {
+    throw new UsageError('--source applies to --join: give a group to join');
   }
   for (const group of join) {
     const f = ipFamily(group);

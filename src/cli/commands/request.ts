@@ -12,6 +12,7 @@ import {
   type OutputFormat,
   TimeoutError,
   UdpSocket,
+  type UdpSocketOptions,
 } from '../../lib/index.js';
 import { parseCount, parseDuration, UsageError } from '../args.js';
 import { type CliIO, EXIT_OK, settleSignals } from '../io.js';
@@ -82,11 +83,12 @@ export async function runRequest(
   records: readonly Buffer[],
   wait: WaitOptions,
   io: CliIO,
+  socketOptions: UdpSocketOptions,
   prepare: (socket: UdpSocket) => Promise<void>,
 ): Promise<number> {
   const to = formatEndpoint(target.address, target.port);
   const expect = wait.expect ?? records.length;
-  const socket = new UdpSocket({ type: target.family === 'IPv6' ? 'udp6' : 'udp4' });
+  const socket = new UdpSocket(socketOptions);
   const out = new BatchWriter(stdoutTarget());
   const format = createByteFormatter(wait.format, { timestamps: wait.timestamps });
   let replies = 0;

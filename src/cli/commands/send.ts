@@ -18,6 +18,7 @@ import {
   formatEndpoint,
   InputError,
   type IpFamily,
+  isMulticast,
   MAX_PAYLOAD_IPV4,
   MAX_PAYLOAD_IPV6,
   MIN_SEQUENCED_SIZE,
@@ -31,6 +32,7 @@ import {
   resolveHost,
   throwIfAborted,
   UdpSocket,
+  type UdpSocketOptions,
 } from '../../lib/index.js';
 import {
   checkFamily,
@@ -165,12 +167,26 @@ function parseTtl(text: string): number {
 }
 
 /**
- * Binds `socket` and sets --broadcast and --ttl on it, when asked: before any connect, since
- * Linux refuses to connect to a broadcast address without SO_BROADCAST.
+ * The socket `send` sends from: of the target's family, and tied to --interface
+ * (SO_BINDTODEVICE) unless the target is a group, which --interface sends out of instead.
+ */
+export function sendSocketOptions(
+  opts: SendOptions,
+  target: { address: string; family: IpFamily },
+): UdpSocketOptions {
+  const tie = opts.iface !== undefined && !isMulticast(target.address, target.family);
+  return { type: target.family === 'IPv6' ? 'udp6' : 'udp4', ...(tie && { interface: opts.iface }) };
+}
+
+/**
+ * Binds `socket` and sets --broadcast, --ttl, --interface (for a group) and multicast
+ * loopback on it, when asked: before any connect, since Linux refuses to connect to a
+ * broadcast address without SO_BROADCAST.
  */
 export async function prepareSocket(
   socket: UdpSocket,
   opts: SendOptions,
+  target: { address: string; family: IpFamily },
   signal: AbortSignal,
 ): Promise<void> {
   if (
@@ -186,7 +202,10 @@ export async function prepareSocket(
     socket.setTTL(opts.ttl);
     socket.setMulticastTTL(opts.ttl);
   }
-  if (opts.iface !== undefined) socket.setMulticastInterface(opts.iface);
+  // Tied to it at bind when the target is not a group (sendSocketOptions).
+  if (opts.iface !== undefined && isMulticast(target.address, target.family)) {
+    socket.setMulticastInterface(opts.iface);
+  }
   if (opts.multicastLoopback !== undefined) socket.setMulticastLoopback(opts.multicastLoopback);
 }
 
@@ -224,14 +243,19 @@ export async function runSend(opts: SendOptions, io: CliIO): Promise<number> {
   if (opts.count !== undefined) checkSize(opts.size, target.family);
   if (opts.wait) {
     const records = argRecords ?? (await readAllRecords(opts, io, target.family));
-    return runRequest({ ...target, port: opts.port }, records, opts.wait, io, (socket) =>
-      prepareSocket(socket, opts, io.signal),
+    return runRequest(
+      { ...target, port: opts.port },
+      records,
+      opts.wait,
+      io,
+      sendSocketOptions(opts, target),
+      (socket) => prepareSocket(socket, opts, target, io.signal),
     ).catch((err: unknown) => {
       throw explain(err, opts);
     });
   }
 
-  const socket = new UdpSocket({ type: target.family === 'IPv6' ? 'udp6' : 'udp4' });
+  const socket = new UdpSocket(sendSocketOptions(opts, target));
   const out = new BatchWriter(stdoutTarget());
   // A failed output (a full disk) stops the run; a reader that went away only stops the reports.
   const outputFailed = new AbortController();
@@ -257,7 +281,7 @@ export async function runSend(opts: SendOptions, io: CliIO): Promise<number> {
   let ended: number | undefined;
   try {
     try {
-      await prepareSocket(socket, opts, signal);
+      await prepareSocket(socket, opts, target, signal);
       if (opts.count !== undefined) {
         await socket.connect(opts.port, target.address, { signal });
         started = performance.now();
@@ -467,7 +491,7 @@ With no messages, reads stdin (or --file), one datagram per line.`,
     .option('--ttl <hops>', 'hop limit of the datagrams sent, unicast and multicast (1-255)')
     .option(
       '--interface <name-or-address>',
-      'send multicast out of this interface (eth0, or one of its addresses)',
+      'send out of this interface (eth0, or one of its addresses): multicast on both transports, any other target tied to it (native transport)',
     )
     .option('--multicast-loopback', "deliver multicast sent to this host's own members too (the default)")
     .option('--no-multicast-loopback', 'do not deliver multicast sent to members on this host')
