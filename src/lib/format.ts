@@ -5,6 +5,7 @@
 import { isUtf8 } from 'node:buffer';
 import { formatEndpoint } from './address.js';
 import { InvalidArgumentError } from './errors.js';
+import { ARRIVAL } from './inbox.js';
 import { nativeAddon } from './native.js';
 import type { ByteSink } from './output.js';
 import type { Datagram } from './socket.js';
@@ -179,11 +180,21 @@ export function arrivalText(msg: Datagram): string {
   return text;
 }
 
+/**
+ * `,"to":..,"interface":..,"ttl":..` of each arrival object, with the TTL last seen there, made
+ * once per change (a flood to one address, from one distance, shares one string).
+ */
+const arrivalJsonCache = new WeakMap<object, { ttl: number | undefined; json: string }>();
+
 /** `,"to":..,"interface":..,"ttl":..` of a `json` line: what is known, or ''. */
 function arrivalJson(msg: Datagram): string {
+  const arrival = msg[ARRIVAL];
+  const cached = arrival === undefined ? undefined : arrivalJsonCache.get(arrival);
+  if (cached !== undefined && cached.ttl === msg.ttl) return cached.json;
   let json = msg.to === undefined ? '' : `,"to":${JSON.stringify(msg.to)}`;
   if (msg.interface !== undefined) json += `,"interface":${JSON.stringify(msg.interface)}`;
   if (msg.ttl !== undefined) json += `,"ttl":${msg.ttl}`;
+  if (arrival !== undefined) arrivalJsonCache.set(arrival, { ttl: msg.ttl, json });
   return json;
 }
 

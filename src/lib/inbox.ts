@@ -33,12 +33,12 @@ export interface Datagram {
   interface?: string;
   /** Its TTL (IPv4) or hop limit (IPv6) on arrival. Like `to`. */
   ttl?: number;
-  /** Where a reply should leave from (see {@link Arrival.replyFrom}); read by `reply()`. */
-  [REPLY_FROM]?: string;
+  /** Where it arrived, as one shared object (internal: `reply()` and the formatters read it). */
+  [ARRIVAL]?: Arrival | undefined;
 }
 
-/** The key of a datagram's reply source: internal, for `UdpSocket.reply`. */
-export const REPLY_FROM: unique symbol = Symbol('udpkit.replyFrom');
+/** The key of a datagram's {@link Arrival}: internal, for `UdpSocket.reply` and the formats. */
+export const ARRIVAL: unique symbol = Symbol('udpkit.arrival');
 
 /** Options of {@link Inbox.messages}. */
 export interface MessagesOptions {
@@ -438,6 +438,6 @@ function datagram(
     to: arrival?.to,
     interface: arrival?.interface,
     ttl,
-    [REPLY_FROM]: arrival?.replyFrom,
+    [ARRIVAL]: arrival,
   };
 }

@@ -24,11 +24,11 @@ import {
   type UdpError,
 } from './errors.js';
 import {
+  ARRIVAL,
   type ConsumeOptions,
   type Datagram,
   Inbox,
   type MessagesOptions,
-  REPLY_FROM,
   type ReceiveOptions,
 } from './inbox.js';
 import { isMulticast, resolveInterface } from './interfaces.js';
@@ -639,7 +639,7 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
    * @throws the errors of {@link UdpSocket.send}
    */
   reply(to: Datagram, data: Uint8Array | string): Promise<void> {
-    return this.#sender.reply(data, to.from, to[REPLY_FROM]);
+    return this.#sender.reply(data, to.from, to[ARRIVAL]?.replyFrom);
   }
 
   /**

@@ -503,6 +503,7 @@ class NativeTransport implements Transport {
   #simulated: { slab: Buffer; meta: Buffer } | undefined;
   /** Sender endpoints by "address|port", so a flood from one sender allocates one object. */
   #senders = new Map<string, Endpoint>();
+  #metadata = false;
   /** Arrivals by their three fields, likewise. */
   #arrivals = new Map<string, Arrival>();
 
@@ -569,6 +570,7 @@ class NativeTransport implements Transport {
 
   receiveMetadata(on: boolean): boolean {
     if (!this.#closed) this.#addon.setOption(this.#sock, 'metadata', on ? 1 : 0);
+    this.#metadata = on;
     return true;
   }
 
@@ -746,10 +748,17 @@ class NativeTransport implements Transport {
       words[w] = p.length;
       words[w + 1] = 0;
       times[w / 2 + 1] = performance.timeOrigin + performance.now();
-      words[w + 4] = NONE;
-      words[w + 5] = NONE;
+      // With metadata on, as the addon would say it of a datagram to 127.0.0.1 over lo.
+      words[w + 4] = this.#metadata ? 0 : NONE;
+      words[w + 5] = this.#metadata ? 64 : NONE;
     }
-    this.#onBatch(slab, meta, count, [['127.0.0.1', 1]], undefined);
+    this.#onBatch(
+      slab,
+      meta,
+      count,
+      [['127.0.0.1', 1]],
+      this.#metadata ? [['127.0.0.1', 'lo', '127.0.0.1']] : undefined,
+    );
   }
 
   #onBatch(

@@ -159,7 +159,8 @@ export function runListen(opts: ListenOptions, io: CliIO): Promise<number> {
 export async function runReceiver(opts: ListenOptions, io: CliIO, hooks: ReceiverHooks): Promise<number> {
   const name = `udpkit ${hooks.verb}`;
   const format = createByteFormatter(opts.format, { timestamps: opts.timestamps, destination: opts.showDst });
-  await warmUp(format, io.signal);
+  const metadata = opts.format === 'json' || opts.showDst || hooks.metadata === true;
+  await warmUp(format, metadata, io.signal);
   const address = opts.host ?? (opts.family === 'IPv6' ? '::' : '0.0.0.0');
   let socket: UdpSocket;
   try {
@@ -172,7 +173,7 @@ export async function runReceiver(opts: ListenOptions, io: CliIO, hooks: Receive
       // Under a flood, read once a millisecond rather than per wake-up: less CPU per datagram.
       coalesce: true,
       // Where each datagram arrived: json has it, --show-dst prints it, echo answers from it.
-      metadata: opts.format === 'json' || opts.showDst || hooks.metadata === true,
+      metadata,
       ...(opts.join.length === 0 && opts.iface !== undefined && { interface: opts.iface }),
       signal: io.signal,
     });
@@ -333,7 +334,7 @@ const WARM_UP_ROUNDS = 64;
  * 10 each), in 60 ms rather than 90: the interpreter is slow on long payloads. A Ctrl-C ends
  * it at once.
  */
-async function warmUp(format: ByteFormatter, signal: AbortSignal): Promise<void> {
+async function warmUp(format: ByteFormatter, metadata: boolean, signal: AbortSignal): Promise<void> {
   // A real BatchWriter (into nothing): the formatter must meet the same kind of object it
   // will write to, or its optimized code is thrown away at the first real datagram.
   const sink = new BatchWriter(
@@ -359,7 +360,8 @@ async function warmUp(format: ByteFormatter, signal: AbortSignal): Promise<void>
   const batch = Array.from({ length: 64 }, (_, i) => samples[i % samples.length] as Buffer);
   let rx: UdpSocket | undefined;
   try {
-    rx = await openUdpSocket({ address: '127.0.0.1', port: 0, coalesce: true });
+    // Datagrams of the shape the real ones will have: with where they arrived, or without.
+    rx = await openUdpSocket({ address: '127.0.0.1', port: 0, coalesce: true, metadata });
     const socket = rx;
     const done = socket.consume((msg) => {
       format(msg, sink);
