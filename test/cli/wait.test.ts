@@ -1,7 +1,9 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { openUdpSocket, type UdpSocket } from '../../src/lib/index.js';
-import { runCli } from '../helpers/cli.js';
-import { bound } from '../helpers/net.js';
+import { runCli, start } from '../helpers/cli.js';
+import { bound, needs } from '../helpers/net.js';
+import { createNetns } from '../helpers/netns.js';
 
 /** A server that answers each datagram `times` times with 're:' and its payload. */
 async function answering(times = 1): Promise<UdpSocket> {
@@ -36,6 +38,80 @@ describe('udpkit send --wait', () => {
       `Received 7 bytes from 127.0.0.1:${port}\n00000000  72 65 3a 00 ff 1b 41                              |re:...A|\n`,
     );
   });
+
+  it("answers the DNS recipe of docs/cli.md with the dump it shows (a resolver of the test's own)", async () => {
+    // A resolver on loopback that answers every A question with 192.0.2.1, TTL 300: the
+    // recipe must not ask the machine's.
+    const resolver = await bound();
+    resolver.consume((q) => {
+      const answer = Buffer.from([0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 1, 0x2c, 0, 4, 192, 0, 2, 1]);
+      const reply = Buffer.concat([q.data, answer]);
+      reply.writeUInt16BE(0x8180, 2); // a response, recursion available, no error
+      reply.writeUInt16BE(1, 6); // one answer
+      void resolver.send(reply, q.from.port, q.from.address);
+    });
+    const port = resolver.address().port;
+    const doc = readFileSync(new URL('../../docs/cli.md', import.meta.url), 'utf8');
+    const recipe = doc.slice(doc.indexOf('**A DNS question, by hand.**'));
+    const query = /printf '([^']+)\\n'/.exec(recipe)?.[1] as string;
+    const dump = /the dump reads:\n\n```text\n([^`]+)```/.exec(recipe)?.[1] as string;
+    const r = await runCli(
+      [
+        'send',
+        '127.0.0.1',
+        String(port),
+        '--framing',
+        'hex',
+        '--wait',
+        '--timeout',
+        '2s',
+        '--retries',
+        '1',
+        '-f',
+        'hex',
+      ],
+      { input: `${query}\n` },
+    );
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    // The lines the recipe shows, from this resolver's address.
+    expect(r.stdout).toBe(dump.replace('127.0.0.53:53', `127.0.0.1:${port}`));
+  });
+
+  it.runIf(needs('dnsmasq'))(
+    'runs the DNS recipe as written against a real resolver (dnsmasq, in a loopback-only namespace)',
+    async (context) => {
+      const ns = createNetns(context);
+      // Its own answer for example.com and no upstream: nothing can leave the namespace anyway.
+      const dnsmasq = start(
+        'dnsmasq',
+        [
+          ...['-k', '--no-resolv', '--no-hosts', '--bind-interfaces', '--user=root', '--pid-file='],
+          ...[
+            '--listen-address=127.0.0.53',
+            '--port=53',
+            '--address=/example.com/192.0.2.1',
+            '--log-facility=-',
+          ],
+        ],
+        { prefix: ns.prefix },
+      );
+      await dnsmasq.waitFor('stderr', /started, version/);
+      const doc = readFileSync(new URL('../../docs/cli.md', import.meta.url), 'utf8');
+      const recipe = doc.slice(doc.indexOf('**A DNS question, by hand.**'));
+      const query = /printf '([^']+)\\n'/.exec(recipe)?.[1] as string;
+      const command = /\| *\n *udpkit (send [^\n]+)/.exec(recipe)?.[1] as string;
+      expect(command).toBe('send 127.0.0.53 53 --framing hex --wait --timeout 2s --retries 1 -f hex');
+      const r = await runCli(command.split(' '), { input: `${query}\n`, prefix: ns.prefix });
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      // The id back, a response without error, one answer: 192.0.2.1 in the last four bytes.
+      expect(r.stdout).toMatch(
+        /^Received 45 bytes from 127\.0\.0\.53:53\n00000000 {2}12 34 8[15] 80 00 01 00 01 /,
+      );
+      expect(r.stdout).toMatch(/ 04 c0 00 02 01 {11}\|[^\n]+\|\n$/);
+    },
+  );
 
   it('waits for --expect replies', async () => {
     const server = await answering(3);
