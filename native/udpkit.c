@@ -23,7 +23,12 @@
 
 #define BATCH 64
 #define MAX_DGRAM 65536
-#define CTRL_LEN 128 /* room for a timestamp, a pktinfo and a TTL */
+/*
+ * Control room per datagram: a timestamp (32 bytes), and with metadata on an IPv6 socket
+ * receiving IPv4, both pktinfos (40 + 32) and a TTL (24): 128. Twice that, so that nothing is
+ * ever cut (MSG_CTRUNC) by one more option.
+ */
+#define CTRL_LEN 256
 #define MAX_ROUNDS 8 /* recvmmsg calls per readable event before yielding to the loop */
 /* per datagram: length, sender index, time (f64 as two words), arrival index, TTL */
 #define META_WORDS 6
@@ -35,6 +40,13 @@ typedef struct {
   int closed;
   int events;
   int metadata;     /* asked the kernel for each datagram's destination, interface and TTL */
+  /* Interface names by index, kept for a second: if_indextoname costs a socket and an ioctl. */
+  struct {
+    unsigned index;
+    char name[IF_NAMESIZE];
+    time_t at;
+  } ifnames[4];
+  unsigned next_ifname;
   uv_poll_t *poll;
   uv_timer_t *timer;
   int coalesce_ms;  /* 0: read as soon as readable; else batch up arrivals under load */
@@ -128,6 +140,24 @@ static int make_addr(sock_t *s, const char *ip, int port, struct sockaddr_storag
     *len = sizeof *a;
   }
   return 0;
+}
+
+/*
+ * An interface argument: a name (null or undefined: none, 0). Returns its index, 0 for none,
+ * or -1 with an ENODEV error thrown.
+ */
+static int ifname_arg(napi_env env, napi_value value) {
+  napi_valuetype t;
+  char name[IF_NAMESIZE + 1];
+  if (napi_typeof(env, value, &t) != napi_ok) return -1;
+  if (t != napi_string) return 0;
+  if (napi_get_value_string_utf8(env, value, name, sizeof name, NULL) != napi_ok) return -1;
+  unsigned index = if_nametoindex(name);
+  if (index == 0) {
+    throw_errno(env, ENODEV, "if_nametoindex");
+    return -1;
+  }
+  return (int)index;
 }
 
 static void poll_close_cb(uv_handle_t *h) { free(h); }
@@ -286,20 +316,6 @@ static napi_value js_set_option(napi_env env, napi_callback_info info) {
   CALL(env, napi_get_value_int32(env, argv[2], &value));
   int v6 = s->family == AF_INET6;
   int level, opt;
-  if (strcmp(name, "metadata") == 0) {
-    // Each datagram's destination address and interface (IP_PKTINFO), and its TTL or hop
-    // limit. An IPv6 socket asks for both families': IPv4 arrives on it as mapped addresses.
-    int on = value ? 1 : 0;
-    if (setsockopt(s->fd, IPPROTO_IP, IP_PKTINFO, &on, sizeof on) != 0 ||
-        setsockopt(s->fd, IPPROTO_IP, IP_RECVTTL, &on, sizeof on) != 0) {
-      if (!v6 || errno != ENOPROTOOPT) return throw_errno(env, errno, "setsockopt");
-    }
-    if (v6 && (setsockopt(s->fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &on, sizeof on) != 0 ||
-               setsockopt(s->fd, IPPROTO_IPV6, IPV6_RECVHOPLIMIT, &on, sizeof on) != 0))
-      return throw_errno(env, errno, "setsockopt");
-    s->metadata = on;
-    return NULL;
-  }
   if (strcmp(name, "broadcast") == 0) {
     level = SOL_SOCKET;
     opt = SO_BROADCAST;
@@ -321,6 +337,31 @@ static napi_value js_set_option(napi_env env, napi_callback_info info) {
 }
 
 /*
+ * receiveMetadata(sock, on): ask the kernel for each datagram's destination address and
+ * interface (IP_PKTINFO, IPV6_RECVPKTINFO) and its TTL or hop limit. An IPv6 socket asks for
+ * both families': IPv4 arrives on it as mapped addresses.
+ */
+static napi_value js_receive_metadata(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  bool on;
+  CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  sock_t *s = get_sock(env, argv[0]);
+  if (!s) return NULL;
+  CALL(env, napi_get_value_bool(env, argv[1], &on));
+  int v = on ? 1 : 0, v6 = s->family == AF_INET6;
+  if (setsockopt(s->fd, IPPROTO_IP, IP_PKTINFO, &v, sizeof v) != 0 ||
+      setsockopt(s->fd, IPPROTO_IP, IP_RECVTTL, &v, sizeof v) != 0) {
+    if (!v6 || errno != ENOPROTOOPT) return throw_errno(env, errno, "setsockopt");
+  }
+  if (v6 && (setsockopt(s->fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &v, sizeof v) != 0 ||
+             setsockopt(s->fd, IPPROTO_IPV6, IPV6_RECVHOPLIMIT, &v, sizeof v) != 0))
+    return throw_errno(env, errno, "setsockopt");
+  s->metadata = v;
+  return NULL;
+}
+
+/*
  * membership(sock, join, group, source|null, interface|null): joins (or leaves) a multicast
  * group, any-source or, with a source, source-specific, on the interface named (null: the
  * one the routing table picks). Protocol-independent MCAST_* options, so IPv4 and IPv6 are
@@ -330,7 +371,7 @@ static napi_value js_membership(napi_env env, napi_callback_info info) {
   size_t argc = 5;
   napi_value argv[5];
   bool join;
-  char group[INET6_ADDRSTRLEN + 1], source[INET6_ADDRSTRLEN + 1], ifname[IF_NAMESIZE + 1];
+  char group[INET6_ADDRSTRLEN + 1], source[INET6_ADDRSTRLEN + 1];
   CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   sock_t *s = get_sock(env, argv[0]);
   if (!s) return NULL;
@@ -340,19 +381,14 @@ static napi_value js_membership(napi_env env, napi_callback_info info) {
   CALL(env, napi_typeof(env, argv[3], &t));
   int ssm = t == napi_string;
   if (ssm) CALL(env, napi_get_value_string_utf8(env, argv[3], source, sizeof source, NULL));
-  unsigned ifindex = 0;
-  CALL(env, napi_typeof(env, argv[4], &t));
-  if (t == napi_string) {
-    CALL(env, napi_get_value_string_utf8(env, argv[4], ifname, sizeof ifname, NULL));
-    ifindex = if_nametoindex(ifname);
-    if (ifindex == 0) return throw_errno(env, ENODEV, "if_nametoindex");
-  }
+  int ifindex = ifname_arg(env, argv[4]);
+  if (ifindex < 0) return NULL;
   int level = s->family == AF_INET6 ? IPPROTO_IPV6 : IPPROTO_IP;
   int rc;
   if (ssm) {
     struct group_source_req r;
     memset(&r, 0, sizeof r);
-    r.gsr_interface = ifindex;
+    r.gsr_interface = (uint32_t)ifindex;
     socklen_t len;
     if (make_addr(s, group, 0, &r.gsr_group, &len) || make_addr(s, source, 0, &r.gsr_source, &len))
       return throw_errno(env, EINVAL, "setsockopt");
@@ -360,7 +396,7 @@ static napi_value js_membership(napi_env env, napi_callback_info info) {
   } else {
     struct group_req r;
     memset(&r, 0, sizeof r);
-    r.gr_interface = ifindex;
+    r.gr_interface = (uint32_t)ifindex;
     socklen_t len;
     if (make_addr(s, group, 0, &r.gr_group, &len)) return throw_errno(env, EINVAL, "setsockopt");
     rc = setsockopt(s->fd, level, join ? MCAST_JOIN_GROUP : MCAST_LEAVE_GROUP, &r, sizeof r);
@@ -373,13 +409,11 @@ static napi_value js_membership(napi_env env, napi_callback_info info) {
 static napi_value js_multicast_interface(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
-  char ifname[IF_NAMESIZE + 1];
   CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   sock_t *s = get_sock(env, argv[0]);
   if (!s) return NULL;
-  CALL(env, napi_get_value_string_utf8(env, argv[1], ifname, sizeof ifname, NULL));
-  int ifindex = (int)if_nametoindex(ifname);
-  if (ifindex == 0) return throw_errno(env, ENODEV, "if_nametoindex");
+  int ifindex = ifname_arg(env, argv[1]);
+  if (ifindex < 0) return NULL;
   int rc;
   if (s->family == AF_INET6) {
     rc = setsockopt(s->fd, IPPROTO_IPV6, IPV6_MULTICAST_IF, &ifindex, sizeof ifindex);
@@ -400,12 +434,13 @@ static napi_value js_multicast_interface(napi_env env, napi_callback_info info) 
 static napi_value js_bind_to_device(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
-  char ifname[IF_NAMESIZE + 1];
   CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   sock_t *s = get_sock(env, argv[0]);
   if (!s) return NULL;
-  CALL(env, napi_get_value_string_utf8(env, argv[1], ifname, sizeof ifname, NULL));
-  if (setsockopt(s->fd, SOL_SOCKET, SO_BINDTODEVICE, ifname, (socklen_t)strlen(ifname)) != 0)
+  int ifindex = ifname_arg(env, argv[1]);
+  if (ifindex < 0) return NULL;
+  // By index: the name of an interface could change between the lookup and this call.
+  if (setsockopt(s->fd, SOL_SOCKET, SO_BINDTOIFINDEX, &ifindex, sizeof ifindex) != 0)
     return throw_errno(env, errno, "setsockopt");
   return NULL;
 }
@@ -484,15 +519,18 @@ static void parse_cmsgs(struct msghdr *m, double fallback, arrival_t *a) {
       memcpy(&ts, CMSG_DATA(c), sizeof ts);
       a->ms = (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
     } else if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
+      // IPv4, on either family's socket: it alone has the address to answer from.
       struct in_pktinfo pi;
       memcpy(&pi, CMSG_DATA(c), sizeof pi);
       a->family = AF_INET;
       a->ifindex = (unsigned)pi.ipi_ifindex;
+      memset(a->dst, 0, sizeof a->dst);
       memcpy(a->dst, &pi.ipi_addr, 4);
       memcpy(a->spec, &pi.ipi_spec_dst, 4);
     } else if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO) {
       struct in6_pktinfo pi;
       memcpy(&pi, CMSG_DATA(c), sizeof pi);
+      if (IN6_IS_ADDR_V4MAPPED(&pi.ipi6_addr)) continue; /* IPv4 on an IPv6 socket: IP_PKTINFO says it */
       a->family = AF_INET6;
       a->ifindex = pi.ipi6_ifindex;
       memcpy(a->dst, &pi.ipi6_addr, 16);
@@ -505,30 +543,21 @@ static void parse_cmsgs(struct msghdr *m, double fallback, arrival_t *a) {
   }
 }
 
-/*
- * An interface's name by index, cached for a second: if_indextoname opens a socket and makes
- * an ioctl each time, too much for every datagram.
- */
-static const char *ifname_of(unsigned index) {
-  static struct {
-    unsigned index;
-    char name[IF_NAMESIZE];
-    struct timespec at;
-  } cache[16];
-  static unsigned next;
-  struct timespec now;
-  clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
-  for (unsigned i = 0; i < 16; i++) {
-    if (cache[i].index == index && index != 0 && now.tv_sec - cache[i].at.tv_sec < 1) return cache[i].name;
+/* An interface's name by index, from the socket's few remembered for a second; NULL if none. */
+static const char *ifname_of(sock_t *s, unsigned index) {
+  if (index == 0) return NULL;
+  time_t now = time(NULL);
+  for (unsigned i = 0; i < 4; i++) {
+    if (s->ifnames[i].index == index && now - s->ifnames[i].at < 1) return s->ifnames[i].name;
   }
-  unsigned slot = next++ % 16;
-  if (!if_indextoname(index, cache[slot].name)) {
-    cache[slot].index = 0;
+  unsigned slot = s->next_ifname++ % 4;
+  if (!if_indextoname(index, s->ifnames[slot].name)) {
+    s->ifnames[slot].index = 0;
     return NULL;
   }
-  cache[slot].index = index;
-  cache[slot].at = now;
-  return cache[slot].name;
+  s->ifnames[slot].index = index;
+  s->ifnames[slot].at = now;
+  return s->ifnames[slot].name;
 }
 
 /* An address as text: IPv4 as an IPv6 socket shows it (::ffff:a.b.c.d) when mapped. */
@@ -543,37 +572,37 @@ static void addr_text(int family, const unsigned char *bytes, int mapped, char *
 }
 
 /*
- * The JS form of an arrival: [to, interface|undefined, replyFrom]. `to` is the header's
- * destination. replyFrom is the address a reply should leave from: IPv4's ipi_spec_dst (the
- * receiving interface's address when `to` was a broadcast or a group); IPv6's `to`, or `::`
- * for a group; with `%interface` where an IPv6 source needs its interface (link-local, group).
+ * The JS form of an arrival: [to, interface|undefined, replyFrom, replyIndex]. `to` is the
+ * header's destination. replyFrom is the address a reply should leave from, and replyIndex
+ * the interface it must leave through (0: as routed): IPv4's ipi_spec_dst (the receiving
+ * interface's address when `to` was a broadcast or a group); IPv6's `to`, with its interface
+ * when link-local, or `::` (any address) and the interface for a group.
  */
 static napi_value arrival_to_js(napi_env env, sock_t *s, const arrival_t *a) {
-  char to[INET6_ADDRSTRLEN + 8], from[INET6_ADDRSTRLEN + IF_NAMESIZE + 10];
+  char to[INET6_ADDRSTRLEN + 8], from[INET6_ADDRSTRLEN + 8];
   int mapped = s->family == AF_INET6;
-  const char *ifname = a->ifindex ? ifname_of(a->ifindex) : NULL;
+  unsigned reply_index = 0;
   addr_text(a->family, a->dst, mapped, to, sizeof to);
   if (a->family == AF_INET) {
     addr_text(AF_INET, a->spec, mapped, from, sizeof from);
   } else {
     const struct in6_addr *d = (const struct in6_addr *)a->dst;
     int group = IN6_IS_ADDR_MULTICAST(d);
-    if (group) snprintf(from, sizeof from, "::");
-    else snprintf(from, sizeof from, "%s", to);
-    if ((group || IN6_IS_ADDR_LINKLOCAL(d)) && ifname) {
-      size_t used = strlen(from);
-      snprintf(from + used, sizeof from - used, "%%%s", ifname);
-    }
+    snprintf(from, sizeof from, "%s", group ? "::" : to);
+    if (group || IN6_IS_ADDR_LINKLOCAL(d)) reply_index = a->ifindex;
   }
+  const char *ifname = ifname_of(s, a->ifindex);
   napi_value entry, v;
-  napi_create_array_with_length(env, 3, &entry);
+  napi_create_array_with_length(env, 4, &entry);
   napi_create_string_latin1(env, to, NAPI_AUTO_LENGTH, &v);
   napi_set_element(env, entry, 0, v);
-  if (ifname) napi_create_string_latin1(env, ifname, NAPI_AUTO_LENGTH, &v);
+  if (ifname) napi_create_string_utf8(env, ifname, NAPI_AUTO_LENGTH, &v);
   else napi_get_undefined(env, &v);
   napi_set_element(env, entry, 1, v);
   napi_create_string_latin1(env, from, NAPI_AUTO_LENGTH, &v);
   napi_set_element(env, entry, 2, v);
+  napi_create_uint32(env, reply_index, &v);
+  napi_set_element(env, entry, 3, v);
   return entry;
 }
 
@@ -880,57 +909,59 @@ static int dest_arg(napi_env env, sock_t *s, napi_value ip_value, napi_value por
 #define SRC_CTRL CMSG_SPACE(sizeof(struct in6_pktinfo))
 
 /*
- * The source argument of a send (ip|null): the local address the datagrams leave from, as a
- * control message (IP_PKTINFO's ipi_spec_dst, or IPV6_PKTINFO) in `ctrl`. An IPv6 source may
- * name its interface (`fe80::1%eth0`, `::%eth0` for any address of it). Returns the control
+ * The source arguments of a send (ip|null, interface index): the local address the datagrams
+ * leave from and the interface they must leave through (0: as routed), as one control
+ * message (IP_PKTINFO's ipi_spec_dst, or IPV6_PKTINFO) in `ctrl`. Returns the control
  * length, 0 for no source, or -1 with an exception pending.
  */
-static int src_arg(napi_env env, sock_t *s, napi_value value, unsigned char *ctrl) {
+static int src_arg(napi_env env, sock_t *s, napi_value ip_value, napi_value index_value, unsigned char *ctrl) {
   napi_valuetype type;
-  if (napi_typeof(env, value, &type) != napi_ok) return -1;
+  if (napi_typeof(env, ip_value, &type) != napi_ok) return -1;
   if (type != napi_string) return 0;
-  char text[INET6_ADDRSTRLEN + IF_NAMESIZE + 2];
-  if (napi_get_value_string_utf8(env, value, text, sizeof text, NULL) != napi_ok) return -1;
-  unsigned ifindex = 0;
-  char *zone = strchr(text, '%');
-  if (zone) {
-    *zone++ = 0;
-    ifindex = if_nametoindex(zone);
-    if (ifindex == 0) {
-      throw_errno(env, ENODEV, "sendmmsg");
-      return -1;
-    }
+  char ip[INET6_ADDRSTRLEN + IF_NAMESIZE + 2];
+  uint32_t index = 0;
+  if (napi_get_value_string_utf8(env, ip_value, ip, sizeof ip, NULL) != napi_ok ||
+      napi_get_value_uint32(env, index_value, &index) != napi_ok) {
+    napi_throw_type_error(env, "UDP_ERR_NATIVE", "expected a source address and an interface index");
+    return -1;
   }
-  struct in_addr v4;
-  struct in6_addr v6;
-  int is4 = inet_pton(AF_INET, text, &v4) == 1;
-  if (!is4) {
-    if (inet_pton(AF_INET6, text, &v6) != 1 || s->family != AF_INET6) {
-      throw_errno(env, EINVAL, "sendmmsg");
-      return -1;
-    }
-    if (IN6_IS_ADDR_V4MAPPED(&v6)) {
-      is4 = 1;
-      memcpy(&v4, &v6.s6_addr[12], 4);
-    }
+  struct sockaddr_storage ss;
+  socklen_t len;
+  if (make_addr(s, ip, 0, &ss, &len) < 0) {
+    throw_errno(env, EINVAL, "sendmmsg");
+    return -1;
   }
   memset(ctrl, 0, SRC_CTRL);
   struct msghdr m = {.msg_control = ctrl, .msg_controllen = SRC_CTRL};
   struct cmsghdr *c = CMSG_FIRSTHDR(&m);
-  if (is4) {
-    struct in_pktinfo pi = {.ipi_ifindex = (int)ifindex, .ipi_spec_dst = v4};
+  const struct in6_addr *v6 = &((struct sockaddr_in6 *)&ss)->sin6_addr;
+  if (s->family == AF_INET || IN6_IS_ADDR_V4MAPPED(v6)) {
+    struct in_pktinfo pi = {.ipi_ifindex = (int)index};
+    if (s->family == AF_INET) pi.ipi_spec_dst = ((struct sockaddr_in *)&ss)->sin_addr;
+    else memcpy(&pi.ipi_spec_dst, &v6->s6_addr[12], 4);
     c->cmsg_level = IPPROTO_IP;
     c->cmsg_type = IP_PKTINFO;
     c->cmsg_len = CMSG_LEN(sizeof pi);
     memcpy(CMSG_DATA(c), &pi, sizeof pi);
     return (int)CMSG_SPACE(sizeof pi);
   }
-  struct in6_pktinfo pi = {.ipi6_addr = v6, .ipi6_ifindex = ifindex};
+  // A zone in the address (fe80::1%eth0) names the interface when no index was given.
+  uint32_t scope = ((struct sockaddr_in6 *)&ss)->sin6_scope_id;
+  struct in6_pktinfo pi = {.ipi6_addr = *v6, .ipi6_ifindex = index ? index : scope};
   c->cmsg_level = IPPROTO_IPV6;
   c->cmsg_type = IPV6_PKTINFO;
   c->cmsg_len = CMSG_LEN(sizeof pi);
   memcpy(CMSG_DATA(c), &pi, sizeof pi);
   return (int)CMSG_SPACE(sizeof pi);
+}
+
+/* Gives each of `k` messages the source control message, when there is one. */
+static void apply_source(struct mmsghdr *msgs, int k, unsigned char *ctrl, int ctrl_len) {
+  if (ctrl_len <= 0) return;
+  for (int i = 0; i < k; i++) {
+    msgs[i].msg_hdr.msg_control = ctrl;
+    msgs[i].msg_hdr.msg_controllen = (size_t)ctrl_len;
+  }
 }
 
 enum { STEP_AGAIN = -1, STEP_FULL = -2, STEP_ERROR = -3 };
@@ -945,15 +976,15 @@ static int send_step(sock_t *s, struct mmsghdr *msgs, int k) {
 }
 
 /*
- * sendBatch(sock, data, lengths (Uint32Array), first, count, ip|null, port[, source|null])
- *   -> datagrams sent
+ * sendBatch(sock, data, lengths (Uint32Array), first, count, ip|null, port[, source|null,
+ *   sourceIndex]) -> datagrams sent
  * Sends datagrams first..first+count-1, packed back to back in data, from `source` when given
  * (see src_arg). Returns how many the kernel took (fewer when its buffer is full: call
  * waitWritable, then send the rest). Throws on any error but EAGAIN before the first datagram.
  */
 static napi_value js_send_batch(napi_env env, napi_callback_info info) {
-  size_t argc = 8;
-  napi_value argv[8], out;
+  size_t argc = 9;
+  napi_value argv[9], out;
   CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   sock_t *s = get_sock(env, argv[0]);
   if (!s) return NULL;
@@ -977,7 +1008,7 @@ static napi_value js_send_batch(napi_env env, napi_callback_info info) {
   socklen_t sslen = 0;
   if (dest_arg(env, s, argv[5], argv[6], &ss, &sslen) < 0) return NULL;
   unsigned char ctrl[SRC_CTRL];
-  int ctrl_len = argc > 7 ? src_arg(env, s, argv[7], ctrl) : 0;
+  int ctrl_len = argc > 8 ? src_arg(env, s, argv[7], argv[8], ctrl) : 0;
   if (ctrl_len < 0) return NULL;
   if (first < 0 || count < 0 || (size_t)first + (size_t)count > nlen) {
     napi_throw_range_error(env, "UDP_ERR_NATIVE", "batch out of range");
@@ -1006,12 +1037,9 @@ static napi_value js_send_batch(napi_env env, napi_callback_info info) {
         msgs[i].msg_hdr.msg_name = &ss;
         msgs[i].msg_hdr.msg_namelen = sslen;
       }
-      if (ctrl_len) {
-        msgs[i].msg_hdr.msg_control = ctrl;
-        msgs[i].msg_hdr.msg_controllen = (size_t)ctrl_len;
-      }
       o += l;
     }
+    apply_source(msgs, k, ctrl, ctrl_len);
     int r = send_step(s, msgs, k);
     if (r == STEP_AGAIN) continue;
     if (r == STEP_FULL || (r == STEP_ERROR && sent > 0)) break; /* an error comes back next call */
@@ -1204,15 +1232,15 @@ static napi_value js_drops(napi_env env, napi_callback_info info) {
 }
 
 /*
- * sendBuffers(sock, buffers (Array of Buffer), first, count, ip|null|ips, port|ports[, source])
- *   -> datagrams sent
+ * sendBuffers(sock, buffers (Array of Buffer), first, count, ip|null|ips, port|ports[, source,
+ *   sourceIndex]) -> datagrams sent
  * Like sendBatch, for datagrams that are separate Buffers: no packing copy needed. With an
  * array of ips and one of ports, datagram i goes to ips[i]:ports[i] (sendmmsg's per-message
  * address), so one call answers many peers.
  */
 static napi_value js_send_buffers(napi_env env, napi_callback_info info) {
-  size_t argc = 7;
-  napi_value argv[7], out;
+  size_t argc = 8;
+  napi_value argv[8], out;
   CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   sock_t *s = get_sock(env, argv[0]);
   if (!s) return NULL;
@@ -1232,7 +1260,7 @@ static napi_value js_send_buffers(napi_env env, napi_callback_info info) {
   CALL(env, napi_is_array(env, argv[4], &each));
   if (!each && dest_arg(env, s, argv[4], argv[5], &ss, &sslen) < 0) return NULL;
   unsigned char ctrl[SRC_CTRL];
-  int ctrl_len = argc > 6 ? src_arg(env, s, argv[6], ctrl) : 0;
+  int ctrl_len = argc > 7 ? src_arg(env, s, argv[6], argv[7], ctrl) : 0;
   if (ctrl_len < 0) return NULL;
   int sent = 0;
   struct mmsghdr msgs[BATCH];
@@ -1264,11 +1292,8 @@ static napi_value js_send_buffers(napi_env env, napi_callback_info info) {
         msgs[i].msg_hdr.msg_name = &ss;
         msgs[i].msg_hdr.msg_namelen = sslen;
       }
-      if (ctrl_len) {
-        msgs[i].msg_hdr.msg_control = ctrl;
-        msgs[i].msg_hdr.msg_controllen = (size_t)ctrl_len;
-      }
     }
+    apply_source(msgs, k, ctrl, ctrl_len);
     int r = send_step(s, msgs, k);
     if (r == STEP_AGAIN) continue;
     if (r == STEP_FULL || (r == STEP_ERROR && sent > 0)) break; /* an error comes back next call */
@@ -1429,6 +1454,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"membership", NULL, js_membership, NULL, NULL, NULL, napi_default, NULL},
       {"multicastInterface", NULL, js_multicast_interface, NULL, NULL, NULL, napi_default, NULL},
       {"bindToDevice", NULL, js_bind_to_device, NULL, NULL, NULL, napi_default, NULL},
+      {"receiveMetadata", NULL, js_receive_metadata, NULL, NULL, NULL, napi_default, NULL},
       {"startReceiving", NULL, js_start, NULL, NULL, NULL, napi_default, NULL},
       {"pauseReceiving", NULL, js_pause, NULL, NULL, NULL, napi_default, NULL},
       {"waitWritable", NULL, js_wait_writable, NULL, NULL, NULL, napi_default, NULL},

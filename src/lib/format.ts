@@ -172,30 +172,41 @@ export interface FormatterOptions {
   destination?: boolean;
 }
 
+/**
+ * What is known of where a datagram arrived, in both forms: ` to 10.0.0.1 on eth0 ttl 64` for
+ * `text` and `hex`, `,"to":..,"interface":..,"ttl":..` for `json`; '' when nothing is. Made
+ * once per arrival object and TTL (a flood to one address, from one distance, shares them).
+ * An interface name is written in ASCII (`\xNN` in text, `\uNNNN` in json), like all the rest.
+ */
+function arrivalParts(msg: Datagram): { text: string; json: string } {
+  const arrival = msg[ARRIVAL];
+  const cached = arrival === undefined ? undefined : arrivalCache.get(arrival);
+  if (cached !== undefined && cached.ttl === msg.ttl) return cached;
+  let text = '';
+  let json = '';
+  if (msg.to !== undefined) {
+    text += ` to ${msg.to}`;
+    json += `,"to":${JSON.stringify(msg.to)}`;
+  }
+  if (msg.interface !== undefined) {
+    text += ` on ${escapeText(Buffer.from(msg.interface))}`;
+    json += `,"interface":${JSON.stringify(msg.interface).replace(/[^\x20-\x7e]/g, jsonEscape)}`;
+  }
+  if (msg.ttl !== undefined) {
+    text += ` ttl ${msg.ttl}`;
+    json += `,"ttl":${msg.ttl}`;
+  }
+  const parts = { ttl: msg.ttl, text, json };
+  if (arrival !== undefined) arrivalCache.set(arrival, parts);
+  return parts;
+}
+const arrivalCache = new WeakMap<object, { ttl: number | undefined; text: string; json: string }>();
+const NO_ARRIVAL = { text: '', json: '' };
+const noArrival = () => NO_ARRIVAL;
+
 /** ` to 10.0.0.1 on eth0 ttl 64`: what is known of where a datagram arrived, or ''. */
 export function arrivalText(msg: Datagram): string {
-  let text = msg.to === undefined ? '' : ` to ${msg.to}`;
-  if (msg.interface !== undefined) text += ` on ${msg.interface}`;
-  if (msg.ttl !== undefined) text += ` ttl ${msg.ttl}`;
-  return text;
-}
-
-/**
- * `,"to":..,"interface":..,"ttl":..` of each arrival object, with the TTL last seen there, made
- * once per change (a flood to one address, from one distance, shares one string).
- */
-const arrivalJsonCache = new WeakMap<object, { ttl: number | undefined; json: string }>();
-
-/** `,"to":..,"interface":..,"ttl":..` of a `json` line: what is known, or ''. */
-function arrivalJson(msg: Datagram): string {
-  const arrival = msg[ARRIVAL];
-  const cached = arrival === undefined ? undefined : arrivalJsonCache.get(arrival);
-  if (cached !== undefined && cached.ttl === msg.ttl) return cached.json;
-  let json = msg.to === undefined ? '' : `,"to":${JSON.stringify(msg.to)}`;
-  if (msg.interface !== undefined) json += `,"interface":${JSON.stringify(msg.interface)}`;
-  if (msg.ttl !== undefined) json += `,"ttl":${msg.ttl}`;
-  if (arrival !== undefined) arrivalJsonCache.set(arrival, { ttl: msg.ttl, json });
-  return json;
+  return arrivalParts(msg).text;
 }
 
 /** Turns one datagram into its output: a string, or bytes for `raw`. Always ends in `\n`. */
@@ -216,16 +227,16 @@ const NEWLINE = Buffer.from('\n');
  */
 export function createFormatter(format: OutputFormat, options: FormatterOptions = {}): Formatter {
   const stamp = options.timestamps ? (msg: Datagram) => `${formatTimestamp(msg.receivedAt)} ` : () => '';
-  const where = options.destination ? arrivalText : () => '';
+  const where = options.destination ? arrivalParts : noArrival;
   switch (format) {
     case 'text':
       return (msg) =>
-        `${stamp(msg)}Received message: ${escapeText(msg.data)} from ${formatEndpoint(msg.from.address, msg.from.port)}${where(msg)}\n`;
+        `${stamp(msg)}Received message: ${escapeText(msg.data)} from ${formatEndpoint(msg.from.address, msg.from.port)}${where(msg).text}\n`;
     case 'raw':
       return (msg) => Buffer.concat([msg.data, NEWLINE]);
     case 'hex':
       return (msg) =>
-        `${stamp(msg)}Received ${msg.data.length} byte${msg.data.length === 1 ? '' : 's'} from ${formatEndpoint(msg.from.address, msg.from.port)}${where(msg)}\n${hexDump(msg.data)}`;
+        `${stamp(msg)}Received ${msg.data.length} byte${msg.data.length === 1 ? '' : 's'} from ${formatEndpoint(msg.from.address, msg.from.port)}${where(msg).text}\n${hexDump(msg.data)}`;
     case 'base64':
       return (msg) => `${msg.data.toString('base64')}\n`;
     case 'json':
@@ -233,7 +244,7 @@ export function createFormatter(format: OutputFormat, options: FormatterOptions 
         const d = msg.data;
         const json = jsonText(d);
         const text = json === undefined ? '' : `,"text":${json}`;
-        return `{"ts":"${formatTimestamp(msg.receivedAt)}",${fromJson(msg.from)}${arrivalJson(msg)},"size":${d.length}${text},"base64":"${d.toString('base64')}"}\n`;
+        return `{"ts":"${formatTimestamp(msg.receivedAt)}",${fromJson(msg.from)}${arrivalParts(msg).json},"size":${d.length}${text},"base64":"${d.toString('base64')}"}\n`;
       };
   }
 }
@@ -476,41 +487,35 @@ export function createByteFormatter(format: OutputFormat, options: FormatterOpti
   const stamped = options.timestamps === true;
   const writeStamp = (msg: Datagram, buf: Buffer, o: number) =>
     o + buf.write(`${formatTimestamp(msg.receivedAt)} `, o, 'latin1');
-  const where = options.destination ? arrivalText : () => '';
+  const where = options.destination ? arrivalParts : noArrival;
   switch (format) {
     case 'text':
-      if (options.destination) {
-        return (msg, out) => {
-          const d = msg.data;
-          const tail = ` from ${formatEndpoint(msg.from.address, msg.from.port)}${arrivalText(msg)}\n`;
-          const buf = out.room(64 + d.length * 4 + tail.length * 3);
-          let o = out.used;
-          if (stamped) o = writeStamp(msg, buf, o);
-          o += TEXT_PREFIX.copy(buf, o);
-          o = escapeInto(d, buf, o);
-          out.used = o + buf.write(tail, o);
-        };
-      }
       return (msg, out) => {
         const d = msg.data;
         const tail = fromLine(msg.from);
-        const buf = out.room(64 + d.length * 4 + tail.length);
+        const arrived = where(msg).text;
+        const buf = out.room(64 + d.length * 4 + tail.length + arrived.length);
         let o = out.used;
         if (stamped) o = writeStamp(msg, buf, o);
         o += TEXT_PREFIX.copy(buf, o);
         o = escapeInto(d, buf, o);
-        out.used = o + tail.copy(buf, o);
+        // ` from 1.2.3.4:5\n`, with where it arrived before the newline when asked.
+        if (arrived === '') o += tail.copy(buf, o);
+        else {
+          o += tail.copy(buf, o, 0, tail.length - 1);
+          o += buf.write(arrived, o, 'latin1');
+          buf[o++] = 0x0a;
+        }
+        out.used = o;
       };
     case 'hex':
       return (msg, out) => {
         const d = msg.data;
-        const buf = out.room(128 + Math.ceil(d.length / 16) * 80);
+        const header = `Received ${d.length} byte${d.length === 1 ? '' : 's'} from ${formatEndpoint(msg.from.address, msg.from.port)}${where(msg).text}\n`;
+        const buf = out.room(64 + header.length + Math.ceil(d.length / 16) * 80);
         let o = out.used;
         if (stamped) o = writeStamp(msg, buf, o);
-        o += buf.write(
-          `Received ${d.length} byte${d.length === 1 ? '' : 's'} from ${formatEndpoint(msg.from.address, msg.from.port)}${where(msg)}\n`,
-          o,
-        );
+        o += buf.write(header, o, 'latin1');
         out.used = hexDumpInto(d, buf, o);
       };
     case 'raw':
@@ -529,12 +534,10 @@ export function createByteFormatter(format: OutputFormat, options: FormatterOpti
         const n = d.length;
         const text = jsonText(d);
         const b64Length = Math.ceil(n / 3) * 4;
-        const buf = out.room(320 + b64Length + (text === undefined ? 0 : text.length * 3));
+        const head = `{"ts":"${formatTimestamp(msg.receivedAt)}",${fromJson(msg.from)}${arrivalParts(msg).json},"size":${n}`;
+        const buf = out.room(32 + head.length + b64Length + (text === undefined ? 0 : text.length * 3));
         let o = out.used;
-        o += buf.write(
-          `{"ts":"${formatTimestamp(msg.receivedAt)}",${fromJson(msg.from)}${msg.to === undefined && msg.ttl === undefined ? '' : arrivalJson(msg)},"size":${n}`,
-          o,
-        );
+        o += buf.write(head, o, 'latin1');
         if (text !== undefined) {
           o += buf.write(',"text":', o, 'latin1');
           o += buf.write(text, o, 'utf8');

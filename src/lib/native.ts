@@ -10,6 +10,9 @@ export type NativeHandle = { readonly __nativeSocket: unique symbol };
 /** The integer socket options both transports set. */
 export type SocketOptionName = 'broadcast' | 'ttl' | 'multicastTtl' | 'multicastLoop';
 
+/** An arrival as the addon describes it: [to, interface, replyFrom, replyInterface index]. */
+export type NativeArrival = [string, string | undefined, string, number];
+
 /** The addon's functions, as native/udpkit.c defines them. */
 export interface NativeAddon {
   open(family: 4 | 6, reuseAddr: boolean, ipv6Only: boolean): NativeHandle;
@@ -29,7 +32,9 @@ export interface NativeAddon {
   /** SO_BINDTODEVICE: receive only what arrives on the interface named, send only through it. */
   bindToDevice(sock: NativeHandle, iface: string): void;
   /** An integer socket option by name, for the socket's family (see native/udpkit.c). */
-  setOption(sock: NativeHandle, name: SocketOptionName | 'metadata', value: number): void;
+  setOption(sock: NativeHandle, name: SocketOptionName, value: number): void;
+  /** Asks the kernel for each datagram's destination, interface and TTL (see deliver()). */
+  receiveMetadata(sock: NativeHandle, on: boolean): void;
   /** which: 0 receive, 1 send; bytes 0 only reads; force tries SO_*BUFFORCE first. */
   bufferSize(sock: NativeHandle, which: 0 | 1, bytes: number, force: boolean): number;
   startReceiving(
@@ -39,8 +44,8 @@ export interface NativeAddon {
       metaOrError: Buffer | string,
       count?: number,
       senders?: [string, number][],
-      /** [to, interface, replyFrom] of each distinct arrival, with metadata on. */
-      arrivals?: [string, string | undefined, string][],
+      /** Each distinct arrival of the batch, with metadata on. */
+      arrivals?: NativeArrival[],
     ) => void,
     onWritable: () => void,
   ): void;
@@ -54,8 +59,9 @@ export interface NativeAddon {
     count: number,
     ip: string | null,
     port: number,
-    /** The local address to send from (IP_PKTINFO / IPV6_PKTINFO); `%interface` allowed. */
+    /** The local address to send from (IP_PKTINFO / IPV6_PKTINFO), and the interface index. */
     source?: string | null,
+    sourceInterface?: number,
   ): number;
   /** With arrays of ips and ports, datagram i goes to ips[i]:ports[i]. */
   sendBuffers(
@@ -66,6 +72,7 @@ export interface NativeAddon {
     ip: string | null | string[],
     port: number | number[],
     source?: string | null,
+    sourceInterface?: number,
   ): number;
   setCoalesce(sock: NativeHandle, ms: number): void;
   /** Reads at most `n` more datagrams (-1: no limit); with `more`, adds `n` to a limit in force. */

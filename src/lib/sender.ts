@@ -6,7 +6,7 @@
  */
 import { type Endpoint, type IpFamily, ipFamily, maxPayload, parsePort } from './address.js';
 import { fromSystemError, InvalidArgumentError, MessageTooLargeError, SocketClosedError } from './errors.js';
-import type { Transport } from './transport.js';
+import type { Arrival, Transport } from './transport.js';
 
 /** A datagram to send with {@link Sender.sendBatch}: its payload and where it goes. */
 export interface OutgoingDatagram {
@@ -83,31 +83,31 @@ export class Sender {
   }
 
   send(data: Uint8Array | string, port?: number, host?: string): Promise<void> {
+    return this.#sendOne(data, port, host, undefined);
+  }
+
+  /**
+   * Sends to `to` (a connected socket: to its peer), from the address and interface a reply to
+   * `arrival` should leave from, when it is known, else as `send` does.
+   */
+  reply(data: Uint8Array | string, to: Endpoint, arrival: Arrival | undefined): Promise<void> {
+    return this.#ctx.remote()
+      ? this.#sendOne(data, undefined, undefined, arrival)
+      : this.#sendOne(data, to.port, to.address, arrival);
+  }
+
+  #sendOne(
+    data: Uint8Array | string,
+    port: number | undefined,
+    host: string | undefined,
+    from: Arrival | undefined,
+  ): Promise<void> {
     try {
       const payload = toPayload(data);
       checkSize(payload.length, this.#ctx.family);
       const dest = this.#destination(port, host);
       return this.#start(dest, 1, payload.length, NO_SIZES, (d) =>
-        this.#transport.send(payload, d?.port, d?.address),
-      );
-    } catch (err) {
-      return Promise.reject(err);
-    }
-  }
-
-  /**
-   * Sends to `to` (a connected socket: to its peer), from `source` when given (a local
-   * address, see Arrival.replyFrom), else as `send` does.
-   */
-  reply(data: Uint8Array | string, to: Endpoint, source: string | undefined): Promise<void> {
-    const connected = this.#ctx.remote() !== undefined;
-    if (source === undefined) return connected ? this.send(data) : this.send(data, to.port, to.address);
-    try {
-      const payload = toPayload(data);
-      checkSize(payload.length, this.#ctx.family);
-      const dest = connected ? undefined : this.#destination(to.port, to.address);
-      return this.#start(dest, 1, payload.length, NO_SIZES, (d) =>
-        this.#transport.sendFrom(payload, d?.port, d?.address, source),
+        this.#transport.send(payload, d?.port, d?.address, from),
       );
     } catch (err) {
       return Promise.reject(err);
@@ -168,6 +168,22 @@ export class Sender {
   }
 
   trySend(data: Uint8Array | string, port?: number, host?: string): boolean {
+    return this.#trySendOne(data, port, host, undefined);
+  }
+
+  /** {@link reply}, as {@link trySend} does it: now, or false. */
+  tryReply(data: Uint8Array | string, to: Endpoint, arrival: Arrival | undefined): boolean {
+    return this.#ctx.remote()
+      ? this.#trySendOne(data, undefined, undefined, arrival)
+      : this.#trySendOne(data, to.port, to.address, arrival);
+  }
+
+  #trySendOne(
+    data: Uint8Array | string,
+    port: number | undefined,
+    host: string | undefined,
+    from: Arrival | undefined,
+  ): boolean {
     const payload = toPayload(data);
     checkSize(payload.length, this.#ctx.family);
     const dest = this.#destination(port, host);
@@ -179,11 +195,17 @@ export class Sender {
     if (!this.#ctx.bound()) return false;
     let ok: boolean;
     try {
-      ok = this.#transport.trySend(payload, dest?.port, dest?.address, () => {
-        this.#packets--;
-        this.#bytes -= payload.length;
-        this.#errors++;
-      });
+      ok = this.#transport.trySend(
+        payload,
+        dest?.port,
+        dest?.address,
+        () => {
+          this.#packets--;
+          this.#bytes -= payload.length;
+          this.#errors++;
+        },
+        from,
+      );
     } catch (err) {
       this.#errors++;
       throw Object.assign(fromSystemError(err, 'send', dest ?? this.#ctx.remote()), { sent: 0 });

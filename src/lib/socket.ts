@@ -419,7 +419,10 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
     try {
       this.#transport.membership(join, group, source, ref);
     } catch (err) {
-      throw fromSystemError(err, `${join ? 'join' : 'leave'} ${group}${ref ? ` on ${ref.name}` : ''} with`);
+      // ENODEV without an interface: no route covers the group, so the kernel had none to pick.
+      const hint =
+        !ref && (err as { code?: string }).code === 'ENODEV' ? ' (no route to it: name an interface)' : '';
+      throw fromSystemError(err, `${join ? 'join' : 'leave'} ${group}${ref ? ` on ${ref.name}` : ''}${hint}`);
     }
   }
 
@@ -639,7 +642,17 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
    * @throws the errors of {@link UdpSocket.send}
    */
   reply(to: Datagram, data: Uint8Array | string): Promise<void> {
-    return this.#sender.reply(data, to.from, to[ARRIVAL]?.replyFrom);
+    return this.#sender.reply(data, to.from, to[ARRIVAL]);
+  }
+
+  /**
+   * {@link reply} now, if the socket can take it without waiting, as {@link trySend} does: true
+   * when the kernel took it, false when it would have to wait (nothing queued, nothing copied).
+   *
+   * @throws the errors of {@link trySend}
+   */
+  tryReply(to: Datagram, data: Uint8Array | string): boolean {
+    return this.#sender.tryReply(data, to.from, to[ARRIVAL]);
   }
 
   /**

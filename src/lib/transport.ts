@@ -9,7 +9,7 @@ import type { Endpoint, IpFamily } from './address.js';
 import { NotSupportedError } from './errors.js';
 import type { InterfaceRef } from './interfaces.js';
 import { socketDrops, socketDropsAt } from './kernel.js';
-import { type NativeHandle, nativeAddon, type SocketOptionName } from './native.js';
+import { type NativeArrival, type NativeHandle, nativeAddon, type SocketOptionName } from './native.js';
 
 /**
  * Where a datagram arrived, as the kernel says with IP_PKTINFO / IPV6_PKTINFO (the native
@@ -23,10 +23,12 @@ export interface Arrival {
   readonly interface: string | undefined;
   /**
    * The source a reply should have: `to` when it is one of the host's addresses; for a
-   * broadcast or group datagram, the receiving interface's address (IPv4) or `::%interface`
-   * (IPv6: the kernel picks the interface's address).
+   * broadcast or group datagram, the receiving interface's address (IPv4) or `::` (IPv6: the
+   * kernel picks one of the interface's addresses).
    */
   readonly replyFrom: string;
+  /** The index of the interface a reply must leave through (IPv6 link-local or group), or 0. */
+  readonly replyInterface: number;
 }
 
 /** Where a transport delivers what it receives. */
@@ -59,9 +61,16 @@ export interface Transport {
   /**
    * Sends one datagram; resolves when the kernel took it. Like every send here, it returns
    * `undefined` instead of a promise when the kernel took everything at once, and may throw
-   * at once what the kernel refused at once (with `sent`).
+   * at once what the kernel refused at once (with `sent`). With `from`, it leaves from the
+   * address and interface a reply to that arrival should have (native only: node:dgram
+   * cannot choose a source per datagram, and rejects).
    */
-  send(data: Uint8Array, port: number | undefined, address: string | undefined): Promise<void> | undefined;
+  send(
+    data: Uint8Array,
+    port: number | undefined,
+    address: string | undefined,
+    from?: Arrival,
+  ): Promise<void> | undefined;
   /** Sends each payload as a datagram, in order; resolves when the kernel took them all. */
   sendEach(
     payloads: Uint8Array[],
@@ -79,18 +88,8 @@ export interface Transport {
     port: number | undefined,
     address: string | undefined,
     failed: (err: Error) => void,
+    from?: Arrival,
   ): boolean;
-  /**
-   * Like send, leaving from the local address `source` (an IP literal, `%interface` allowed on
-   * IPv6; see {@link Arrival.replyFrom}). Native only: node:dgram cannot choose a source
-   * per datagram, and throws.
-   */
-  sendFrom(
-    data: Uint8Array,
-    port: number | undefined,
-    address: string | undefined,
-    source: string,
-  ): Promise<void> | undefined;
   /**
    * Asks the kernel for each datagram's destination address, interface and TTL (delivered
    * as the sink's `arrival` and `ttl`). Returns false where the transport cannot.
@@ -232,7 +231,13 @@ class DgramTransport implements Transport {
     return { address, port };
   }
 
-  send(data: Uint8Array, port: number | undefined, address: string | undefined): Promise<void> {
+  send(
+    data: Uint8Array,
+    port: number | undefined,
+    address: string | undefined,
+    from?: Arrival,
+  ): Promise<void> {
+    if (from !== undefined) return Promise.reject(noSourceChoice());
     return new Promise((resolve, reject) => {
       const done = (err: Error | null) => (err ? reject(err) : resolve());
       if (port === undefined) this.#socket.send(data, done);
@@ -269,7 +274,9 @@ class DgramTransport implements Transport {
     port: number | undefined,
     address: string | undefined,
     failed: (err: Error) => void,
+    from?: Arrival,
   ): boolean {
+    if (from !== undefined) throw noSourceChoice();
     if (this.#socket.getSendQueueCount() > 0) return false;
     const done = (err: Error | null) => {
       if (err) failed(err);
@@ -277,12 +284,6 @@ class DgramTransport implements Transport {
     if (port === undefined) this.#socket.send(data, done);
     else this.#socket.send(data, port, address, done);
     return true;
-  }
-
-  sendFrom(): Promise<void> {
-    return Promise.reject(
-      new NotSupportedError('choosing the source address of a datagram needs the native transport'),
-    );
   }
 
   receiveMetadata(): boolean {
@@ -446,8 +447,8 @@ interface PendingSend {
   /** A destination per datagram, when they differ (with `list`). */
   ports?: number[];
   addresses?: string[];
-  /** The local address they leave from, when chosen. */
-  source?: string;
+  /** The arrival whose reply they are, leaving from its address (with packed `data`). */
+  from?: Arrival | undefined;
   resolve: () => void;
   reject: (err: Error) => void;
 }
@@ -485,6 +486,12 @@ const SLOT = 65536;
 const META_WORDS = 6;
 /** A metadata word the kernel did not give (NONE in native/udpkit.c). */
 const NONE = 0xffffffff;
+const NO_ARRIVALS: Arrival[] = [];
+
+/** What node:dgram cannot do. */
+function noSourceChoice(): Error {
+  return new NotSupportedError('choosing the source address of a datagram needs the native transport');
+}
 
 class NativeTransport implements Transport {
   readonly kind = 'native';
@@ -529,47 +536,23 @@ class NativeTransport implements Transport {
     return { address, port };
   }
 
-  send(data: Uint8Array, port: number | undefined, address: string | undefined): Promise<void> | undefined {
-    if (this.trySend(data, port, address)) return undefined;
-    return this.#enqueue({
-      list: undefined,
-      data,
-      lengths: Uint32Array.of(data.length),
-      count: 1,
-      port,
-      address,
-    });
-  }
-
-  sendFrom(
+  send(
     data: Uint8Array,
     port: number | undefined,
     address: string | undefined,
-    source: string,
+    from?: Arrival,
   ): Promise<void> | undefined {
-    if (this.#queue.length === 0 && !this.#closed) {
-      ONE[0] = data.length;
-      let sent: number;
-      try {
-        sent = this.#addon.sendBatch(this.#sock, data, ONE, 0, 1, address ?? null, port ?? 0, source);
-      } catch (err) {
-        throw withSent(err, 0);
-      }
-      if (sent === 1) return undefined;
-    }
-    return this.#enqueue({
-      list: undefined,
-      data,
-      lengths: Uint32Array.of(data.length),
-      count: 1,
-      port,
-      address,
-      source,
-    });
+    const tried = this.#queue.length === 0 && !this.#closed;
+    if (tried && this.trySend(data, port, address, noop, from)) return undefined;
+    return this.#enqueue(
+      { list: undefined, data, lengths: Uint32Array.of(data.length), count: 1, port, address, from },
+      0,
+      tried,
+    );
   }
 
   receiveMetadata(on: boolean): boolean {
-    if (!this.#closed) this.#addon.setOption(this.#sock, 'metadata', on ? 1 : 0);
+    if (!this.#closed) this.#addon.receiveMetadata(this.#sock, on);
     this.#metadata = on;
     return true;
   }
@@ -589,11 +572,29 @@ class NativeTransport implements Transport {
     });
   }
 
-  trySend(data: Uint8Array, port: number | undefined, address: string | undefined): boolean {
+  trySend(
+    data: Uint8Array,
+    port: number | undefined,
+    address: string | undefined,
+    _failed?: (err: Error) => void,
+    from?: Arrival,
+  ): boolean {
     if (this.#queue.length > 0 || this.#closed) return false;
     ONE[0] = data.length;
     try {
-      return this.#addon.sendBatch(this.#sock, data, ONE, 0, 1, address ?? null, port ?? 0) === 1;
+      return (
+        this.#addon.sendBatch(
+          this.#sock,
+          data,
+          ONE,
+          0,
+          1,
+          address ?? null,
+          port ?? 0,
+          from?.replyFrom ?? null,
+          from?.replyInterface ?? 0,
+        ) === 1
+      );
     } catch (err) {
       throw withSent(err, 0);
     }
@@ -628,19 +629,24 @@ class NativeTransport implements Transport {
         throw withSent(err, 0);
       }
       if (sent >= count) return undefined;
-      return this.#enqueue({ list: undefined, data, lengths, count, port, address }, sent);
+      return this.#enqueue({ list: undefined, data, lengths, count, port, address }, sent, true);
     }
     return this.#enqueue({ list: undefined, data, lengths, count, port, address });
   }
 
   /**
    * Sends a job now if nothing waits before it; returns undefined when the kernel took it all,
-   * else a promise for the rest, which waits for room (`next` datagrams already went).
+   * else a promise for the rest, which waits for room (`next` datagrams already went). `tried`:
+   * the caller just made the attempt, which the kernel's full buffer cut short.
    */
-  #enqueue(job: Omit<PendingSend, 'next' | 'resolve' | 'reject'>, next = 0): Promise<void> | undefined {
+  #enqueue(
+    job: Omit<PendingSend, 'next' | 'resolve' | 'reject'>,
+    next = 0,
+    tried = false,
+  ): Promise<void> | undefined {
     if (this.#closed) return Promise.reject(cancelled());
     const pending: PendingSend = { ...job, next, resolve: noop, reject: noop };
-    if (next === 0 && this.#queue.length === 0 && !this.#closed && this.#attempt(pending)) return undefined;
+    if (!tried && this.#queue.length === 0 && this.#attempt(pending)) return undefined;
     return new Promise((resolve, reject) => {
       pending.resolve = resolve;
       pending.reject = reject;
@@ -664,7 +670,6 @@ class NativeTransport implements Transport {
             left,
             job.addresses ?? job.address ?? null,
             job.ports ?? job.port ?? 0,
-            job.source ?? null,
           )
         : this.#addon.sendBatch(
             this.#sock,
@@ -674,7 +679,8 @@ class NativeTransport implements Transport {
             left,
             job.address ?? null,
             job.port ?? 0,
-            job.source ?? null,
+            job.from?.replyFrom ?? null,
+            job.from?.replyInterface ?? 0,
           );
     } catch (err) {
       throw withSent(err, job.next);
@@ -757,7 +763,7 @@ class NativeTransport implements Transport {
       meta,
       count,
       [['127.0.0.1', 1]],
-      this.#metadata ? [['127.0.0.1', 'lo', '127.0.0.1']] : undefined,
+      this.#metadata ? [['127.0.0.1', 'lo', '127.0.0.1', 0]] : undefined,
     );
   }
 
@@ -766,7 +772,7 @@ class NativeTransport implements Transport {
     meta: Buffer | string,
     count: number,
     senders: [string, number][],
-    arrivals: [string, string | undefined, string][] | undefined,
+    arrivals: NativeArrival[] | undefined,
   ): void {
     if (slab === null) {
       this.#sink.receiveError(meta as string);
@@ -780,25 +786,15 @@ class NativeTransport implements Transport {
     const words = this.#words;
     const times = this.#times as Float64Array;
     const from: Endpoint[] = senders.map(([address, port]) => this.#endpoint(address, port));
+    const where = arrivals === undefined ? NO_ARRIVALS : arrivals.map((a) => this.#arrival(a));
     const sink = this.#sink;
-    if (arrivals === undefined) {
-      for (let i = 0; i < count; i++) {
-        const w = i * META_WORDS;
-        const at = i * SLOT;
-        const data = slab.subarray(at, at + (words[w] as number));
-        sink.datagram(data, from[words[w + 1] as number] as Endpoint, times[w / 2 + 1] as number, true);
-      }
-      return;
-    }
-    const where = arrivals.map((a) => this.#arrival(a));
     for (let i = 0; i < count; i++) {
       const w = i * META_WORDS;
       const at = i * SLOT;
-      const data = slab.subarray(at, at + (words[w] as number));
       const k = words[w + 4] as number;
       const ttl = words[w + 5] as number;
       sink.datagram(
-        data,
+        slab.subarray(at, at + (words[w] as number)),
         from[words[w + 1] as number] as Endpoint,
         times[w / 2 + 1] as number,
         true,
@@ -808,12 +804,17 @@ class NativeTransport implements Transport {
     }
   }
 
-  #arrival([to, iface, replyFrom]: [string, string | undefined, string]): Arrival {
-    const key = `${to}|${iface}|${replyFrom}`;
+  /**
+   * The one object of an arrival the addon describes (it says each distinct one once per
+   * batch): reused across batches, so that a flood to one address shares one, and what is
+   * derived from it (its json) is made once.
+   */
+  #arrival([to, iface, replyFrom, replyInterface]: NativeArrival): Arrival {
+    const key = `${to}|${iface}|${replyFrom}|${replyInterface}`;
     let a = this.#arrivals.get(key);
     if (!a) {
       if (this.#arrivals.size >= 256) this.#arrivals.clear();
-      a = { to, interface: iface, replyFrom };
+      a = { to, interface: iface, replyFrom, replyInterface };
       this.#arrivals.set(key, a);
     }
     return a;

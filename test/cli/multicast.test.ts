@@ -125,6 +125,26 @@ describe('multicast (two namespaces over veth)', () => {
       ['listen', '0', '--join', '239.1.1.1', '--interface', 'no-such-if0'],
       "no interface is named or has the address 'no-such-if0'",
     ],
+    [
+      ['listen', '-6', '0', '--join', '239.1.2.3'],
+      '--join: 239.1.2.3 is an IPv4 group, and the socket is IPv6',
+    ],
+    [
+      ['listen', '::', '0', '--join', '239.1.2.3'],
+      '--join: 239.1.2.3 is an IPv4 group, and the socket is IPv6',
+    ],
+    [
+      ['listen', '0', '--join', 'ff15::1', '--join', '239.1.2.3'],
+      '--join: ff15::1 and 239.1.2.3 are of different families',
+    ],
+    [
+      ['listen', '0', '--join', '239.1.2.3', '--source', '::1'],
+      '--source: ::1 is IPv6, and the groups are IPv4',
+    ],
+    [
+      ['listen', '0', '--show-dst', '-f', 'base64'],
+      '--show-dst adds to text lines and hex headers, not to base64',
+    ],
   ])('refuses %j', async (args, message) => {
     const r = await runCli(args);
     // An unknown interface is a fact of this machine, found at run time: exit 1.

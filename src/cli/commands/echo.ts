@@ -57,7 +57,11 @@ export function runEcho(opts: ListenOptions, echo: EchoOptions, io: CliIO): Prom
       // The same bytes back: a reply is never larger than its request. They are lent by the
       // receive buffer; a reply that must wait for room takes its own copy. One the kernel
       // refuses is counted in the socket's sendErrors (reply_errors).
-      socket.reply(msg, msg.data).catch(ignore);
+      try {
+        if (!socket.tryReply(msg, msg.data)) socket.reply(msg, msg.data).catch(ignore);
+      } catch {
+        // Refused by the kernel at once: counted the same way.
+      }
     },
     counters: (socket) => ({
       answered: socket.packetsSent,

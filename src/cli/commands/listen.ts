@@ -106,15 +106,21 @@ export function parseListenArgs(positionals: readonly string[], flags: ListenFla
   const { host, port } = parseListenPositionals(positionals);
   const given = parseFamilyFlags(flags);
   checkFamily(host, given);
-  const multicast = parseMulticastFlags(flags, given);
+  const multicast = parseMulticastFlags(flags, given ?? (host === undefined ? undefined : ipFamily(host)));
   // IPv6 groups with no address to bind: bind :: rather than 0.0.0.0.
   const first = multicast.join[0];
   const family = given ?? (host === undefined && first !== undefined ? ipFamily(first) : undefined);
+  const format = usage(() => parseOutputFormat(flags.format ?? 'text'));
+  if (flags.showDst && (format === 'raw' || format === 'base64')) {
+    throw new UsageError(
+      `--show-dst adds to text lines and hex headers, not to ${format} (json always has it)`,
+    );
+  }
   return {
     host,
     port: port ?? DEFAULT_LISTEN_PORT,
     family,
-    format: usage(() => parseOutputFormat(flags.format ?? 'text')),
+    format,
     timestamps: flags.timestamps ?? false,
     count: flags.count === undefined ? undefined : parseCount(flags.count, 'count'),
     idleTimeout:
@@ -495,8 +501,9 @@ Output formats:
 }
 
 /**
- * --join, --source and --interface: groups must be multicast addresses of the socket's
- * family (when -4 or -6 says it), --source needs --join.
+ * --join, --source and --interface: groups must be multicast addresses, all of one family, the
+ * socket's when -4, -6 or the address to bind says it; --source needs --join and is of the
+ * groups' family.
  *
  * @throws {UsageError} naming the bad value
  */
@@ -508,16 +515,30 @@ function parseMulticastFlags(
   if (join.length === 0 && flags.source !== undefined) {
     throw new UsageError('--source applies to --join: give a group to join');
   }
+  let groups: IpFamily | undefined;
   for (const group of join) {
     const f = ipFamily(group);
-    if (f === undefined || !isMulticast(group, f) || (family !== undefined && f !== family)) {
+    if (f === undefined || !isMulticast(group, f)) {
       throw new UsageError(
         `--join: '${group}' is not a multicast group (224.0.0.0/4 for IPv4, ff00::/8 for IPv6)`,
       );
     }
+    if (family !== undefined && f !== family) {
+      throw new UsageError(
+        `--join: ${group} is an ${f} group, and the socket is ${family} (-4, -6 or the address to bind)`,
+      );
+    }
+    if (groups !== undefined && f !== groups) {
+      throw new UsageError(
+        `--join: ${join[0]} and ${group} are of different families; one socket joins one family's groups`,
+      );
+    }
+    groups = f;
   }
-  if (flags.source !== undefined && ipFamily(flags.source) === undefined) {
-    throw new UsageError(`--source: '${flags.source}' is not an IP address`);
+  if (flags.source !== undefined) {
+    const f = ipFamily(flags.source);
+    if (f === undefined) throw new UsageError(`--source: '${flags.source}' is not an IP address`);
+    if (f !== groups) throw new UsageError(`--source: ${flags.source} is ${f}, and the groups are ${groups}`);
   }
   return { join, source: flags.source, iface: flags.interface };
 }

@@ -74,7 +74,9 @@ export function parseWaitFlags(flags: WaitFlags, format: OutputFormat | undefine
 }
 
 /**
- * Sends `records` to `target:port` from a socket connected there, and prints the replies.
+ * Sends `records` to `target:port` from a socket connected there, and prints the replies. A
+ * target that is a group or a broadcast address (`anyone`) is not connected to: whoever
+ * answers, from its own address, is heard.
  * Resolves to the exit status once the expected replies came; rejects with a
  * {@link TimeoutError} when they did not, or with the ICMP error the target answered.
  */
@@ -85,10 +87,12 @@ export async function runRequest(
   io: CliIO,
   socketOptions: UdpSocketOptions,
   prepare: (socket: UdpSocket) => Promise<void>,
+  anyone = false,
 ): Promise<number> {
   const to = formatEndpoint(target.address, target.port);
   const expect = wait.expect ?? records.length;
-  const socket = new UdpSocket(socketOptions);
+  // json says where each reply arrived, as listen's does (native transport).
+  const socket = new UdpSocket({ ...socketOptions, metadata: wait.format === 'json' });
   const out = new BatchWriter(stdoutTarget());
   const format = createByteFormatter(wait.format, { timestamps: wait.timestamps });
   let replies = 0;
@@ -100,19 +104,23 @@ export async function runRequest(
   });
   try {
     await prepare(socket);
-    await socket.connect(target.port, target.address, { signal: io.signal });
+    if (anyone) {
+      if (socket.state === 'unbound') await socket.bind({ signal: io.signal });
+    } else await socket.connect(target.port, target.address, { signal: io.signal });
+    // Exactly `expect` replies are taken: more that came stay unread, on either transport.
     const consuming = socket.consume(
       (msg) => {
         format(msg, out);
         out.commit();
         if (++replies >= expect) wake();
       },
-      { signal: io.signal },
+      { signal: io.signal, limit: expect },
     );
     consuming.catch(() => {});
     for (let attempt = 0; attempt <= wait.retries && replies < expect && !failure; attempt++) {
       try {
-        await socket.sendEach(records as Buffer[]);
+        if (anyone) await socket.sendEach(records as Buffer[], target.port, target.address);
+        else await socket.sendEach(records as Buffer[]);
       } catch (err) {
         failure ??= err as Error; // an ICMP report of an earlier sending
         break;

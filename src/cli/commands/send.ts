@@ -243,6 +243,8 @@ export async function runSend(opts: SendOptions, io: CliIO): Promise<number> {
   if (opts.count !== undefined) checkSize(opts.size, target.family);
   if (opts.wait) {
     const records = argRecords ?? (await readAllRecords(opts, io, target.family));
+    // A group or a broadcast address is answered by others, from their own addresses.
+    const anyone = opts.broadcast || isMulticast(target.address, target.family);
     return runRequest(
       { ...target, port: opts.port },
       records,
@@ -250,6 +252,7 @@ export async function runSend(opts: SendOptions, io: CliIO): Promise<number> {
       io,
       sendSocketOptions(opts, target),
       (socket) => prepareSocket(socket, opts, target, io.signal),
+      anyone,
     ).catch((err: unknown) => {
       throw explain(err, opts);
     });
