@@ -44,6 +44,34 @@ export {
 } from './format.js';
 export { decodeHexLine, FRAMINGS, Framer, type Framing, parseFraming } from './framing.js';
 export { createSequencedBatch, MIN_SEQUENCED_SIZE, numberDatagrams, readSequence } from './generate.js';
+export {
+  DelayModel,
+  DISTRIBUTIONS,
+  type Distribution,
+  type DistributionName,
+  namedDistribution,
+  normalQuantile,
+  paretoQuantile,
+  parseDistTable,
+} from './impair/delay.js';
+export {
+  checkImpairments,
+  DEFAULT_QUEUE_LIMIT,
+  type DropCause,
+  Impairer,
+  type Impairments,
+  type Outcome,
+} from './impair/impairer.js';
+export {
+  burstLossParameters,
+  fourStateLoss,
+  gilbertElliottLoss,
+  type LossModel,
+  type LossSpec,
+  lossModel,
+  randomLoss,
+} from './impair/loss.js';
+export { type Random, randomSeed, seededRandom } from './impair/random.js';
 export { type InterfaceRef, isMulticast, resolveInterface } from './interfaces.js';
 export { socketDrops } from './kernel.js';
 export { nativeUnavailableReason } from './native.js';

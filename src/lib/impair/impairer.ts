@@ -1,0 +1,249 @@
+/**
+ * One direction's impairments, decided per datagram in netem's order (net/sched/sch_netem.c,
+ * netem_enqueue): duplicate, loss, corrupt, the queue limit, then reorder or delay and rate.
+ * Pure: given the time a datagram arrived and its bytes, it says what becomes of it and of
+ * its copy, with the same draws from its Random as netem makes, so the same seed and the same
+ * input give the same decisions in the same order. Sending is someone else's (proxy.ts).
+ */
+import { InvalidArgumentError } from '../errors.js';
+import { DelayModel, type Distribution, namedDistribution } from './delay.js';
+import { type LossModel, type LossSpec, lossModel } from './loss.js';
+import type { Random } from './random.js';
+
+/** What one direction does to datagrams. Probabilities are fractions (0.05 for 5 %), times milliseconds. */
+export interface Impairments {
+  loss?: LossSpec | undefined;
+  /** Added to every datagram's time in flight. */
+  delay?: number | undefined;
+  /** Spread around `delay`, drawn from `distribution` (scale: jitter). */
+  jitter?: number | undefined;
+  /** Default uniform: delay ± jitter. */
+  distribution?: Distribution | undefined;
+  /**
+   * Jitter may send a datagram before one that arrived earlier (netem's behaviour, the
+   * default); false keeps arrival order (each leaves no sooner than the one before).
+   */
+  reorderByJitter?: boolean | undefined;
+  duplicate?: number | undefined;
+  /** netem's reorder: after `gap - 1` delayed datagrams, each is sent at once with this probability. */
+  reorder?: number | undefined;
+  /** Default 1 with `reorder`. */
+  gap?: number | undefined;
+  /** Flips one random bit. */
+  corrupt?: number | undefined;
+  /** Cuts the datagram to a random shorter length (0 to its size - 1). */
+  truncate?: number | undefined;
+  /** Link rate in bytes per second: datagrams leave one after another at this rate. */
+  rate?: number | undefined;
+  /** Bytes counted per datagram for the rate, besides the payload (default 28: IPv4 and UDP headers). */
+  packetOverhead?: number | undefined;
+  /** Datagrams waiting at most (default 1000, netem's `limit`); past it they are dropped. */
+  queueLimit?: number | undefined;
+  /** Datagrams larger than this are dropped. */
+  mtu?: number | undefined;
+}
+
+/** Why a datagram was dropped. */
+export type DropCause = 'loss' | 'queue' | 'mtu';
+
+/** What becomes of a datagram, or of its duplicate. */
+export type Outcome =
+  | { action: 'drop'; cause: DropCause; copy: boolean }
+  | {
+      action: 'send';
+      /** When it leaves, on the clock the decision was made with (ms). */
+      at: number;
+      /** How long it waits (ms): at - arrival. */
+      delay: number;
+      /** Its bytes: the original, or a changed copy. */
+      data: Uint8Array;
+      /** The duplicate netem makes, not the original. */
+      copy: boolean;
+      corrupted: boolean;
+      truncated: boolean;
+      /** It leaves before a datagram that arrived before it (reorder or jitter). */
+      reordered: boolean;
+    };
+
+/** The default of {@link Impairments.queueLimit}: netem's. */
+export const DEFAULT_QUEUE_LIMIT = 1000;
+
+/** Checks a set of impairments: throws on one out of range. */
+export function checkImpairments(im: Impairments): void {
+  for (const key of ['duplicate', 'reorder', 'corrupt', 'truncate'] as const) {
+    const v = im[key];
+    if (v !== undefined && !(v >= 0 && v <= 1))
+      throw new InvalidArgumentError(`${key} ${v} is not a probability (0-1)`);
+  }
+  for (const key of ['delay', 'jitter', 'packetOverhead'] as const) {
+    const v = im[key];
+    if (v !== undefined && !(v >= 0 && Number.isFinite(v)))
+      throw new InvalidArgumentError(`${key} ${v} is not 0 or more`);
+  }
+  if (im.rate !== undefined && !(im.rate > 0 && Number.isFinite(im.rate))) {
+    throw new InvalidArgumentError(`rate ${im.rate} is not a positive number of bytes per second`);
+  }
+  for (const key of ['gap', 'queueLimit', 'mtu'] as const) {
+    const v = im[key];
+    if (v !== undefined && !(Number.isInteger(v) && v >= 1))
+      throw new InvalidArgumentError(`${key} ${v} is not a positive integer`);
+  }
+  if ((im.reorder ?? 0) > 0 && !((im.delay ?? 0) > 0)) {
+    throw new InvalidArgumentError(
+      'reorder sends some datagrams ahead of the delayed ones: it needs a delay',
+    );
+  }
+  if (im.gap !== undefined && im.reorder === undefined) {
+    throw new InvalidArgumentError('gap applies to reorder: give a reorder probability');
+  }
+}
+
+/** Departure times of datagrams not yet gone, in a min-heap: how many wait, and the last. */
+class Departures {
+  #heap: number[] = [];
+  #last = Number.NEGATIVE_INFINITY;
+
+  /** Forgets those gone by `now`; returns how many still wait. */
+  waiting(now: number): number {
+    const h = this.#heap;
+    while (h.length > 0 && (h[0] as number) <= now) {
+      const end = h.pop() as number;
+      if (h.length === 0) break;
+      h[0] = end;
+      for (let i = 0; ; ) {
+        const l = 2 * i + 1;
+        if (l >= h.length) break;
+        const c = l + 1 < h.length && (h[l + 1] as number) < (h[l] as number) ? l + 1 : l;
+        if ((h[c] as number) >= end) break;
+        h[i] = h[c] as number;
+        h[c] = end;
+        i = c;
+      }
+    }
+    return h.length;
+  }
+
+  /** The latest departure of those waiting (valid while any wait). */
+  get last(): number {
+    return this.#last;
+  }
+
+  add(at: number): void {
+    const h = this.#heap;
+    let i = h.push(at) - 1;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if ((h[p] as number) <= at) break;
+      h[i] = h[p] as number;
+      h[p] = at;
+      i = p;
+    }
+    if (at > this.#last || h.length === 1) this.#last = at;
+  }
+}
+
+/** One direction's impairments, with their state (loss model, reorder counter, queue). */
+export class Impairer {
+  readonly impairments: Impairments;
+  #random: Random;
+  #loss: LossModel | undefined;
+  #delay: DelayModel;
+  #gap: number;
+  #counter = 0;
+  #departures = new Departures();
+  /** The latest departure of any datagram so far: one leaving before it overtakes. */
+  #latest = Number.NEGATIVE_INFINITY;
+
+  constructor(impairments: Impairments, random: Random) {
+    checkImpairments(impairments);
+    this.impairments = impairments;
+    this.#random = random;
+    this.#loss = impairments.loss && lossModel(impairments.loss);
+    this.#delay = new DelayModel(
+      impairments.delay ?? 0,
+      impairments.jitter ?? 0,
+      impairments.distribution ?? namedDistribution('uniform'),
+    );
+    this.#gap = impairments.reorder === undefined ? 0 : (impairments.gap ?? 1);
+  }
+
+  /** Datagrams waiting to leave at `now`. */
+  queued(now: number): number {
+    return this.#departures.waiting(now);
+  }
+
+  /**
+   * Decides what becomes of a datagram arriving at `now`: one outcome, or two when it is
+   * duplicated (the copy's first, as netem queues it first).
+   */
+  decide(now: number, data: Uint8Array): Outcome[] {
+    const out: Outcome[] = [];
+    this.#decide(now, data, false, out);
+    return out;
+  }
+
+  #decide(now: number, data: Uint8Array, copy: boolean, out: Outcome[]): void {
+    const im = this.impairments;
+    const random = this.#random;
+    if (im.mtu !== undefined && data.length > im.mtu) {
+      out.push({ action: 'drop', cause: 'mtu', copy });
+      return;
+    }
+    let count = 1;
+    if (!copy && im.duplicate && random.next() < im.duplicate) count++;
+    if (this.#loss?.lost(random)) count--;
+    if (count === 0) {
+      out.push({ action: 'drop', cause: 'loss', copy });
+      return;
+    }
+    const original = data;
+    let bytes = data;
+    let corrupted = false;
+    let truncated = false;
+    if (im.corrupt && random.next() < im.corrupt) {
+      const at = Math.floor(random.next() * bytes.length);
+      const bit = Math.floor(random.next() * 8);
+      if (bytes.length > 0) {
+        bytes = Uint8Array.prototype.slice.call(bytes);
+        (bytes as Uint8Array)[at] = ((bytes as Uint8Array)[at] as number) ^ (1 << bit);
+        corrupted = true;
+      }
+    }
+    if (im.truncate && random.next() < im.truncate) {
+      const length = Math.floor(random.next() * bytes.length);
+      if (bytes.length > 0) {
+        bytes = bytes.subarray(0, length);
+        truncated = true;
+      }
+    }
+    if (this.#departures.waiting(now) >= (im.queueLimit ?? DEFAULT_QUEUE_LIMIT)) {
+      out.push({ action: 'drop', cause: 'queue', copy });
+      if (count > 1) out.push({ action: 'drop', cause: 'queue', copy: true });
+      return;
+    }
+    // The duplicate is the bytes before corruption, and makes a whole pass of its own.
+    if (count > 1) this.#decide(now, original, true, out);
+    let at: number;
+    const gap = this.#gap;
+    if (gap === 0 || this.#counter < gap - 1 || !(random.next() < (im.reorder ?? 0))) {
+      const delay = this.#delay.draw(random);
+      at = now + delay;
+      const waiting = this.#departures.waiting(now) > 0;
+      if (im.rate !== undefined) {
+        // A serializer: after the delay, each waits for the one before it to be sent.
+        const start = waiting ? Math.max(this.#departures.last, at) : at;
+        at = start + ((bytes.length + (im.packetOverhead ?? 28)) * 1000) / im.rate;
+      } else if (im.reorderByJitter === false && waiting) {
+        at = Math.max(at, this.#departures.last);
+      }
+      this.#counter++;
+    } else {
+      at = now;
+      this.#counter = 0;
+    }
+    const reordered = at < this.#latest;
+    if (at > this.#latest) this.#latest = at;
+    this.#departures.add(at);
+    out.push({ action: 'send', at, delay: at - now, data: bytes, copy, corrupted, truncated, reordered });
+  }
+}

@@ -1,0 +1,255 @@
+/**
+ * The impairment models against their definitions, with fixed seeds and tolerances derived
+ * from the sample size (binomial intervals at 99.9 %, Kolmogorov-Smirnov at 0.1 %), so that
+ * they neither flake nor pass by luck: a wrong model lands far outside them.
+ */
+import { describe, expect, it } from 'vitest';
+import {
+  burstLossParameters,
+  DelayModel,
+  fourStateLoss,
+  gilbertElliottLoss,
+  Impairer,
+  namedDistribution,
+  normalQuantile,
+  type Outcome,
+  parseDistTable,
+  randomLoss,
+  seededRandom,
+} from '../../src/lib/index.js';
+
+/** z of a two-sided 99.9 % interval. */
+const Z = 3.29;
+
+/** Expects `count` successes of `n` trials at probability `p`, within the 99.9 % interval. */
+function expectBinomial(count: number, n: number, p: number, inflation = 1): void {
+  const sd = Math.sqrt(n * p * (1 - p) * inflation);
+  expect(Math.abs(count - n * p)).toBeLessThanOrEqual(Z * sd);
+}
+
+/** The Kolmogorov-Smirnov statistic of `samples` against `cdf`. */
+function ks(samples: number[], cdf: (x: number) => number): number {
+  const s = [...samples].sort((a, b) => a - b);
+  let d = 0;
+  for (const [i, x] of s.entries()) {
+    const f = cdf(x);
+    d = Math.max(d, Math.abs(f - i / s.length), Math.abs((i + 1) / s.length - f));
+  }
+  return d;
+}
+/** The critical KS statistic at 0.1 % for n samples. */
+const ksCritical = (n: number) => 1.95 / Math.sqrt(n);
+
+/** The standard normal CDF (Abramowitz and Stegun 7.1.26, absolute error under 1.5e-7). */
+function normalCdf(x: number): number {
+  const z = Math.abs(x) / Math.SQRT2;
+  const t = 1 / (1 + 0.3275911 * z);
+  const erf =
+    1 -
+    ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) *
+      t *
+      Math.exp(-z * z);
+  return x >= 0 ? 0.5 * (1 + erf) : 0.5 * (1 - erf);
+}
+
+describe('loss models', () => {
+  it('random loss lands in the binomial interval over 200k datagrams', () => {
+    const n = 200_000;
+    for (const p of [0.001, 0.05, 0.3]) {
+      const model = randomLoss(p);
+      const random = seededRandom(7);
+      let lost = 0;
+      for (let i = 0; i < n; i++) if (model.lost(random)) lost++;
+      expectBinomial(lost, n, p);
+    }
+  });
+
+  it('--loss 2% --burst 4 gives 2 % in bursts of 4 on average (Gilbert-Elliott)', () => {
+    const { p, r } = burstLossParameters(0.02, 4);
+    expect(p).toBeCloseTo(0.02 / (4 * 0.98), 12);
+    expect(r).toBe(0.25);
+    const model = gilbertElliottLoss(p, r, 1, 0);
+    const random = seededRandom(11);
+    const n = 500_000;
+    let lost = 0;
+    let bursts = 0;
+    let inBurst = false;
+    for (let i = 0; i < n; i++) {
+      const l = model.lost(random);
+      if (l) lost++;
+      if (l && !inBurst) bursts++;
+      inBurst = l;
+    }
+    // A two-state chain's count varies more than a binomial's: by (1 + l) / (1 - l), l = 1 - p - r.
+    const l = 1 - p - r;
+    expectBinomial(lost, n, 0.02, (1 + l) / (1 - l));
+    // Burst lengths are geometric with mean 1/r: the mean of `bursts` of them is within Z of it.
+    const mean = lost / bursts;
+    const sd = Math.sqrt((1 - r) / (r * r) / bursts);
+    expect(Math.abs(mean - 4)).toBeLessThanOrEqual(Z * sd);
+  });
+
+  it('the 4-state model with p13 alone is independent loss; with bursts it holds its stationary rate', () => {
+    const n = 200_000;
+    const alone = fourStateLoss(0.1);
+    const random = seededRandom(3);
+    let lost = 0;
+    for (let i = 0; i < n; i++) if (alone.lost(random)) lost++;
+    expectBinomial(lost, n, 0.1);
+    // p13 = 1 %, p31 = 30 %, p32 = 0, p23 = 1, p14 = 0: gaps end at 1 %, bursts end at 30 %:
+    // the same chain as Gilbert with p 1 %, r 30 %: loss 1 / 31.
+    const bursty = fourStateLoss(0.01, 0.3);
+    let lost2 = 0;
+    for (let i = 0; i < n; i++) if (bursty.lost(random)) lost2++;
+    const l = 1 - 0.01 - 0.3;
+    expectBinomial(lost2, n, 0.01 / 0.31, (1 + l) / (1 - l));
+  });
+
+  it('refuses what is not a probability', () => {
+    expect(() => randomLoss(1.5)).toThrow('loss 1.5 is not a probability (0-1)');
+    expect(() => fourStateLoss(0.8, 0.5, 0.6)).toThrow('p31 + p32');
+    expect(() => burstLossParameters(0.02, 0.5)).toThrow('mean burst length 0.5 is not at least 1');
+  });
+});
+
+describe('delay distributions', () => {
+  const n = 20_000;
+  const paretoCdf = (x: number) => (x < -2 / 3 ? 0 : 1 - ((3 * x) / 4 + 1.5) ** -3);
+  it.each([
+    ['uniform', (x: number) => Math.min(1, Math.max(0, (x + 1) / 2))],
+    ['normal', normalCdf],
+    ['pareto', paretoCdf],
+  ] as const)('%s follows its distribution (Kolmogorov-Smirnov)', (name, cdf) => {
+    const model = new DelayModel(50, 10, namedDistribution(name));
+    const random = seededRandom(5);
+    // Scaled back to the distribution of scale 1; none of these go below 0 ms.
+    const samples = Array.from({ length: n }, () => (model.draw(random) - 50) / 10);
+    expect(ks(samples, cdf)).toBeLessThan(ksCritical(n));
+    // And a wrong distribution is told apart: the test can fail.
+    const other = name === 'normal' ? paretoCdf : normalCdf;
+    expect(ks(samples, other)).toBeGreaterThan(ksCritical(n));
+  });
+
+  it('paretonormal is (normal + 3 pareto) / 4, quantile by quantile, as netem builds it', () => {
+    const d = namedDistribution('paretonormal');
+    for (const u of [0.001, 0.1, 0.5, 0.9, 0.999]) {
+      expect(d.quantile(u)).toBeCloseTo(
+        (normalQuantile(u) + (3 * (((1 - u) ** (-1 / 3) - 1.5) * 4)) / 3) / 4,
+        12,
+      );
+    }
+  });
+
+  it('the normal quantile is accurate to 1e-8 where it matters', () => {
+    for (const [u, x] of [
+      [0.5, 0],
+      [0.975, 1.959963984540054],
+      [0.001, -3.090232306167813],
+      [1e-6, -4.753424308822899],
+    ] as const) {
+      expect(Math.abs(normalQuantile(u) - x)).toBeLessThan(1e-8 * Math.max(1, Math.abs(x)));
+    }
+  });
+
+  it('no jitter: exactly the delay, with no draw; a negative draw is 0', () => {
+    const random = { next: () => 0 };
+    expect(new DelayModel(20).draw({ next: () => Number.NaN })).toBe(20);
+    expect(new DelayModel(5, 10, namedDistribution('uniform')).draw(random)).toBe(0);
+  });
+
+  it('takes a netem .dist table and draws from it as netem does', () => {
+    const table = parseDistTable('# a table\n-8192 0\n\n8192 16384\n', 'mine.dist');
+    expect([0, 0.25, 0.5, 0.99].map((u) => table.quantile(u))).toEqual([-1, 0, 1, 2]);
+    expect(() => parseDistTable('1 2 x', 'bad.dist')).toThrow("bad.dist, line 1: 'x' is not an integer");
+    expect(() => parseDistTable('# nothing', 'empty.dist')).toThrow('empty.dist has 0 values');
+  });
+});
+
+describe('Impairer (netem order)', () => {
+  const payload = Buffer.alloc(100, 0x61);
+  function run(impairer: Impairer, n: number, spacing = 1): Outcome[][] {
+    return Array.from({ length: n }, (_, i) => impairer.decide(i * spacing, payload));
+  }
+
+  it('the same seed gives the same decisions; another seed does not', () => {
+    const im = {
+      loss: { model: 'random', p: 0.1 } as const,
+      delay: 20,
+      jitter: 5,
+      duplicate: 0.05,
+      corrupt: 0.05,
+    };
+    const a = run(new Impairer(im, seededRandom(42)), 2000);
+    const b = run(new Impairer(im, seededRandom(42)), 2000);
+    const c = run(new Impairer(im, seededRandom(43)), 2000);
+    expect(JSON.stringify(a)).toBe(JSON.stringify(b));
+    expect(JSON.stringify(a)).not.toBe(JSON.stringify(c));
+  });
+
+  it('duplicates and corrupts at their rates; a corrupt datagram differs by exactly one bit', () => {
+    const n = 100_000;
+    const out = run(new Impairer({ duplicate: 0.02, corrupt: 0.01 }, seededRandom(9)), n).flat();
+    const copies = out.filter((o) => o.copy).length;
+    expectBinomial(copies, n, 0.02);
+    const corrupted = out.filter((o) => o.action === 'send' && o.corrupted);
+    // Originals are corrupted at 1 %; copies make a pass of their own.
+    expectBinomial(corrupted.length, n + copies, 0.01);
+    for (const o of corrupted.slice(0, 200)) {
+      if (o.action !== 'send') continue;
+      let bits = 0;
+      for (const [i, b] of o.data.entries())
+        bits += (b ^ (payload[i] as number)).toString(2).replace(/0/g, '').length;
+      expect(bits).toBe(1);
+    }
+    expect(payload.every((b) => b === 0x61)).toBe(true);
+  });
+
+  it('truncates to a shorter length', () => {
+    const out = run(new Impairer({ truncate: 1 }, seededRandom(1)), 1000).flat();
+    expect(out.every((o) => o.action === 'send' && o.truncated && o.data.length < payload.length)).toBe(true);
+  });
+
+  it('reorder 100% gap 5: every fifth is sent at once, ahead of the four delayed before it', () => {
+    const out = run(new Impairer({ delay: 10, reorder: 1, gap: 5 }, seededRandom(1)), 20).map((o) => o[0]);
+    const ahead = out.flatMap((o, i) => (o?.action === 'send' && o.delay === 0 ? [i] : []));
+    expect(ahead).toEqual([4, 9, 14, 19]);
+    expect(out.every((o) => o?.action === 'send' && (o.delay === 0) === o.reordered)).toBe(true);
+  });
+
+  it('rate: back-to-back datagrams leave one transmission time apart; the queue limit drops the rest', () => {
+    // 128 bytes with 28 of overhead at 12800 B/s: 10 ms each; 100 arrive at once, 5 may wait.
+    const impairer = new Impairer({ rate: 12_800, queueLimit: 5 }, seededRandom(1));
+    const out = Array.from({ length: 8 }, () => impairer.decide(0, payload)).map((o) => o[0]);
+    expect(out.map((o) => (o?.action === 'send' ? o.at : o?.cause))).toEqual([
+      10,
+      20,
+      30,
+      40,
+      50,
+      'queue',
+      'queue',
+      'queue',
+    ]);
+    // Once two have left, two more fit, after the last.
+    expect(impairer.queued(25)).toBe(3);
+    expect(impairer.decide(25, payload)[0]).toMatchObject({ action: 'send', at: 60 });
+  });
+
+  it('jitter reorders unless told not to', () => {
+    const im = { delay: 50, jitter: 40 };
+    const free = run(new Impairer(im, seededRandom(2)), 1000).flat();
+    expect(free.filter((o) => o.action === 'send' && o.reordered).length).toBeGreaterThan(100);
+    const kept = run(new Impairer({ ...im, reorderByJitter: false }, seededRandom(2)), 1000).flat();
+    expect(kept.filter((o) => o.action === 'send' && o.reordered).length).toBe(0);
+    const at = kept.map((o) => (o.action === 'send' ? o.at : 0));
+    expect(at).toEqual([...at].sort((a, b) => a - b));
+  });
+
+  it('drops what is over the MTU, and refuses impossible settings', () => {
+    expect(new Impairer({ mtu: 50 }, seededRandom(1)).decide(0, payload)).toEqual([
+      { action: 'drop', cause: 'mtu', copy: false },
+    ]);
+    expect(() => new Impairer({ reorder: 0.1 }, seededRandom(1))).toThrow('it needs a delay');
+    expect(() => new Impairer({ gap: 5 }, seededRandom(1))).toThrow('gap applies to reorder');
+  });
+});
