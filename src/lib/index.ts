@@ -77,6 +77,21 @@ export { socketDrops } from './kernel.js';
 export { nativeUnavailableReason } from './native.js';
 export { BatchWriter, type BatchWriterOptions, type ByteSink, type FlushOptions } from './output.js';
 export { Pacer, type PacerOptions } from './pacer.js';
+export { type FlowEntry, FlowTable } from './proxy/flows.js';
+export {
+  createProxy,
+  DEFAULT_FLOW_IDLE_TIMEOUT,
+  DEFAULT_MAX_FLOWS,
+  type Direction,
+  type DirectionStats,
+  type Policy,
+  type PolicyDatagram,
+  type PolicyDecision,
+  type ProxyDropCause,
+  type ProxyEvent,
+  type ProxyOptions,
+  UdpProxy,
+} from './proxy/proxy.js';
 export { BoundedQueue } from './queue.js';
 export { SourceRateLimiter, type SourceRateLimiterOptions } from './ratelimit.js';
 export { Requester, type RequestOptions, request } from './request.js';

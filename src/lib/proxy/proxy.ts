@@ -1,0 +1,473 @@
+/**
+ * `createProxy`: a UDP proxy that impairs what it relays, as netem does on a link, with no
+ * privileges. Each client address and port gets its own upstream socket (a flow, as in a
+ * NAT's table), so that replies go back to the right client; each direction has its own
+ * impairments (or a policy of the caller's), decided per datagram from a seeded stream, and
+ * what is delayed leaves on the core's scheduler. Every datagram received is forwarded,
+ * dropped with a cause, or still waiting, and the counters say which.
+ */
+import hdr from 'hdr-histogram-js';
+import { type Endpoint, type LookupFunction, resolveHost } from '../address.js';
+import { InvalidArgumentError } from '../errors.js';
+import { type DropCause, Impairer, type Impairments, type Outcome } from '../impair/impairer.js';
+import { type Random, randomSeed, seededRandom } from '../impair/random.js';
+import { ARRIVAL, type Datagram } from '../inbox.js';
+import { defaultScheduler, type Scheduler } from '../scheduler.js';
+import { openUdpSocket, UdpSocket } from '../socket.js';
+import type { TransportKind } from '../transport.js';
+import { type FlowEntry, FlowTable } from './flows.js';
+
+/** `up`: client to target; `down`: target to client. */
+export type Direction = 'up' | 'down';
+
+/** What a policy decides of one datagram. */
+export type PolicyDecision = 'pass' | 'drop' | 'duplicate' | 'corrupt' | { delay: number };
+
+/** A datagram as a policy sees it. */
+export interface PolicyDatagram {
+  data: Uint8Array;
+  direction: Direction;
+  /** The flow's number, from 1 in order of first datagram. */
+  flow: number;
+  /** Its index in its flow and direction, from 0. */
+  index: number;
+}
+
+/** Decides per datagram instead of the impairments: `random` is the direction's seeded stream. */
+export type Policy = (datagram: PolicyDatagram, context: { now: number; random: Random }) => PolicyDecision;
+
+/** Why a datagram was dropped: an impairment's cause, the flow table full, or the policy. */
+export type ProxyDropCause = DropCause | 'flows' | 'policy';
+
+/** One decision, as the event log writes it. */
+export interface ProxyEvent {
+  /** Milliseconds since the proxy started. */
+  t: number;
+  flow: number;
+  dir: Direction;
+  /** The datagram's index in its flow and direction. */
+  i: number;
+  action: 'pass' | 'drop';
+  cause?: ProxyDropCause;
+  /** The duplicate, not the original. */
+  copy?: true;
+  /** Milliseconds it is held. */
+  delay?: number;
+  corrupted?: true;
+  truncated?: true;
+  reordered?: true;
+  size: number;
+}
+
+/** Options of {@link createProxy}. */
+export interface ProxyOptions {
+  /** Where clients send (default 127.0.0.1, port 0: read it with `address()`). */
+  listen?: { address?: string; port?: number };
+  /** Where it relays to. */
+  target: { host: string; port: number };
+  /** Client to target (default none). */
+  up?: Impairments;
+  /** Target to client (default none). */
+  down?: Impairments;
+  /** Decides instead of `up` and `down`. */
+  policy?: Policy;
+  /** The same seed and the same input give the same decisions (default: a random one, in `seed`). */
+  seed?: number;
+  /** Flows at most (default 1024): a new client past it is dropped and counted. */
+  maxFlows?: number;
+  /** A flow silent this long (ms) is forgotten and its socket closed (default 60 s). */
+  flowIdleTimeout?: number;
+  /** Impair only the flows of clients it accepts; the others pass clean. */
+  match?: (client: Endpoint) => boolean;
+  /** Each decision, as it is made. */
+  onEvent?: (event: ProxyEvent) => void;
+  scheduler?: Scheduler;
+  transport?: TransportKind | 'auto';
+  lookup?: LookupFunction;
+  signal?: AbortSignal;
+}
+
+/** One direction's counters. */
+export interface DirectionStats {
+  received: number;
+  bytes: number;
+  /** Copies made (each then forwarded or dropped like any datagram). */
+  duplicated: number;
+  /** Handed to the kernel. */
+  forwarded: number;
+  dropped: Record<ProxyDropCause, number>;
+  /** Held, not yet sent. */
+  pending: number;
+  /** Sends the kernel refused. */
+  sendErrors: number;
+  /** Still held when the proxy closed: never sent. */
+  abandoned: number;
+  reordered: number;
+  corrupted: number;
+  truncated: number;
+  /** Sent after a delay, and how long they were held (ms). */
+  delayed: number;
+  delay: { mean: number; p99: number; max: number };
+}
+
+/** The default of {@link ProxyOptions.maxFlows}. */
+export const DEFAULT_MAX_FLOWS = 1024;
+/** The default of {@link ProxyOptions.flowIdleTimeout}. */
+export const DEFAULT_FLOW_IDLE_TIMEOUT = 60_000;
+
+interface Flow extends FlowEntry {
+  id: number;
+  client: Endpoint;
+  /** The client's address as a reply needs it: where it sent (see UdpSocket.reply). */
+  replyTo: Datagram;
+  upstream: UdpSocket;
+  impaired: boolean;
+  sent: Record<Direction, number>;
+}
+
+class Side {
+  readonly direction: Direction;
+  readonly random: Random;
+  readonly impairer: Impairer | undefined;
+  readonly clean = new Impairer({}, { next: () => 0 });
+  readonly stats: Omit<DirectionStats, 'delay'>;
+  readonly histogram = hdr.build({
+    lowestDiscernibleValue: 1,
+    highestTrackableValue: 3_600_000_000,
+    numberOfSignificantValueDigits: 3,
+  });
+
+  constructor(direction: Direction, impairments: Impairments | undefined, random: Random) {
+    this.direction = direction;
+    this.random = random;
+    this.impairer = impairments && new Impairer(impairments, random);
+    this.stats = {
+      received: 0,
+      bytes: 0,
+      duplicated: 0,
+      forwarded: 0,
+      dropped: { loss: 0, queue: 0, mtu: 0, flows: 0, policy: 0 },
+      pending: 0,
+      sendErrors: 0,
+      abandoned: 0,
+      reordered: 0,
+      corrupted: 0,
+      truncated: 0,
+      delayed: 0,
+    };
+  }
+
+  snapshot(): DirectionStats {
+    const h = this.histogram;
+    const ms = (us: number) => Math.round(us) / 1000;
+    return {
+      ...this.stats,
+      dropped: { ...this.stats.dropped },
+      delay:
+        h.totalCount === 0
+          ? { mean: 0, p99: 0, max: 0 }
+          : { mean: ms(h.mean), p99: ms(h.getValueAtPercentile(99)), max: ms(h.maxValue) },
+    };
+  }
+}
+
+/** A running proxy. */
+export class UdpProxy {
+  /** The seed its decisions come from. */
+  readonly seed: number;
+  readonly target: Endpoint;
+  #listen: UdpSocket;
+  #options: ProxyOptions;
+  #scheduler: Scheduler;
+  #flows: FlowTable<Flow>;
+  #nextFlow = 1;
+  #sides: Record<Direction, Side>;
+  #start: number;
+  #held = new Set<{ cancel(): void; side: Side }>();
+  #sweep: NodeJS.Timeout;
+  #closed = false;
+  #consuming: Promise<void>;
+
+  /** @internal use {@link createProxy} */
+  constructor(listen: UdpSocket, target: Endpoint, seed: number, options: ProxyOptions) {
+    this.#listen = listen;
+    this.target = target;
+    this.seed = seed;
+    this.#options = options;
+    this.#scheduler = options.scheduler ?? defaultScheduler();
+    this.#start = this.#scheduler.now();
+    this.#flows = new FlowTable(
+      options.maxFlows ?? DEFAULT_MAX_FLOWS,
+      options.flowIdleTimeout ?? DEFAULT_FLOW_IDLE_TIMEOUT,
+    );
+    this.#sides = {
+      up: new Side('up', options.up, seededRandom(seed, 0)),
+      down: new Side('down', options.down, seededRandom(seed, 1)),
+    };
+    this.#consuming = listen.consume((msg) => this.#fromClient(msg));
+    this.#consuming.catch(() => {});
+    const every = Math.min(1000, Math.max(10, this.#flows.idleTimeout / 4));
+    this.#sweep = setInterval(() => this.#expire(), every);
+    this.#sweep.unref();
+  }
+
+  /** Where clients send. */
+  address(): Endpoint {
+    return this.#listen.address();
+  }
+
+  /** Flows open now. */
+  get flows(): number {
+    return this.#flows.size;
+  }
+
+  /** Flows opened since the start. */
+  get flowsOpened(): number {
+    return this.#nextFlow - 1;
+  }
+
+  /** The counters of a direction. */
+  stats(direction: Direction): DirectionStats {
+    return this.#sides[direction].snapshot();
+  }
+
+  /** Closes every socket; what is still held is counted as abandoned. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#sweep);
+    for (const held of this.#held) {
+      held.cancel();
+      held.side.stats.pending--;
+      held.side.stats.abandoned++;
+    }
+    this.#held.clear();
+    await Promise.all([this.#listen.close(), ...this.#flows.clear().map((f) => f.upstream.close())]);
+  }
+
+  #now(): number {
+    return this.#scheduler.now();
+  }
+
+  #fromClient(msg: Datagram): void {
+    const side = this.#sides.up;
+    side.stats.received++;
+    side.stats.bytes += msg.data.length;
+    const key = `${msg.from.address}|${msg.from.port}`;
+    let flow = this.#flows.get(key);
+    if (flow === undefined) {
+      flow = this.#openFlow(msg);
+      if (flow === undefined) {
+        side.stats.dropped.flows++;
+        this.#emit({
+          t: this.#t(),
+          flow: 0,
+          dir: 'up',
+          i: 0,
+          action: 'drop',
+          cause: 'flows',
+          size: msg.data.length,
+        });
+        return;
+      }
+    }
+    flow.lastSeen = this.#now();
+    this.#relay(side, flow, msg.data);
+  }
+
+  #openFlow(msg: Datagram): Flow | undefined {
+    const upstream = new UdpSocket({
+      type: this.target.family === 'IPv6' ? 'udp6' : 'udp4',
+      ...(this.#options.transport && { transport: this.#options.transport }),
+      // Only the target may answer through a flow's socket.
+      accept: (from) => from.address === this.target.address && from.port === this.target.port,
+    });
+    const flow: Flow = {
+      id: this.#nextFlow,
+      client: msg.from,
+      replyTo: { data: EMPTY, from: msg.from, receivedAt: 0, [ARRIVAL]: msg[ARRIVAL] },
+      upstream,
+      impaired: this.#options.match ? this.#options.match(msg.from) : true,
+      sent: { up: 0, down: 0 },
+      lastSeen: this.#now(),
+    };
+    if (!this.#flows.add(`${msg.from.address}|${msg.from.port}`, flow)) {
+      void upstream.close();
+      return undefined;
+    }
+    this.#nextFlow++;
+    upstream.bind().then(
+      () => {
+        const done = upstream.consume((reply) => {
+          flow.lastSeen = this.#now();
+          const side = this.#sides.down;
+          side.stats.received++;
+          side.stats.bytes += reply.data.length;
+          this.#relay(side, flow, reply.data);
+        });
+        done.catch(() => {});
+      },
+      () => {},
+    );
+    return flow;
+  }
+
+  #relay(side: Side, flow: Flow, data: Uint8Array): void {
+    const now = this.#now();
+    const index = flow.sent[side.direction]++;
+    const outcomes = this.#decide(side, flow, now, data, index);
+    for (const o of outcomes) {
+      if (o.copy) side.stats.duplicated++;
+      if (o.action === 'drop') {
+        side.stats.dropped[o.cause]++;
+        this.#emit({
+          t: this.#t(now),
+          flow: flow.id,
+          dir: side.direction,
+          i: index,
+          action: 'drop',
+          cause: o.cause,
+          ...(o.copy && { copy: true }),
+          size: data.length,
+        });
+        continue;
+      }
+      if (o.reordered) side.stats.reordered++;
+      if (o.corrupted) side.stats.corrupted++;
+      if (o.truncated) side.stats.truncated++;
+      this.#emit({
+        t: this.#t(now),
+        flow: flow.id,
+        dir: side.direction,
+        i: index,
+        action: 'pass',
+        ...(o.copy && { copy: true }),
+        ...(o.delay > 0 && { delay: Math.round(o.delay * 1000) / 1000 }),
+        ...(o.corrupted && { corrupted: true }),
+        ...(o.truncated && { truncated: true }),
+        ...(o.reordered && { reordered: true }),
+        size: o.data.length,
+      });
+      if (o.delay <= 0) {
+        this.#send(side, flow, o.data, 0);
+        continue;
+      }
+      // Held past this call: the received bytes are lent, so keep a copy.
+      const bytes = o.corrupted ? o.data : Uint8Array.prototype.slice.call(o.data);
+      side.stats.pending++;
+      const held = {
+        side,
+        cancel: () => call.cancel(),
+      };
+      const call = this.#scheduler.at(o.at, () => {
+        this.#held.delete(held);
+        side.stats.pending--;
+        this.#send(side, flow, bytes, o.delay);
+      });
+      this.#held.add(held);
+    }
+  }
+
+  #decide(side: Side, flow: Flow, now: number, data: Uint8Array, index: number): Outcome[] {
+    const policy = this.#options.policy;
+    if (!flow.impaired) return side.clean.decide(now, data);
+    if (policy === undefined) return (side.impairer ?? side.clean).decide(now, data);
+    const decision = policy(
+      { data, direction: side.direction, flow: flow.id, index },
+      { now, random: side.random },
+    );
+    const send = (extra: Partial<Extract<Outcome, { action: 'send' }>> = {}): Outcome => ({
+      action: 'send',
+      at: now,
+      delay: 0,
+      data,
+      copy: false,
+      corrupted: false,
+      truncated: false,
+      reordered: false,
+      ...extra,
+    });
+    if (decision === 'pass') return [send()];
+    if (decision === 'drop') return [{ action: 'drop', cause: 'policy' as DropCause, copy: false }];
+    if (decision === 'duplicate') return [send({ copy: true }), send()];
+    if (decision === 'corrupt') {
+      const bytes = Uint8Array.prototype.slice.call(data);
+      if (bytes.length > 0) {
+        const at = Math.floor(side.random.next() * bytes.length);
+        bytes[at] = (bytes[at] as number) ^ (1 << Math.floor(side.random.next() * 8));
+      }
+      return [send({ data: bytes, corrupted: bytes.length > 0 })];
+    }
+    if (typeof decision === 'object' && decision.delay >= 0)
+      return [send({ at: now + decision.delay, delay: decision.delay })];
+    throw new InvalidArgumentError(
+      `a policy returned ${JSON.stringify(decision)}: not pass, drop, duplicate, corrupt or { delay }`,
+    );
+  }
+
+  #send(side: Side, flow: Flow, data: Uint8Array, delay: number): void {
+    if (this.#closed) return;
+    if (delay > 0) {
+      side.stats.delayed++;
+      side.histogram.recordValue(Math.max(1, Math.round(delay * 1000)));
+    }
+    const ok = () => side.stats.forwarded++;
+    const failed = () => side.stats.sendErrors++;
+    try {
+      if (side.direction === 'up') {
+        const { port, address } = this.target;
+        if (flow.upstream.state === 'bound' && flow.upstream.trySend(data, port, address)) ok();
+        else flow.upstream.send(data, port, address).then(ok, failed);
+      } else if (this.#listen.tryReply(flow.replyTo, data)) ok();
+      else this.#listen.reply(flow.replyTo, data).then(ok, failed);
+    } catch {
+      failed();
+    }
+  }
+
+  #t(now = this.#now()): number {
+    return Math.round((now - this.#start) * 1000) / 1000;
+  }
+
+  #emit(event: ProxyEvent): void {
+    this.#options.onEvent?.(event);
+  }
+
+  #expire(): void {
+    for (const flow of this.#flows.expire(this.#now())) void flow.upstream.close();
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * Starts a proxy: binds where clients send, resolves the target once, and relays.
+ *
+ * @throws {InvalidArgumentError} on impossible impairments, and the errors of binding
+ */
+export async function createProxy(options: ProxyOptions): Promise<UdpProxy> {
+  const { target, signal, lookup } = options;
+  const resolved = await resolveHost(target.host, { signal, lookup });
+  const seed = options.seed ?? randomSeed();
+  const listen = await openUdpSocket({
+    address: options.listen?.address ?? '127.0.0.1',
+    port: options.listen?.port ?? 0,
+    // Replies leave from the address each client sent to (native transport).
+    metadata: true,
+    coalesce: true,
+    ...(options.transport && { transport: options.transport }),
+    ...(lookup && { lookup }),
+    ...(signal && { signal }),
+  });
+  try {
+    return new UdpProxy(
+      listen,
+      { address: resolved.address, port: target.port, family: resolved.family },
+      seed,
+      options,
+    );
+  } catch (err) {
+    await listen.close();
+    throw err;
+  }
+}

@@ -1,0 +1,176 @@
+/**
+ * The proxy end to end on loopback: a client, the proxy, an echo server, all in this process.
+ * Every sending loop is bounded; waits are on events, with deadlines.
+ */
+import { describe, expect, it, onTestFinished } from 'vitest';
+import {
+  createProxy,
+  type DirectionStats,
+  openUdpSocket,
+  type ProxyEvent,
+  type ProxyOptions,
+  request,
+  type UdpSocket,
+} from '../../src/lib/index.js';
+import { until } from '../helpers/time.js';
+
+async function echoServer(): Promise<UdpSocket> {
+  const server = await openUdpSocket({ address: '127.0.0.1', port: 0 });
+  onTestFinished(() => server.close());
+  server.consume((m) => void server.send(m.data, m.from.port, m.from.address).catch(() => {}));
+  return server;
+}
+
+async function proxyTo(server: UdpSocket, options: Partial<ProxyOptions> = {}) {
+  const events: ProxyEvent[] = [];
+  const proxy = await createProxy({
+    target: { host: '127.0.0.1', port: server.address().port },
+    onEvent: (e) => events.push(e),
+    ...options,
+  });
+  onTestFinished(() => proxy.close());
+  return { proxy, events };
+}
+
+async function client(): Promise<UdpSocket> {
+  const c = await openUdpSocket({ address: '127.0.0.1', port: 0 });
+  onTestFinished(() => c.close());
+  return c;
+}
+
+/** Every datagram received is forwarded, dropped, held, refused by the kernel or abandoned. */
+function expectAddsUp(s: DirectionStats): void {
+  const dropped = Object.values(s.dropped).reduce((a, b) => a + b, 0);
+  expect(s.received + s.duplicated).toBe(s.forwarded + dropped + s.pending + s.sendErrors + s.abandoned);
+}
+
+describe('createProxy', () => {
+  it('relays both ways, one flow per client, replies from where the client sent', async () => {
+    const server = await echoServer();
+    const { proxy } = await proxyTo(server);
+    const [a, b] = [await client(), await client()];
+    const port = proxy.address().port;
+    for (const c of [a, b]) {
+      const reply = await request(c, 'hi', { port, host: '127.0.0.1', timeout: 2000 });
+      expect(reply.data.toString()).toBe('hi');
+      expect(reply.from).toMatchObject({ address: '127.0.0.1', port });
+    }
+    expect(proxy.flows).toBe(2);
+    expect(proxy.stats('up')).toMatchObject({ received: 2, forwarded: 2, pending: 0 });
+    expect(proxy.stats('down')).toMatchObject({ received: 2, forwarded: 2 });
+  });
+
+  it('loses at the configured rate, and the event log counts what the counters count', async () => {
+    const server = await echoServer();
+    const { proxy, events } = await proxyTo(server, { up: { loss: { model: 'random', p: 0.2 } }, seed: 7 });
+    const c = await client();
+    const n = 5000;
+    const port = proxy.address().port;
+    // In bursts of 100, each waited for, so that no buffer overflows on the way.
+    for (let i = 0; i < n; i += 100) {
+      await c.sendEach(
+        Array.from({ length: 100 }, (_, k) => `${i + k}`),
+        port,
+        '127.0.0.1',
+      );
+      await until(() => proxy.stats('up').received >= i + 100, 5000);
+    }
+    const up = proxy.stats('up');
+    await until(
+      () => c.packetsReceived + c.queued >= up.forwarded || c.packetsReceived >= up.forwarded,
+      5000,
+    );
+    expect(up.received).toBe(n);
+    const sd = Math.sqrt(n * 0.2 * 0.8);
+    expect(Math.abs(up.dropped.loss - n * 0.2)).toBeLessThanOrEqual(3.29 * sd);
+    expectAddsUp(up);
+    expectAddsUp(proxy.stats('down'));
+    const upEvents = events.filter((e) => e.dir === 'up');
+    expect(upEvents.filter((e) => e.action === 'drop' && e.cause === 'loss').length).toBe(up.dropped.loss);
+    expect(upEvents.filter((e) => e.action === 'pass').length).toBe(up.forwarded);
+  });
+
+  it('the same seed and the same input give the same decisions', async () => {
+    const server = await echoServer();
+    const logs: string[] = [];
+    for (const seed of [5, 5, 6]) {
+      const { proxy, events } = await proxyTo(server, {
+        up: { loss: { model: 'gemodel', p: 0.05, r: 0.3 }, duplicate: 0.05, corrupt: 0.05 },
+        down: { loss: { model: 'random', p: 0.1 } },
+        seed,
+      });
+      const c = await client();
+      for (let i = 0; i < 300; i++) {
+        await c.send(`${i}`, proxy.address().port, '127.0.0.1');
+        await until(() => proxy.stats('up').received > i, 2000);
+      }
+      await proxy.close();
+      logs.push(JSON.stringify(events.filter((e) => e.dir === 'up').map(({ t, ...rest }) => rest)));
+    }
+    expect(logs[0]).toBe(logs[1]);
+    expect(logs[0]).not.toBe(logs[2]);
+  });
+
+  it('--delay 20ms each way makes a round trip of about 40 ms', async () => {
+    const server = await echoServer();
+    const { proxy } = await proxyTo(server, { up: { delay: 20 }, down: { delay: 20 } });
+    const c = await client();
+    const rtts: number[] = [];
+    for (let i = 0; i < 10; i++) {
+      const t = performance.now();
+      await request(c, `${i}`, { port: proxy.address().port, host: '127.0.0.1', timeout: 2000 });
+      rtts.push(performance.now() - t);
+    }
+    rtts.sort((x, y) => x - y);
+    expect(rtts[0]).toBeGreaterThanOrEqual(40);
+    expect(rtts[5]).toBeLessThan(60);
+    expect(proxy.stats('up').delay.mean).toBeCloseTo(20, 0);
+    expect(proxy.stats('up').delayed).toBe(10);
+  });
+
+  it('bounds the flow table: a client past --max-flows is dropped and counted', async () => {
+    const server = await echoServer();
+    const { proxy, events } = await proxyTo(server, { maxFlows: 2 });
+    const port = proxy.address().port;
+    const clients = [await client(), await client(), await client()];
+    for (const c of clients) await c.send('x', port, '127.0.0.1');
+    await until(() => proxy.stats('up').received === 3);
+    expect(proxy.flows).toBe(2);
+    expect(proxy.stats('up').dropped.flows).toBe(1);
+    expect(events.find((e) => e.cause === 'flows')).toMatchObject({ action: 'drop', flow: 0 });
+  });
+
+  it('forgets a flow after its idle timeout', async () => {
+    const server = await echoServer();
+    const { proxy } = await proxyTo(server, { flowIdleTimeout: 50 });
+    const c = await client();
+    await c.send('x', proxy.address().port, '127.0.0.1');
+    await until(() => proxy.flows === 1);
+    await until(() => proxy.flows === 0, 2000);
+    expect(proxy.flowsOpened).toBe(1);
+  });
+
+  it('a policy decides instead: drop every third datagram, delay the rest by 5 ms', async () => {
+    const server = await echoServer();
+    const { proxy } = await proxyTo(server, {
+      policy: ({ index, direction }) => (direction === 'up' && index % 3 === 2 ? 'drop' : { delay: 5 }),
+    });
+    const c = await client();
+    for (let i = 0; i < 9; i++) await c.send(`${i}`, proxy.address().port, '127.0.0.1');
+    await until(() => proxy.stats('down').forwarded === 6);
+    expect(proxy.stats('up').dropped.policy).toBe(3);
+    expect(proxy.stats('up').delayed).toBe(6);
+  });
+
+  it('abandons what it still holds when it closes, and says so', async () => {
+    const server = await echoServer();
+    const { proxy } = await proxyTo(server, { up: { delay: 10_000 } });
+    const c = await client();
+    await c.sendEach(['a', 'b', 'c'], proxy.address().port, '127.0.0.1');
+    await until(() => proxy.stats('up').pending === 3);
+    await proxy.close();
+    const up = proxy.stats('up');
+    expect(up).toMatchObject({ pending: 0, abandoned: 3, forwarded: 0 });
+    expectAddsUp(up);
+  });
+});
