@@ -11,6 +11,7 @@ import { UsageError } from './args.js';
 import { Command, CommanderError } from './commander.js';
 import { echoCommand } from './commands/echo.js';
 import { listenCommand } from './commands/listen.js';
+import { proxyCommand } from './commands/proxy.js';
 import { sendCommand } from './commands/send.js';
 import { type CliIO, EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from './io.js';
 import { outputFailure } from './stdout.js';
@@ -109,9 +110,10 @@ Examples:
   udpkit listen                      print datagrams sent to 0.0.0.0:12345
   udpkit send Hello World UDP        send three datagrams to 127.0.0.1:12345
   udpkit echo 127.0.0.1 9000         answer each datagram with its payload
+  udpkit proxy --listen 127.0.0.1:9000 --target 127.0.0.1:9001 --loss 5%
   udpkit listen --help               more on one command`,
     );
-  for (const make of [listenCommand, sendCommand, echoCommand]) {
+  for (const make of [listenCommand, sendCommand, echoCommand, proxyCommand]) {
     const cmd = make(io, setExit)
       .exitOverride()
       .configureOutput({

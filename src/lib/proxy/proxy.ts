@@ -102,6 +102,11 @@ export interface DirectionStats {
   sendErrors: number;
   /** Still held when the proxy closed: never sent. */
   abandoned: number;
+  /**
+   * Dropped by the kernel before the proxy could read them (a receive buffer full): up, the
+   * listening socket's; down, the flows' sockets' (read when each closes). Not in `received`.
+   */
+  kernelDrops: number;
   reordered: number;
   corrupted: number;
   truncated: number;
@@ -150,6 +155,7 @@ class Side {
       pending: 0,
       sendErrors: 0,
       abandoned: 0,
+      kernelDrops: 0,
       reordered: 0,
       corrupted: 0,
       truncated: 0,
@@ -228,6 +234,7 @@ export class UdpProxy {
 
   /** The counters of a direction. */
   stats(direction: Direction): DirectionStats {
+    if (direction === 'up' && !this.#closed) this.#sides.up.stats.kernelDrops = this.#listen.kernelDrops ?? 0;
     return this.#sides[direction].snapshot();
   }
 
@@ -242,7 +249,8 @@ export class UdpProxy {
       held.side.stats.abandoned++;
     }
     this.#held.clear();
-    await Promise.all([this.#listen.close(), ...this.#flows.clear().map((f) => f.upstream.close())]);
+    this.#sides.up.stats.kernelDrops = this.#listen.kernelDrops ?? 0;
+    await Promise.all([this.#listen.close(), ...this.#flows.clear().map((f) => this.#closeFlow(f))]);
   }
 
   #now(): number {
@@ -279,6 +287,7 @@ export class UdpProxy {
     const upstream = new UdpSocket({
       type: this.target.family === 'IPv6' ? 'udp6' : 'udp4',
       ...(this.#options.transport && { transport: this.#options.transport }),
+      recvBufferSize: FLOW_RCVBUF,
       // Only the target may answer through a flow's socket.
       accept: (from) => from.address === this.target.address && from.port === this.target.port,
     });
@@ -434,11 +443,19 @@ export class UdpProxy {
   }
 
   #expire(): void {
-    for (const flow of this.#flows.expire(this.#now())) void flow.upstream.close();
+    for (const flow of this.#flows.expire(this.#now())) void this.#closeFlow(flow);
+  }
+
+  #closeFlow(flow: Flow): Promise<void> {
+    this.#sides.down.stats.kernelDrops += flow.upstream.kernelDrops ?? 0;
+    return flow.upstream.close();
   }
 }
 
 const EMPTY = Buffer.alloc(0);
+/** Receive buffers: where every client sends, room for a burst (as listen's); each flow's, less. */
+const LISTEN_RCVBUF = 4 * 1024 * 1024;
+const FLOW_RCVBUF = 1024 * 1024;
 
 /**
  * Starts a proxy: binds where clients send, resolves the target once, and relays.
@@ -455,6 +472,7 @@ export async function createProxy(options: ProxyOptions): Promise<UdpProxy> {
     // Replies leave from the address each client sent to (native transport).
     metadata: true,
     coalesce: true,
+    recvBufferSize: LISTEN_RCVBUF,
     ...(options.transport && { transport: options.transport }),
     ...(lookup && { lookup }),
     ...(signal && { signal }),

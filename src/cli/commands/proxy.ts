@@ -1,0 +1,259 @@
+/**
+ * `udpkit proxy`: relay between clients and a target with netem's impairments, per direction,
+ * seeded, with counters, a summary, and an event log.
+ */
+import { openSync } from 'node:fs';
+import {
+  AbortError,
+  BatchWriter,
+  createProxy,
+  type DirectionStats,
+  formatEndpoint,
+  type HostPort,
+  type ProxyEvent,
+  parseHostPort,
+  type UdpProxy,
+} from '../../lib/index.js';
+import { parseAccessRules, parseCount, parseDuration, parseStatsFlags, UsageError, usage } from '../args.js';
+import { Command } from '../commander.js';
+import { directionImpairments, type ImpairmentFlags } from '../impairments.js';
+import { type CliIO, EXIT_OK, settleSignals } from '../io.js';
+import { type Counters, formatCounters, startStats } from '../stats.js';
+
+/** The flags commander hands over. */
+interface ProxyFlags extends ImpairmentFlags {
+  listen?: string;
+  target?: string;
+  up?: string;
+  down?: string;
+  seed?: string;
+  maxFlows?: string;
+  flowIdleTimeout?: string;
+  idleTimeout?: string;
+  match?: string[];
+  log?: string;
+  stats?: boolean;
+  statsInterval?: string;
+  quiet?: boolean;
+}
+
+function endpoint(text: string | undefined, what: string): Required<HostPort> {
+  if (text === undefined) throw new UsageError(`--${what} is required: host:port`);
+  const hp = usage(() => parseHostPort(text), `--${what}`);
+  if (hp.host === undefined || hp.port === undefined) {
+    throw new UsageError(`--${what} '${text}' needs a host and a port (127.0.0.1:9000, [::1]:9000)`);
+  }
+  return hp as Required<HostPort>;
+}
+
+/** Runs `proxy` until Ctrl-C or --idle-timeout; resolves to the exit status. */
+async function runProxy(flags: ProxyFlags, io: CliIO): Promise<number> {
+  const listen = endpoint(flags.listen, 'listen');
+  const target = endpoint(flags.target, 'target');
+  const up = directionImpairments(flags, flags.up, 'up');
+  const down = directionImpairments(flags, flags.down, 'down');
+  const seed = flags.seed === undefined ? undefined : parseSeed(flags.seed);
+  const maxFlows = flags.maxFlows === undefined ? undefined : parseCount(flags.maxFlows, 'max flows');
+  const flowIdle =
+    flags.flowIdleTimeout === undefined
+      ? undefined
+      : parseDuration(flags.flowIdleTimeout, 'flow idle timeout');
+  const idle = flags.idleTimeout === undefined ? undefined : parseDuration(flags.idleTimeout, 'idle timeout');
+  const match = parseAccessRules(flags.match?.map((cidr) => ({ action: 'allow' as const, cidr })));
+  const stats = parseStatsFlags(flags);
+  const log = flags.log === undefined ? undefined : openLog(flags.log);
+  let last = performance.now();
+  let proxy: UdpProxy;
+  try {
+    proxy = await createProxy({
+      listen: { address: listen.host, port: listen.port },
+      target: { host: target.host, port: target.port },
+      up,
+      down,
+      ...(seed !== undefined && { seed }),
+      ...(maxFlows !== undefined && { maxFlows }),
+      ...(flowIdle !== undefined && { flowIdleTimeout: flowIdle }),
+      ...(match && { match: (client) => match.allows(client.address) }),
+      onEvent: (event) => {
+        last = performance.now();
+        if (log) writeEvent(log, event);
+      },
+      signal: io.signal,
+    });
+  } catch (err) {
+    if (err instanceof AbortError && io.signal.aborted) return EXIT_OK;
+    throw err;
+  }
+  const here = proxy.address();
+  if (!flags.quiet) {
+    io.stderr.write(
+      `Proxying ${formatEndpoint(here.address, here.port)} -> ${formatEndpoint(proxy.target.address, proxy.target.port)} (seed ${proxy.seed})\n`,
+    );
+  }
+  const counters = (): Counters => ({
+    ...flat('up', proxy.stats('up')),
+    ...flat('down', proxy.stats('down')),
+    flows: proxy.flows,
+  });
+  const stopStats =
+    stats === undefined ? () => {} : startStats(io.stderr, 'udpkit proxy', stats, counters, 'up_received');
+  // Until Ctrl-C, or --idle-timeout without a datagram either way.
+  await new Promise<void>((resolve) => {
+    const done = () => {
+      clearInterval(timer);
+      resolve();
+    };
+    io.signal.addEventListener('abort', done, { once: true });
+    const timer = setInterval(
+      () => {
+        if (idle !== undefined && performance.now() - last >= idle) done();
+      },
+      Math.min(100, idle ?? 100),
+    );
+    if (idle === undefined) clearInterval(timer);
+  });
+  await proxy.close();
+  stopStats();
+  if (log) await log.flush();
+  await settleSignals();
+  if (stats !== undefined) io.stderr.write(`udpkit proxy: ${formatCounters(counters())}\n`);
+  else
+    io.stderr.write(
+      `udpkit proxy: ${summary('up', proxy.stats('up'))}; ${summary('down', proxy.stats('down'))}; flows ${proxy.flowsOpened} (seed ${proxy.seed})\n`,
+    );
+  return EXIT_OK;
+}
+
+function parseSeed(text: string): number {
+  if (!/^\d+$/.test(text.trim()) || Number(text) > 2 ** 32 - 1)
+    throw new UsageError(`seed '${text}' is not a whole number (0 to 4294967295)`);
+  return Number(text);
+}
+
+function openLog(file: string): BatchWriter {
+  let fd: number;
+  try {
+    fd = openSync(file, 'w');
+  } catch (err) {
+    throw new UsageError(`cannot write --log ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`);
+  }
+  return new BatchWriter(fd);
+}
+
+function writeEvent(log: BatchWriter, event: ProxyEvent): void {
+  const line = `${JSON.stringify(event)}\n`;
+  const buf = log.room(line.length);
+  log.used += buf.write(line, log.used, 'latin1');
+  log.commit();
+}
+
+function flat(prefix: string, s: DirectionStats): Counters {
+  return {
+    [`${prefix}_received`]: s.received,
+    [`${prefix}_forwarded`]: s.forwarded,
+    [`${prefix}_pending`]: s.pending,
+    ...Object.fromEntries(Object.entries(s.dropped).map(([k, v]) => [`${prefix}_drop_${k}`, v])),
+    [`${prefix}_duplicated`]: s.duplicated,
+    [`${prefix}_reordered`]: s.reordered,
+    [`${prefix}_corrupted`]: s.corrupted,
+    [`${prefix}_truncated`]: s.truncated,
+    [`${prefix}_delayed`]: s.delayed,
+    [`${prefix}_delay_mean_ms`]: s.delay.mean,
+    [`${prefix}_delay_p99_ms`]: s.delay.p99,
+    [`${prefix}_send_errors`]: s.sendErrors,
+    [`${prefix}_abandoned`]: s.abandoned,
+    [`${prefix}_drops_kernel`]: s.kernelDrops,
+  };
+}
+
+/** `up: received 100, forwarded 95, dropped 5 (loss 5), delayed 95 (mean 20.0 ms, p99 20.1 ms)` */
+function summary(which: string, s: DirectionStats): string {
+  const parts = [`received ${s.received}`, `forwarded ${s.forwarded}`];
+  const drops = Object.entries(s.dropped).filter(([, v]) => v > 0);
+  const dropped = drops.reduce((a, [, v]) => a + v, 0);
+  if (dropped > 0) parts.push(`dropped ${dropped} (${drops.map(([k, v]) => `${k} ${v}`).join(', ')})`);
+  for (const [word, v] of [
+    ['duplicated', s.duplicated],
+    ['reordered', s.reordered],
+    ['corrupted', s.corrupted],
+    ['truncated', s.truncated],
+    ['send errors', s.sendErrors],
+    ['abandoned at exit', s.abandoned],
+  ] as const) {
+    if (v > 0) parts.push(`${word} ${v}`);
+  }
+  if (s.delayed > 0)
+    parts.push(`delayed ${s.delayed} (mean ${s.delay.mean.toFixed(1)} ms, p99 ${s.delay.p99.toFixed(1)} ms)`);
+  if (s.kernelDrops > 0) parts.push(`and the kernel dropped ${s.kernelDrops} before they could be read`);
+  return `${which}: ${parts.join(', ')}`;
+}
+
+/** The `proxy` subcommand. */
+export function proxyCommand(io: CliIO, setExit: (code: number) => void): Command {
+  return new Command('proxy')
+    .summary('relay UDP between clients and a target, with loss, delay and more (netem without root)')
+    .description(
+      `Listen where clients send (--listen), relay each datagram to --target from a
+socket of the client's own (so replies find their way back), and impair what
+passes, each direction (up: client to target, down: back) as tc-netem would:
+loss (random, Markov, Gilbert-Elliott, or a mean and a burst length), delay
+with jitter from a distribution, duplication, reordering, corruption,
+truncation, a rate with its queue, an MTU. The flags apply both ways;
+--up and --down take netem's words for one direction. The same --seed and the
+same traffic give the same decisions. Ctrl-C prints what became of every
+datagram.`,
+    )
+    .option('--listen <host:port>', 'where clients send (required)')
+    .option('--target <host:port>', 'where datagrams go (required)')
+    .option(
+      '--loss <spec>',
+      "lose P% (5%), or 'state p13 [p31 [p32 [p23 [p14]]]]', or 'gemodel p [r [1-h [1-k]]]'",
+    )
+    .option('--burst <n>', 'with --loss P: losses come in bursts of n on average (Gilbert-Elliott)')
+    .option('--delay <time>', 'hold each datagram this long (50ms, 1s, 200us)')
+    .option('--jitter <time>', 'vary the delay by this much (uniform: delay ± jitter)')
+    .option('--distribution <name>', "the jitter's distribution: uniform, normal, pareto, paretonormal")
+    .option('--distribution-file <file>', "the jitter's distribution from a netem .dist table")
+    .option('--no-reorder-by-jitter', 'keep arrival order whatever the jitter')
+    .option('--duplicate <percent>', 'send this share twice')
+    .option(
+      '--reorder <percent>',
+      "netem's reorder: send this share at once, ahead of delayed ones (needs --delay)",
+    )
+    .option('--gap <n>', 'with --reorder: only after n-1 delayed datagrams (netem gap)')
+    .option('--corrupt <percent>', 'flip one random bit in this share')
+    .option('--truncate <percent>', 'cut this share to a random shorter length')
+    .option('--rate <rate>', 'link rate: 1mbit, 100kbit, 10gbit (bits), 125kbps (bytes)')
+    .option(
+      '--packet-overhead <bytes>',
+      'bytes counted per datagram besides the payload, for --rate (default 28)',
+    )
+    .option('--queue-limit <n>', 'datagrams held at most per direction (default 1000); more are dropped')
+    .option('--mtu <bytes>', 'drop datagrams larger than this')
+    .option('--up <spec>', "client to target only, in netem's words: 'delay 50ms 10ms loss 2% burst 4'")
+    .option('--down <spec>', 'target to client only, likewise')
+    .option(
+      '--match <cidr>',
+      'impair only clients from this block; others pass clean (repeatable)',
+      (c: string, all: string[] = []) => [...all, c],
+    )
+    .option('--seed <n>', 'seed of every decision (default: random, printed)')
+    .option('--max-flows <n>', 'clients at most (default 1024); a new one past it is dropped and counted')
+    .option('--flow-idle-timeout <duration>', 'forget a client silent this long (default 60s)')
+    .option('-w, --idle-timeout <duration>', 'exit after this long with no datagram either way')
+    .option('--log <file>', 'one JSON line per decision: t, flow, dir, i, action, cause, delay')
+    .option('--stats', 'print the counters to stderr every second, and at exit')
+    .option('--stats-interval <duration>', 'print them this often; implies --stats')
+    .option('-q, --quiet', "don't print the 'Proxying' line")
+    .addHelpText(
+      'after',
+      `
+Examples:
+  udpkit proxy --listen 127.0.0.1:9000 --target 127.0.0.1:9001 --loss 2% --burst 4
+  udpkit proxy --listen :9000 --target 10.0.0.5:53 --delay 300ms --jitter 30ms --distribution normal
+  udpkit proxy --listen 127.0.0.1:9000 --target 127.0.0.1:9001 --up 'delay 20ms' --down 'loss 10%' --seed 7`,
+    )
+    .action(async (flags: ProxyFlags) => {
+      setExit(await runProxy(flags, io));
+    });
+}

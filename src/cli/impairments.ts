@@ -1,0 +1,250 @@
+/**
+ * The impairment options of `udpkit proxy`, parsed: the flags that apply to both directions,
+ * and the `--up` / `--down` specs in netem's own words (`delay 50ms 10ms loss 2%`). Pure.
+ */
+import { readFileSync } from 'node:fs';
+import {
+  DISTRIBUTIONS,
+  type Distribution,
+  type DistributionName,
+  type Impairments,
+  type LossSpec,
+  namedDistribution,
+  parseDistTable,
+} from '../lib/index.js';
+import { UsageError, usage } from './args.js';
+
+/** The impairment flags, as commander hands them (and as a direction's spec is read into). */
+export interface ImpairmentFlags {
+  loss?: string;
+  burst?: string;
+  delay?: string;
+  jitter?: string;
+  distribution?: string;
+  distributionFile?: string;
+  reorderByJitter?: boolean;
+  duplicate?: string;
+  reorder?: string;
+  gap?: string;
+  corrupt?: string;
+  truncate?: string;
+  rate?: string;
+  packetOverhead?: string;
+  queueLimit?: string;
+  mtu?: string;
+}
+
+/** `5%`, `0.5%`, or a bare number of percent (as tc reads it). As a fraction. */
+export function parsePercent(text: string, what: string): number {
+  const m = /^(\d+(?:\.\d+)?|\.\d+)%?$/.exec(text.trim());
+  const v = m ? Number(m[1]) / 100 : Number.NaN;
+  if (!(v >= 0 && v <= 1))
+    throw new UsageError(`${what} '${text}' is not a percentage (0-100%, e.g. 5% or 0.1%)`);
+  return v;
+}
+
+const TIME = /^(\d+(?:\.\d+)?|\.\d+)(us|ms|s)$/;
+const TIME_MS: Record<string, number> = { us: 0.001, ms: 1, s: 1000 };
+
+/** A delay with its unit: `50ms`, `1.5s`, `200us`. In milliseconds. */
+export function parseTime(text: string, what: string): number {
+  const m = TIME.exec(text.trim());
+  if (!m) throw new UsageError(`${what} '${text}' is not a time with a unit (e.g. 50ms, 1.5s, 200us)`);
+  const ms = Number(m[1]) * (TIME_MS[m[2] as string] as number);
+  if (ms > 3_600_000) throw new UsageError(`${what} '${text}' is over an hour`);
+  return ms;
+}
+
+const RATE = /^(\d+(?:\.\d+)?|\.\d+)(bit|kbit|mbit|gbit|bps|kbps|mbps|gbps)?$/i;
+const RATE_BYTES: Record<string, number> = {
+  bit: 1 / 8,
+  kbit: 1000 / 8,
+  mbit: 1e6 / 8,
+  gbit: 1e9 / 8,
+  bps: 1,
+  kbps: 1000,
+  mbps: 1e6,
+  gbps: 1e9,
+};
+
+/** A rate as tc writes it: `1mbit`, `100kbit`, `10gbit` (bits), `125kbps` (bytes); bare: bit/s. In bytes per second. */
+export function parseLinkRate(text: string): number {
+  const m = RATE.exec(text.trim());
+  const v = m ? Number(m[1]) * (RATE_BYTES[(m[2] ?? 'bit').toLowerCase()] as number) : Number.NaN;
+  if (!(v > 0) || !Number.isFinite(v)) {
+    throw new UsageError(`rate '${text}' is not a rate (e.g. 1mbit, 100kbit, 10gbit; kbps is bytes)`);
+  }
+  return v;
+}
+
+function parseInteger(text: string, what: string, min = 1): number {
+  if (!/^\d+$/.test(text.trim()) || Number(text) < min || !Number.isSafeInteger(Number(text))) {
+    throw new UsageError(`${what} '${text}' is not a whole number of at least ${min}`);
+  }
+  return Number(text);
+}
+
+/** `--loss`: `P` (random), `state p13 [p31 [p32 [p23 [p14]]]]`, `gemodel p [r [1-h [1-k]]]`; with `--burst B`, P is a mean. */
+function parseLoss(text: string, burst: string | undefined): LossSpec {
+  const words = text.trim().split(/\s+/);
+  const [first, ...rest] = words;
+  const pct = (w: string, name: string) => parsePercent(w, `loss ${name}`);
+  if (first === 'state' || first === 'gemodel') {
+    if (burst !== undefined) throw new UsageError('--burst goes with a plain --loss P, not a loss model');
+    if (rest.length === 0) throw new UsageError(`loss ${first} needs its first probability`);
+    if (first === 'state') {
+      if (rest.length > 5)
+        throw new UsageError('loss state takes at most 5 probabilities: p13 p31 p32 p23 p14');
+      const [p13, p31, p32, p23, p14] = rest.map((w, i) =>
+        pct(w, ['p13', 'p31', 'p32', 'p23', 'p14'][i] as string),
+      );
+      return { model: 'state', p13: p13 as number, p31, p32, p23, p14 };
+    }
+    if (rest.length > 4) throw new UsageError('loss gemodel takes at most 4 probabilities: p r 1-h 1-k');
+    const [p, r, oneMinusH, oneMinusK] = rest.map((w, i) => pct(w, ['p', 'r', '1-h', '1-k'][i] as string));
+    return { model: 'gemodel', p: p as number, r, oneMinusH, oneMinusK };
+  }
+  if (words.length !== 1) throw new UsageError(`loss '${text}' is not P, 'state ...' or 'gemodel ...'`);
+  const rate = pct(first as string, 'rate');
+  if (burst === undefined) return { model: 'random', p: rate };
+  const b = Number(burst);
+  if (!(b >= 1) || !/^\d+(\.\d+)?$/.test(burst.trim()))
+    throw new UsageError(`burst '${burst}' is not a mean burst length of at least 1`);
+  if (rate >= 1) throw new UsageError('a loss of 100% has no bursts: drop --burst');
+  return { model: 'burst', rate, burst: b };
+}
+
+/** The impairments the flags describe. */
+export function parseImpairments(flags: ImpairmentFlags): Impairments {
+  const im: Impairments = {};
+  if (flags.loss !== undefined) im.loss = parseLoss(flags.loss, flags.burst);
+  else if (flags.burst !== undefined)
+    throw new UsageError('--burst is the mean length of --loss bursts: give --loss');
+  if (flags.delay !== undefined) im.delay = parseTime(flags.delay, 'delay');
+  if (flags.jitter !== undefined) {
+    if (im.delay === undefined) throw new UsageError('--jitter varies --delay: give --delay');
+    im.jitter = parseTime(flags.jitter, 'jitter');
+  }
+  if (flags.distribution !== undefined || flags.distributionFile !== undefined) {
+    if (im.jitter === undefined)
+      throw new UsageError('a distribution shapes --jitter: give --delay and --jitter');
+    im.distribution = parseDistribution(flags);
+  }
+  if (flags.reorderByJitter === false) im.reorderByJitter = false;
+  if (flags.duplicate !== undefined) im.duplicate = parsePercent(flags.duplicate, 'duplicate');
+  if (flags.reorder !== undefined) {
+    im.reorder = parsePercent(flags.reorder, 'reorder');
+    if (!(im.delay !== undefined && im.delay > 0)) {
+      throw new UsageError('--reorder sends some datagrams ahead of delayed ones: give --delay too');
+    }
+  }
+  if (flags.gap !== undefined) {
+    if (im.reorder === undefined) throw new UsageError('--gap applies to --reorder: give --reorder');
+    im.gap = parseInteger(flags.gap, 'gap');
+  }
+  if (flags.corrupt !== undefined) im.corrupt = parsePercent(flags.corrupt, 'corrupt');
+  if (flags.truncate !== undefined) im.truncate = parsePercent(flags.truncate, 'truncate');
+  if (flags.rate !== undefined) im.rate = parseLinkRate(flags.rate);
+  if (flags.packetOverhead !== undefined) {
+    if (im.rate === undefined) throw new UsageError('--packet-overhead counts towards --rate: give --rate');
+    im.packetOverhead = parseInteger(flags.packetOverhead, 'packet overhead', 0);
+  }
+  if (flags.queueLimit !== undefined) im.queueLimit = parseInteger(flags.queueLimit, 'queue limit');
+  if (flags.mtu !== undefined) im.mtu = parseInteger(flags.mtu, 'mtu');
+  return im;
+}
+
+function parseDistribution(flags: ImpairmentFlags): Distribution {
+  if (flags.distribution !== undefined && flags.distributionFile !== undefined) {
+    throw new UsageError('--distribution and --distribution-file: give one');
+  }
+  if (flags.distributionFile !== undefined) {
+    const file = flags.distributionFile;
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new UsageError(
+        `cannot read --distribution-file ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`,
+      );
+    }
+    return usage(() => parseDistTable(text, file));
+  }
+  const name = flags.distribution as string;
+  if (!(DISTRIBUTIONS as readonly string[]).includes(name)) {
+    throw new UsageError(
+      `distribution '${name}' is not one of ${DISTRIBUTIONS.join(', ')} (or give --distribution-file)`,
+    );
+  }
+  return namedDistribution(name as DistributionName);
+}
+
+/** The words of a direction's spec, and the flag each sets; `loss` takes words up to the next keyword. */
+const SPEC_WORDS: Record<string, keyof ImpairmentFlags> = {
+  loss: 'loss',
+  burst: 'burst',
+  delay: 'delay',
+  jitter: 'jitter',
+  distribution: 'distribution',
+  'distribution-file': 'distributionFile',
+  duplicate: 'duplicate',
+  reorder: 'reorder',
+  gap: 'gap',
+  corrupt: 'corrupt',
+  truncate: 'truncate',
+  rate: 'rate',
+  'packet-overhead': 'packetOverhead',
+  limit: 'queueLimit',
+  'queue-limit': 'queueLimit',
+  mtu: 'mtu',
+};
+
+/**
+ * A direction's spec (`--up 'delay 50ms 10ms distribution normal loss 2% burst 4'`), in the
+ * words of tc-netem(8) and of the flags without their dashes, read into flags: `delay D [J]`
+ * also takes the jitter, as netem's does; `no-reorder-by-jitter` alone.
+ */
+export function parseDirectionSpec(spec: string, which: string): ImpairmentFlags {
+  const words = spec.trim().split(/\s+/).filter(Boolean);
+  const flags: ImpairmentFlags = {};
+  for (let i = 0; i < words.length; ) {
+    const word = words[i++] as string;
+    if (word === 'no-reorder-by-jitter') {
+      flags.reorderByJitter = false;
+      continue;
+    }
+    const key = SPEC_WORDS[word];
+    if (key === undefined) {
+      throw new UsageError(
+        `--${which}: '${word}' is not an impairment (${Object.keys(SPEC_WORDS).join(', ')})`,
+      );
+    }
+    const values: string[] = [];
+    while (i < words.length && !((words[i] as string) in SPEC_WORDS) && words[i] !== 'no-reorder-by-jitter') {
+      values.push(words[i++] as string);
+    }
+    if (values.length === 0) throw new UsageError(`--${which}: '${word}' needs a value`);
+    if (flags[key] !== undefined) throw new UsageError(`--${which}: '${word}' is given twice`);
+    if (key === 'delay' && values.length === 2) {
+      flags.delay = values[0];
+      flags.jitter = values[1];
+    } else if (key === 'loss') flags.loss = values.join(' ');
+    else if (values.length > 1)
+      throw new UsageError(`--${which}: '${word}' takes one value, got '${values.join(' ')}'`);
+    else (flags as Record<string, string>)[key] = values[0] as string;
+  }
+  return flags;
+}
+
+/**
+ * One direction's impairments: the flags for both directions, with the direction's own spec
+ * over them (a spec's word replaces the flag's value).
+ */
+export function directionImpairments(
+  both: ImpairmentFlags,
+  spec: string | undefined,
+  which: 'up' | 'down',
+): Impairments {
+  const own = spec === undefined ? {} : parseDirectionSpec(spec, which);
+  return usage(() => parseImpairments({ ...both, ...own }), spec === undefined ? undefined : `--${which}`);
+}

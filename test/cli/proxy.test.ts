@@ -1,0 +1,170 @@
+/**
+ * `udpkit proxy` as a user runs it: the built CLI between a client and an echo server of the
+ * test's own, on loopback. Sends are bounded; the proxy ends on --idle-timeout or a signal.
+ */
+import { readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { openUdpSocket, request, type UdpSocket } from '../../src/lib/index.js';
+import { runCli, startCli } from '../helpers/cli.js';
+import { until } from '../helpers/time.js';
+
+async function echoServer(): Promise<UdpSocket> {
+  const server = await openUdpSocket({ address: '127.0.0.1', port: 0 });
+  onTestFinished(() => server.close());
+  server.consume((m) => void server.send(m.data, m.from.port, m.from.address).catch(() => {}));
+  return server;
+}
+
+async function startProxy(target: number, args: string[]) {
+  const running = startCli(['proxy', '--listen', '127.0.0.1:0', '--target', `127.0.0.1:${target}`, ...args]);
+  const m = await running.waitFor(
+    'stderr',
+    /Proxying 127\.0\.0\.1:(\d+) -> 127\.0\.0\.1:\d+ \(seed (\d+)\)\n/,
+  );
+  return { running, port: Number(m[1]), seed: Number(m[2]) };
+}
+
+/** Sends `n` datagrams numbered from 0, 100 at a time, each hundred answered or lost before the next. */
+async function sendThrough(port: number, n: number): Promise<UdpSocket> {
+  const c = await openUdpSocket({ address: '127.0.0.1', port: 0 });
+  onTestFinished(() => c.close());
+  for (let i = 0; i < n; i += 100) {
+    await c.sendEach(
+      Array.from({ length: 100 }, (_, k) => `${i + k}`),
+      port,
+      '127.0.0.1',
+    );
+    // Echoes take a few ms; the losses never come: wait for the flow to be quiet.
+    const before = c.packetsReceived;
+    await until(() => c.packetsReceived > before, 2000).catch(() => {});
+  }
+  return c;
+}
+
+const tmp = (name: string) => join(tmpdir(), `udpkit-proxy-${process.pid}-${name}`);
+
+describe('udpkit proxy', () => {
+  it('--delay 20ms both ways makes a round trip of about 40 ms, and the summary says so', async () => {
+    const server = await echoServer();
+    const { running, port } = await startProxy(server.address().port, [
+      '--delay',
+      '20ms',
+      '--idle-timeout',
+      '300ms',
+    ]);
+    const c = await openUdpSocket({ address: '127.0.0.1', port: 0 });
+    onTestFinished(() => c.close());
+    const rtts: number[] = [];
+    for (let i = 0; i < 10; i++) {
+      const t = performance.now();
+      await request(c, `${i}`, { port, host: '127.0.0.1', timeout: 2000 });
+      rtts.push(performance.now() - t);
+    }
+    rtts.sort((a, b) => a - b);
+    expect(rtts[0]).toBeGreaterThanOrEqual(40);
+    expect(rtts[5]).toBeLessThan(60);
+    const r = await running.wait();
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(
+      /udpkit proxy: up: received 10, forwarded 10, delayed 10 \(mean 20\.0 ms, p99 20\.\d ms\); down: received 10, forwarded 10, delayed 10 \(mean 20\.0 ms, p99 20\.\d ms\); flows 1 \(seed \d+\)\n$/,
+    );
+  });
+
+  it('loses at --loss, the log counts what the summary counts, and the same seed writes the same log', async () => {
+    const server = await echoServer();
+    const logs: string[] = [];
+    const n = 2000;
+    for (const run of [0, 1]) {
+      const log = tmp(`loss-${run}.ndjson`);
+      onTestFinished(() => void import('node:fs').then((fs) => fs.rmSync(log, { force: true })));
+      const { running, port, seed } = await startProxy(server.address().port, [
+        ...[
+          '--loss',
+          '10%',
+          '--up',
+          'duplicate 1% corrupt 1%',
+          '--seed',
+          '1234',
+          '--log',
+          log,
+          '--idle-timeout',
+          '400ms',
+        ],
+      ]);
+      expect(seed).toBe(1234);
+      await sendThrough(port, n);
+      const r = await running.wait();
+      expect(r.code).toBe(0);
+      const events = readFileSync(log, 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l));
+      const up = events.filter((e) => e.dir === 'up');
+      const lost = up.filter((e) => e.action === 'drop' && e.cause === 'loss').length;
+      expect(up.filter((e) => !e.copy).length).toBe(n);
+      // 10 % of the originals and of the copies (each makes its own pass).
+      const copies = up.filter((e) => e.copy).length;
+      const sd = Math.sqrt((n + copies) * 0.1 * 0.9);
+      expect(Math.abs(lost - (n + copies) * 0.1)).toBeLessThanOrEqual(3.29 * sd);
+      const summary =
+        /up: received (\d+), forwarded (\d+), dropped (\d+) \(loss (\d+)\), duplicated (\d+)/.exec(r.stderr);
+      expect(summary?.slice(1).map(Number)).toEqual([
+        n,
+        up.filter((e) => e.action === 'pass').length,
+        lost,
+        lost,
+        copies,
+      ]);
+      logs.push(JSON.stringify(up.map(({ t, ...rest }) => rest)));
+    }
+    expect(logs[0]).toBe(logs[1]);
+  });
+
+  it('Ctrl-C prints the summary and exits 130', async () => {
+    const server = await echoServer();
+    const { running, port } = await startProxy(server.address().port, ['--up', 'delay 10s']);
+    const c = await openUdpSocket({ address: '127.0.0.1', port: 0 });
+    onTestFinished(() => c.close());
+    await c.send('held', port, '127.0.0.1');
+    await running.waitFor('stderr', /Proxying/);
+    await until(() => true);
+    running.child.kill('SIGINT');
+    const r = await running.wait();
+    expect(r.code).toBe(130);
+    expect(r.stderr).toMatch(
+      /udpkit proxy: up: received 1, forwarded 0, abandoned at exit 1; down: received 0, forwarded 0; flows 1 \(seed \d+\)\n$/,
+    );
+  });
+
+  it.each([
+    [['--listen', '127.0.0.1:0'], '--target is required: host:port'],
+    [['--target', '127.0.0.1:9'], '--listen is required: host:port'],
+    [['--listen', '127.0.0.1', '--target', '127.0.0.1:9'], "--listen '127.0.0.1' needs a host and a port"],
+    [['--loss', '120%'], "loss rate '120%' is not a percentage"],
+    [['--loss', 'state'], 'loss state needs its first probability'],
+    [['--burst', '4'], '--burst is the mean length of --loss bursts: give --loss'],
+    [['--delay', '50'], "delay '50' is not a time with a unit"],
+    [['--jitter', '5ms'], '--jitter varies --delay: give --delay'],
+    [
+      ['--delay', '5ms', '--jitter', '1ms', '--distribution', 'cauchy'],
+      "distribution 'cauchy' is not one of uniform, normal, pareto, paretonormal",
+    ],
+    [['--reorder', '5%'], '--reorder sends some datagrams ahead of delayed ones: give --delay too'],
+    [['--delay', '5ms', '--gap', '5'], '--gap applies to --reorder: give --reorder'],
+    [['--rate', 'fast'], "rate 'fast' is not a rate"],
+    [['--up', 'jitterbug 5ms'], "--up: 'jitterbug' is not an impairment"],
+    [['--down', 'loss'], "--down: 'loss' needs a value"],
+    [['--seed', '-1'], "seed '-1' is not a whole number"],
+  ])('refuses %j with one line and exit 2', async (args, message) => {
+    const full =
+      args.includes('--listen') || args.includes('--target')
+        ? args
+        : ['--listen', '127.0.0.1:0', '--target', '127.0.0.1:9', ...args];
+    const r = await runCli(['proxy', ...full]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(message);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+  });
+});
