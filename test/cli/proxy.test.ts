@@ -122,6 +122,34 @@ describe('udpkit proxy', () => {
     expect(logs[0]).toBe(logs[1]);
   });
 
+  it('--rate 1mbit delivers 1 Mbit/s within 1 %, measured where it arrives', async () => {
+    const sink = await openUdpSocket({ address: '127.0.0.1', port: 0 });
+    onTestFinished(() => sink.close());
+    const arrivals: number[] = [];
+    sink.consume((m) => void arrivals.push(m.receivedAt));
+    const { running, port } = await startProxy(sink.address().port, [
+      '--rate',
+      '1mbit',
+      '--idle-timeout',
+      '300ms',
+    ]);
+    const c = await openUdpSocket({ address: '127.0.0.1', port: 0 });
+    onTestFinished(() => c.close());
+    // 250 datagrams of 1000 bytes at once: the link takes 8.224 ms for each (1028 bytes).
+    const n = 250;
+    for (let i = 0; i < n; i += 50)
+      await c.sendEach(
+        Array.from({ length: 50 }, () => Buffer.alloc(1000)),
+        port,
+        '127.0.0.1',
+      );
+    await until(() => arrivals.length === n, 5000);
+    const seconds = ((arrivals.at(-1) as number) - (arrivals[0] as number)) / 1000;
+    const bits = (n - 1) * 1028 * 8;
+    expect(Math.abs(bits / seconds / 1e6 - 1)).toBeLessThan(0.01);
+    expect((await running.wait()).code).toBe(0);
+  });
+
   it('Ctrl-C prints the summary and exits 130', async () => {
     const server = await echoServer();
     const { running, port } = await startProxy(server.address().port, ['--up', 'delay 10s']);

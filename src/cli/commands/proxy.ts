@@ -62,7 +62,6 @@ async function runProxy(flags: ProxyFlags, io: CliIO): Promise<number> {
   const match = parseAccessRules(flags.match?.map((cidr) => ({ action: 'allow' as const, cidr })));
   const stats = parseStatsFlags(flags);
   const log = flags.log === undefined ? undefined : openLog(flags.log);
-  let last = performance.now();
   let proxy: UdpProxy;
   try {
     proxy = await createProxy({
@@ -74,10 +73,7 @@ async function runProxy(flags: ProxyFlags, io: CliIO): Promise<number> {
       ...(maxFlows !== undefined && { maxFlows }),
       ...(flowIdle !== undefined && { flowIdleTimeout: flowIdle }),
       ...(match && { match: (client) => match.allows(client.address) }),
-      onEvent: (event) => {
-        last = performance.now();
-        if (log) writeEvent(log, event);
-      },
+      ...(log && { onEvent: (event: ProxyEvent) => writeEvent(log, event) }),
       signal: io.signal,
     });
   } catch (err) {
@@ -106,7 +102,7 @@ async function runProxy(flags: ProxyFlags, io: CliIO): Promise<number> {
     io.signal.addEventListener('abort', done, { once: true });
     const timer = setInterval(
       () => {
-        if (idle !== undefined && performance.now() - last >= idle) done();
+        if (idle !== undefined && proxy.idleFor() >= idle) done();
       },
       Math.min(100, idle ?? 100),
     );
@@ -240,7 +236,10 @@ datagram.`,
     .option('--seed <n>', 'seed of every decision (default: random, printed)')
     .option('--max-flows <n>', 'clients at most (default 1024); a new one past it is dropped and counted')
     .option('--flow-idle-timeout <duration>', 'forget a client silent this long (default 60s)')
-    .option('-w, --idle-timeout <duration>', 'exit after this long with no datagram either way')
+    .option(
+      '-w, --idle-timeout <duration>',
+      'exit after this long with no datagram either way (and none held)',
+    )
     .option('--log <file>', 'one JSON line per decision: t, flow, dir, i, action, cause, delay')
     .option('--stats', 'print the counters to stderr every second, and at exit')
     .option('--stats-interval <duration>', 'print them this often; implies --stats')

@@ -193,6 +193,7 @@ export class UdpProxy {
   #sweep: NodeJS.Timeout;
   #closed = false;
   #consuming: Promise<void>;
+  #lastActivity: number;
 
   /** @internal use {@link createProxy} */
   constructor(listen: UdpSocket, target: Endpoint, seed: number, options: ProxyOptions) {
@@ -202,6 +203,7 @@ export class UdpProxy {
     this.#options = options;
     this.#scheduler = options.scheduler ?? defaultScheduler();
     this.#start = this.#scheduler.now();
+    this.#lastActivity = this.#start;
     this.#flows = new FlowTable(
       options.maxFlows ?? DEFAULT_MAX_FLOWS,
       options.flowIdleTimeout ?? DEFAULT_FLOW_IDLE_TIMEOUT,
@@ -225,6 +227,15 @@ export class UdpProxy {
   /** Flows open now. */
   get flows(): number {
     return this.#flows.size;
+  }
+
+  /**
+   * Milliseconds since a datagram last came in or went out, either way; 0 while any is held
+   * (it will go out).
+   */
+  idleFor(): number {
+    if (this.#sides.up.stats.pending + this.#sides.down.stats.pending > 0) return 0;
+    return this.#now() - this.#lastActivity;
   }
 
   /** Flows opened since the start. */
@@ -323,6 +334,7 @@ export class UdpProxy {
 
   #relay(side: Side, flow: Flow, data: Uint8Array): void {
     const now = this.#now();
+    this.#lastActivity = now;
     const index = flow.sent[side.direction]++;
     const outcomes = this.#decide(side, flow, now, data, index);
     for (const o of outcomes) {
@@ -416,6 +428,7 @@ export class UdpProxy {
 
   #send(side: Side, flow: Flow, data: Uint8Array, delay: number): void {
     if (this.#closed) return;
+    this.#lastActivity = this.#now();
     if (delay > 0) {
       side.stats.delayed++;
       side.histogram.recordValue(Math.max(1, Math.round(delay * 1000)));
