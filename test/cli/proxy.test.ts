@@ -150,6 +150,27 @@ describe('udpkit proxy', () => {
     expect((await running.wait()).code).toBe(0);
   });
 
+  it('--match impairs only the clients it names; the others pass clean', async () => {
+    const server = await echoServer();
+    const { running, port } = await startProxy(server.address().port, [
+      '--loss',
+      '100%',
+      '--match',
+      '127.0.0.2/32',
+      '--idle-timeout',
+      '300ms',
+    ]);
+    const named = await openUdpSocket({ address: '127.0.0.2', port: 0 });
+    const other = await openUdpSocket({ address: '127.0.0.3', port: 0 });
+    onTestFinished(() => Promise.all([named.close(), other.close()]).then(() => {}));
+    await named.sendEach(['a', 'b'], port, '127.0.0.1');
+    await other.sendEach(['c', 'd'], port, '127.0.0.1');
+    await until(() => other.packetsReceived === 2);
+    const r = await running.wait();
+    expect(named.packetsReceived).toBe(0);
+    expect(r.stderr).toMatch(/up: received 4, forwarded 2, dropped 2 \(loss 2\)/);
+  });
+
   it('Ctrl-C prints the summary and exits 130', async () => {
     const server = await echoServer();
     const { running, port } = await startProxy(server.address().port, ['--up', 'delay 10s']);
@@ -185,6 +206,7 @@ describe('udpkit proxy', () => {
     [['--up', 'jitterbug 5ms'], "--up: 'jitterbug' is not an impairment"],
     [['--down', 'loss'], "--down: 'loss' needs a value"],
     [['--seed', '-1'], "seed '-1' is not a whole number"],
+    [['--match', ':0-70000'], "--match ':0-70000' is not a port range"],
   ])('refuses %j with one line and exit 2', async (args, message) => {
     const full =
       args.includes('--listen') || args.includes('--target')

@@ -8,6 +8,7 @@ import {
   BatchWriter,
   createProxy,
   type DirectionStats,
+  type Endpoint,
   formatEndpoint,
   type HostPort,
   type ProxyEvent,
@@ -59,7 +60,7 @@ async function runProxy(flags: ProxyFlags, io: CliIO): Promise<number> {
       ? undefined
       : parseDuration(flags.flowIdleTimeout, 'flow idle timeout');
   const idle = flags.idleTimeout === undefined ? undefined : parseDuration(flags.idleTimeout, 'idle timeout');
-  const match = parseAccessRules(flags.match?.map((cidr) => ({ action: 'allow' as const, cidr })));
+  const match = parseMatch(flags.match);
   const stats = parseStatsFlags(flags);
   const log = flags.log === undefined ? undefined : openLog(flags.log);
   let proxy: UdpProxy;
@@ -72,7 +73,7 @@ async function runProxy(flags: ProxyFlags, io: CliIO): Promise<number> {
       ...(seed !== undefined && { seed }),
       ...(maxFlows !== undefined && { maxFlows }),
       ...(flowIdle !== undefined && { flowIdleTimeout: flowIdle }),
-      ...(match && { match: (client) => match.allows(client.address) }),
+      ...(match && { match }),
       ...(log && { onEvent: (event: ProxyEvent) => writeEvent(log, event) }),
       signal: io.signal,
     });
@@ -118,6 +119,33 @@ async function runProxy(flags: ProxyFlags, io: CliIO): Promise<number> {
       `udpkit proxy: ${summary('up', proxy.stats('up'))}; ${summary('down', proxy.stats('down'))}; flows ${proxy.flowsOpened} (seed ${proxy.seed})\n`,
     );
   return EXIT_OK;
+}
+
+/**
+ * --match: address blocks (`10.0.0.0/8`) and source port ranges (`:5000-5010`, `:53`). A client
+ * matches when its address is in one of the blocks (if any is given) and its port in one of
+ * the ranges (if any is given).
+ */
+function parseMatch(values: string[] | undefined): ((client: Endpoint) => boolean) | undefined {
+  if (values === undefined || values.length === 0) return undefined;
+  const ranges: [number, number][] = [];
+  const blocks: string[] = [];
+  for (const v of values) {
+    const m = /^:(\d+)(?:-(\d+))?$/.exec(v.trim());
+    if (!m) {
+      blocks.push(v);
+      continue;
+    }
+    const low = Number(m[1]);
+    const high = m[2] === undefined ? low : Number(m[2]);
+    if (!(low >= 1 && high <= 65535 && low <= high))
+      throw new UsageError(`--match '${v}' is not a port range (:1-65535)`);
+    ranges.push([low, high]);
+  }
+  const acl = parseAccessRules(blocks.map((cidr) => ({ action: 'allow' as const, cidr })));
+  return (client) =>
+    (acl === undefined || acl.allows(client.address)) &&
+    (ranges.length === 0 || ranges.some(([low, high]) => client.port >= low && client.port <= high));
 }
 
 function parseSeed(text: string): number {
@@ -229,8 +257,8 @@ datagram.`,
     .option('--up <spec>', "client to target only, in netem's words: 'delay 50ms 10ms loss 2% burst 4'")
     .option('--down <spec>', 'target to client only, likewise')
     .option(
-      '--match <cidr>',
-      'impair only clients from this block; others pass clean (repeatable)',
+      '--match <cidr-or-ports>',
+      'impair only clients from this block (10.0.0.0/8) or source ports (:5000-5010); others pass clean (repeatable)',
       (c: string, all: string[] = []) => [...all, c],
     )
     .option('--seed <n>', 'seed of every decision (default: random, printed)')
