@@ -11,8 +11,9 @@ import {
   type LossSpec,
   namedDistribution,
   parseDistTable,
+  type Scenario,
 } from '../lib/index.js';
-import { UsageError, usage } from './args.js';
+import { parseDuration, UsageError, usage } from './args.js';
 
 /** The impairment flags, as commander hands them (and as a direction's spec is read into). */
 export interface ImpairmentFlags {
@@ -247,4 +248,79 @@ export function directionImpairments(
 ): Impairments {
   const own = spec === undefined ? {} : parseDirectionSpec(spec, which);
   return usage(() => parseImpairments({ ...both, ...own }), spec === undefined ? undefined : `--${which}`);
+}
+
+/** The keys a scenario's phase may hold besides impairment words. */
+const PHASE_KEYS = new Set(['duration', 'name', 'link', 'up', 'down']);
+
+/**
+ * A `--scenario` file: `{ "repeat": true, "phases": [ { "duration": "10s", ... }, ... ] }`. A
+ * phase holds `duration` (`5s`, `500ms`; a bare number is seconds), an optional `name`,
+ * `"link": "down"`, and impairments in the flags' words (`"loss": "30%"`, `"burst": 4`,
+ * `"delay": "200ms"`) for both directions, and `up` / `down` specs as `--up` takes them. A
+ * phase's words replace the command line's for its time.
+ */
+export function parseScenarioFile(
+  text: string,
+  file: string,
+  both: ImpairmentFlags,
+  specs: { up: string | undefined; down: string | undefined },
+): Scenario {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (err) {
+    throw new UsageError(`--scenario ${file}: not JSON (${(err as Error).message})`);
+  }
+  const { phases, repeat } = (doc ?? {}) as { phases?: unknown; repeat?: unknown };
+  if (!Array.isArray(phases) || phases.length === 0) {
+    throw new UsageError(`--scenario ${file}: needs "phases", a list of at least one phase`);
+  }
+  if (repeat !== undefined && typeof repeat !== 'boolean')
+    throw new UsageError(`--scenario ${file}: "repeat" is true or false`);
+  return {
+    repeat: repeat === true,
+    phases: phases.map((raw, i) => {
+      const where = `--scenario ${file}, phase ${i + 1}`;
+      if (typeof raw !== 'object' || raw === null) throw new UsageError(`${where}: not an object`);
+      const phase = raw as Record<string, unknown>;
+      const own: ImpairmentFlags = {};
+      for (const [key, value] of Object.entries(phase)) {
+        if (PHASE_KEYS.has(key)) continue;
+        const flag =
+          SPEC_WORDS[key] ??
+          (Object.values(SPEC_WORDS).includes(key as keyof ImpairmentFlags)
+            ? (key as keyof ImpairmentFlags)
+            : undefined);
+        if (flag === undefined)
+          throw new UsageError(
+            `${where}: '${key}' is not an impairment (${Object.keys(SPEC_WORDS).join(', ')})`,
+          );
+        if (typeof value !== 'string' && typeof value !== 'number')
+          throw new UsageError(`${where}: '${key}' is a string or a number`);
+        (own as Record<string, string>)[flag] = String(value);
+      }
+      if (phase.duration === undefined) throw new UsageError(`${where}: needs a "duration"`);
+      const duration = parseDuration(String(phase.duration), `${where}: duration`);
+      if (phase.link !== undefined && phase.link !== 'down' && phase.link !== 'up') {
+        throw new UsageError(`${where}: "link" is "down" or "up"`);
+      }
+      for (const k of ['up', 'down'] as const) {
+        if (phase[k] !== undefined && typeof phase[k] !== 'string')
+          throw new UsageError(`${where}: "${k}" is a spec, as --${k} takes`);
+      }
+      const flags = { ...both, ...own };
+      const at = (which: 'up' | 'down') => {
+        const spec = [specs[which], phase[which] as string | undefined].filter(Boolean).join(' ');
+        return usage(() => directionImpairments(flags, spec === '' ? undefined : spec, which), where);
+      };
+      return {
+        duration,
+        name: typeof phase.name === 'string' ? phase.name : undefined,
+        linkDown: phase.link === 'down',
+        up: at('up'),
+        down: at('down'),
+      };
+    }),
+  };
 }

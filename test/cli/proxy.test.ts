@@ -171,6 +171,54 @@ describe('udpkit proxy', () => {
     expect(r.stderr).toMatch(/up: received 4, forwarded 2, dropped 2 \(loss 2\)/);
   });
 
+  it('--scenario: a phase with the link down drops everything, then the next phase relays', async () => {
+    const server = await echoServer();
+    const file = tmp('scenario.json');
+    const log = tmp('scenario.ndjson');
+    const fs = await import('node:fs');
+    fs.writeFileSync(
+      file,
+      JSON.stringify({
+        phases: [
+          { name: 'outage', duration: '400ms', link: 'down' },
+          { duration: '60s', delay: '5ms' },
+        ],
+      }),
+    );
+    onTestFinished(() => {
+      fs.rmSync(file, { force: true });
+      fs.rmSync(log, { force: true });
+    });
+    const { running, port } = await startProxy(server.address().port, [
+      '--scenario',
+      file,
+      '--log',
+      log,
+      '--idle-timeout',
+      '300ms',
+    ]);
+    const c = await openUdpSocket({ address: '127.0.0.1', port: 0 });
+    onTestFinished(() => c.close());
+    // One every 50 ms until one comes back (at most 40: 2 s): the outage lasts 400 ms.
+    for (let i = 0; i < 40 && c.packetsReceived === 0; i++) {
+      await c.send(`${i}`, port, '127.0.0.1');
+      await until(() => c.packetsReceived > 0, 50).catch(() => {});
+    }
+    expect(c.packetsReceived).toBe(1);
+    const r = await running.wait();
+    const events = fs
+      .readFileSync(log, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    const up = events.filter((e) => e.dir === 'up');
+    const dropped = up.filter((e) => e.action === 'drop');
+    expect(dropped.length).toBeGreaterThanOrEqual(4);
+    expect(dropped.every((e) => e.cause === 'link' && e.phase === 1)).toBe(true);
+    expect(up.filter((e) => e.action === 'pass').every((e) => e.phase === 2 && e.delay === 5)).toBe(true);
+    expect(r.stderr).toContain(`dropped ${dropped.length} (link ${dropped.length})`);
+  });
+
   it('Ctrl-C prints the summary and exits 130', async () => {
     const server = await echoServer();
     const { running, port } = await startProxy(server.address().port, ['--up', 'delay 10s']);
@@ -207,6 +255,7 @@ describe('udpkit proxy', () => {
     [['--down', 'loss'], "--down: 'loss' needs a value"],
     [['--seed', '-1'], "seed '-1' is not a whole number"],
     [['--match', ':0-70000'], "--match ':0-70000' is not a port range"],
+    [['--scenario', '/nonexistent/s.json'], 'cannot read --scenario /nonexistent/s.json: ENOENT'],
   ])('refuses %j with one line and exit 2', async (args, message) => {
     const full =
       args.includes('--listen') || args.includes('--target')

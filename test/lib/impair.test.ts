@@ -6,6 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   burstLossParameters,
+  checkScenario,
   DelayModel,
   fourStateLoss,
   gilbertElliottLoss,
@@ -14,6 +15,7 @@ import {
   normalQuantile,
   type Outcome,
   parseDistTable,
+  phaseAt,
   randomLoss,
   seededRandom,
 } from '../../src/lib/index.js';
@@ -268,5 +270,23 @@ describe('rate over 10 s of arrivals (virtual time)', () => {
     const within = departures.filter((at) => at <= 10_000);
     const achieved = (within.length * 1028 * 8) / 10; // bit/s over the 10 s
     expect(Math.abs(achieved / 1e6 - 1)).toBeLessThan(0.01);
+  });
+});
+
+describe('scenarios', () => {
+  const scenario = {
+    phases: [
+      { duration: 10_000 },
+      { duration: 5000, up: { loss: { model: 'random' as const, p: 0.3 } } },
+      { duration: 2000, linkDown: true },
+    ],
+  };
+  it('says which phase holds when, and repeats or holds the last', () => {
+    expect(
+      [0, 9999, 10_000, 14_999, 15_000, 16_999, 17_000, 99_000].map((t) => phaseAt(scenario, t)),
+    ).toEqual([0, 0, 1, 1, 2, 2, 2, 2]);
+    expect([17_000, 27_000, 34_000].map((t) => phaseAt({ ...scenario, repeat: true }, t))).toEqual([0, 1, 0]);
+    expect(() => checkScenario({ phases: [] })).toThrow('at least one phase');
+    expect(() => checkScenario({ phases: [{ duration: 0 }] })).toThrow('phase 1: duration 0');
   });
 });

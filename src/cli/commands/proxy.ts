@@ -2,7 +2,7 @@
  * `udpkit proxy`: relay between clients and a target with netem's impairments, per direction,
  * seeded, with counters, a summary, and an event log.
  */
-import { openSync } from 'node:fs';
+import { openSync, readFileSync } from 'node:fs';
 import {
   AbortError,
   BatchWriter,
@@ -13,11 +13,12 @@ import {
   type HostPort,
   type ProxyEvent,
   parseHostPort,
+  type Scenario,
   type UdpProxy,
 } from '../../lib/index.js';
 import { parseAccessRules, parseCount, parseDuration, parseStatsFlags, UsageError, usage } from '../args.js';
 import { Command } from '../commander.js';
-import { directionImpairments, type ImpairmentFlags } from '../impairments.js';
+import { directionImpairments, type ImpairmentFlags, parseScenarioFile } from '../impairments.js';
 import { type CliIO, EXIT_OK, settleSignals } from '../io.js';
 import { type Counters, formatCounters, startStats } from '../stats.js';
 
@@ -27,6 +28,7 @@ interface ProxyFlags extends ImpairmentFlags {
   target?: string;
   up?: string;
   down?: string;
+  scenario?: string;
   seed?: string;
   maxFlows?: string;
   flowIdleTimeout?: string;
@@ -53,6 +55,7 @@ async function runProxy(flags: ProxyFlags, io: CliIO): Promise<number> {
   const target = endpoint(flags.target, 'target');
   const up = directionImpairments(flags, flags.up, 'up');
   const down = directionImpairments(flags, flags.down, 'down');
+  const scenario = flags.scenario === undefined ? undefined : readScenario(flags.scenario, flags);
   const seed = flags.seed === undefined ? undefined : parseSeed(flags.seed);
   const maxFlows = flags.maxFlows === undefined ? undefined : parseCount(flags.maxFlows, 'max flows');
   const flowIdle =
@@ -70,6 +73,7 @@ async function runProxy(flags: ProxyFlags, io: CliIO): Promise<number> {
       target: { host: target.host, port: target.port },
       up,
       down,
+      ...(scenario && { scenario }),
       ...(seed !== undefined && { seed }),
       ...(maxFlows !== undefined && { maxFlows }),
       ...(flowIdle !== undefined && { flowIdleTimeout: flowIdle }),
@@ -146,6 +150,16 @@ function parseMatch(values: string[] | undefined): ((client: Endpoint) => boolea
   return (client) =>
     (acl === undefined || acl.allows(client.address)) &&
     (ranges.length === 0 || ranges.some(([low, high]) => client.port >= low && client.port <= high));
+}
+
+function readScenario(file: string, flags: ProxyFlags): Scenario {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new UsageError(`cannot read --scenario ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`);
+  }
+  return parseScenarioFile(text, file, flags, { up: flags.up, down: flags.down });
 }
 
 function parseSeed(text: string): number {
@@ -256,6 +270,10 @@ datagram.`,
     .option('--mtu <bytes>', 'drop datagrams larger than this')
     .option('--up <spec>', "client to target only, in netem's words: 'delay 50ms 10ms loss 2% burst 4'")
     .option('--down <spec>', 'target to client only, likewise')
+    .option(
+      '--scenario <file>',
+      'impairments that change over time: JSON phases (see docs/proxy.md), over the flags',
+    )
     .option(
       '--match <cidr-or-ports>',
       'impair only clients from this block (10.0.0.0/8) or source ports (:5000-5010); others pass clean (repeatable)',

@@ -11,6 +11,7 @@ import { type Endpoint, type LookupFunction, resolveHost } from '../address.js';
 import { InvalidArgumentError } from '../errors.js';
 import { type DropCause, Impairer, type Impairments, type Outcome } from '../impair/impairer.js';
 import { type Random, randomSeed, seededRandom } from '../impair/random.js';
+import { checkScenario, phaseAt, type Scenario } from '../impair/scenario.js';
 import { ARRIVAL, type Datagram } from '../inbox.js';
 import { defaultScheduler, type Scheduler } from '../scheduler.js';
 import { openUdpSocket, UdpSocket } from '../socket.js';
@@ -37,7 +38,7 @@ export interface PolicyDatagram {
 export type Policy = (datagram: PolicyDatagram, context: { now: number; random: Random }) => PolicyDecision;
 
 /** Why a datagram was dropped: an impairment's cause, the flow table full, or the policy. */
-export type ProxyDropCause = DropCause | 'flows' | 'policy';
+export type ProxyDropCause = DropCause | 'flows' | 'policy' | 'link';
 
 /** One decision, as the event log writes it. */
 export interface ProxyEvent {
@@ -57,6 +58,8 @@ export interface ProxyEvent {
   truncated?: true;
   reordered?: true;
   size: number;
+  /** The scenario's phase it was decided in (its number, from 1). */
+  phase?: number;
 }
 
 /** Options of {@link createProxy}. */
@@ -71,6 +74,8 @@ export interface ProxyOptions {
   down?: Impairments;
   /** Decides instead of `up` and `down`. */
   policy?: Policy;
+  /** Phases of impairments over time, instead of `up` and `down`; time counts from the start. */
+  scenario?: Scenario;
   /** The same seed and the same input give the same decisions (default: a random one, in `seed`). */
   seed?: number;
   /** Flows at most (default 1024): a new client past it is dropped and counted. */
@@ -134,6 +139,8 @@ class Side {
   readonly direction: Direction;
   readonly random: Random;
   readonly impairer: Impairer | undefined;
+  /** With a scenario, one impairer per phase (undefined: clean), on the same stream. */
+  readonly phases: (Impairer | undefined)[];
   readonly clean = new Impairer({}, { next: () => 0 });
   readonly stats: Omit<DirectionStats, 'delay'>;
   readonly histogram = hdr.build({
@@ -142,16 +149,25 @@ class Side {
     numberOfSignificantValueDigits: 3,
   });
 
-  constructor(direction: Direction, impairments: Impairments | undefined, random: Random) {
+  constructor(
+    direction: Direction,
+    impairments: Impairments | undefined,
+    random: Random,
+    scenario?: Scenario,
+  ) {
     this.direction = direction;
     this.random = random;
     this.impairer = impairments && new Impairer(impairments, random);
+    this.phases = (scenario?.phases ?? []).map((p) => {
+      const im = p[direction];
+      return im && new Impairer(im, random);
+    });
     this.stats = {
       received: 0,
       bytes: 0,
       duplicated: 0,
       forwarded: 0,
-      dropped: { loss: 0, queue: 0, mtu: 0, flows: 0, policy: 0 },
+      dropped: { loss: 0, queue: 0, mtu: 0, flows: 0, policy: 0, link: 0 },
       pending: 0,
       sendErrors: 0,
       abandoned: 0,
@@ -208,9 +224,10 @@ export class UdpProxy {
       options.maxFlows ?? DEFAULT_MAX_FLOWS,
       options.flowIdleTimeout ?? DEFAULT_FLOW_IDLE_TIMEOUT,
     );
+    if (options.scenario) checkScenario(options.scenario);
     this.#sides = {
-      up: new Side('up', options.up, seededRandom(seed, 0)),
-      down: new Side('down', options.down, seededRandom(seed, 1)),
+      up: new Side('up', options.up, seededRandom(seed, 0), options.scenario),
+      down: new Side('down', options.down, seededRandom(seed, 1), options.scenario),
     };
     this.#consuming = listen.consume((msg) => this.#fromClient(msg));
     this.#consuming.catch(() => {});
@@ -336,7 +353,12 @@ export class UdpProxy {
     const now = this.#now();
     this.#lastActivity = now;
     const index = flow.sent[side.direction]++;
-    const outcomes = this.#decide(side, flow, now, data, index);
+    const phase = this.#phase(now);
+    const inPhase = phase === undefined ? {} : { phase: phase + 1 };
+    const outcomes: Outcome[] =
+      phase !== undefined && flow.impaired && this.#options.scenario?.phases[phase]?.linkDown
+        ? [{ action: 'drop', cause: 'link' as DropCause, copy: false }]
+        : this.#decide(side, flow, now, data, index, phase);
     for (const o of outcomes) {
       if (o.copy) side.stats.duplicated++;
       if (o.action === 'drop') {
@@ -350,6 +372,7 @@ export class UdpProxy {
           cause: o.cause,
           ...(o.copy && { copy: true }),
           size: data.length,
+          ...inPhase,
         });
         continue;
       }
@@ -368,6 +391,7 @@ export class UdpProxy {
         ...(o.truncated && { truncated: true }),
         ...(o.reordered && { reordered: true }),
         size: o.data.length,
+        ...inPhase,
       });
       if (o.delay <= 0) {
         this.#send(side, flow, o.data, 0);
@@ -389,9 +413,23 @@ export class UdpProxy {
     }
   }
 
-  #decide(side: Side, flow: Flow, now: number, data: Uint8Array, index: number): Outcome[] {
+  /** The scenario's phase now (its index), or undefined without one. */
+  #phase(now: number): number | undefined {
+    const scenario = this.#options.scenario;
+    return scenario && phaseAt(scenario, now - this.#start);
+  }
+
+  #decide(
+    side: Side,
+    flow: Flow,
+    now: number,
+    data: Uint8Array,
+    index: number,
+    phase: number | undefined,
+  ): Outcome[] {
     const policy = this.#options.policy;
     if (!flow.impaired) return side.clean.decide(now, data);
+    if (phase !== undefined) return (side.phases[phase] ?? side.clean).decide(now, data);
     if (policy === undefined) return (side.impairer ?? side.clean).decide(now, data);
     const decision = policy(
       { data, direction: side.direction, flow: flow.id, index },
