@@ -8,8 +8,10 @@ import {
   type Distribution,
   type DistributionName,
   type Impairments,
+  LinkTrace,
   type LossSpec,
   namedDistribution,
+  PathTrace,
   parseDistTable,
   type Scenario,
 } from '../lib/index.js';
@@ -33,6 +35,10 @@ export interface ImpairmentFlags {
   packetOverhead?: string;
   queueLimit?: string;
   mtu?: string;
+  /** A file: Mahimahi mm-link trace. */
+  linkTrace?: string;
+  /** A file: time, delay, loss per line. */
+  pathTrace?: string;
 }
 
 /** `5%`, `0.5%`, or a bare number of percent (as tc reads it). As a fraction. */
@@ -152,7 +158,25 @@ export function parseImpairments(flags: ImpairmentFlags): Impairments {
   }
   if (flags.queueLimit !== undefined) im.queueLimit = parseInteger(flags.queueLimit, 'queue limit');
   if (flags.mtu !== undefined) im.mtu = parseInteger(flags.mtu, 'mtu');
+  if (flags.linkTrace !== undefined) {
+    if (im.rate !== undefined)
+      throw new UsageError('a link trace sets the rate: give --rate or a trace, not both');
+    const file = flags.linkTrace;
+    im.linkTrace = usage(() => new LinkTrace(readText(file, 'link trace'), file));
+  }
+  if (flags.pathTrace !== undefined) {
+    const file = flags.pathTrace;
+    im.pathTrace = usage(() => new PathTrace(readText(file, 'path trace'), file));
+  }
   return im;
+}
+
+function readText(file: string, what: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new UsageError(`cannot read the ${what} ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`);
+  }
 }
 
 function parseDistribution(flags: ImpairmentFlags): Distribution {
@@ -161,14 +185,7 @@ function parseDistribution(flags: ImpairmentFlags): Distribution {
   }
   if (flags.distributionFile !== undefined) {
     const file = flags.distributionFile;
-    let text: string;
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch (err) {
-      throw new UsageError(
-        `cannot read --distribution-file ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`,
-      );
-    }
+    const text = readText(file, 'distribution file');
     return usage(() => parseDistTable(text, file));
   }
   const name = flags.distribution as string;
@@ -198,6 +215,8 @@ const SPEC_WORDS: Record<string, keyof ImpairmentFlags> = {
   limit: 'queueLimit',
   'queue-limit': 'queueLimit',
   mtu: 'mtu',
+  trace: 'linkTrace',
+  'path-trace': 'pathTrace',
 };
 
 /**

@@ -73,6 +73,7 @@ export {
 } from './impair/loss.js';
 export { type Random, randomSeed, seededRandom } from './impair/random.js';
 export { checkScenario, type Phase, phaseAt, type Scenario } from './impair/scenario.js';
+export { LinkTrace, OPPORTUNITY_BYTES, PathTrace } from './impair/trace.js';
 export { type InterfaceRef, isMulticast, resolveInterface } from './interfaces.js';
 export { socketDrops } from './kernel.js';
 export { nativeUnavailableReason } from './native.js';

@@ -11,9 +11,11 @@ import {
   fourStateLoss,
   gilbertElliottLoss,
   Impairer,
+  LinkTrace,
   namedDistribution,
   normalQuantile,
   type Outcome,
+  PathTrace,
   parseDistTable,
   phaseAt,
   randomLoss,
@@ -288,5 +290,52 @@ describe('scenarios', () => {
     expect([17_000, 27_000, 34_000].map((t) => phaseAt({ ...scenario, repeat: true }, t))).toEqual([0, 1, 0]);
     expect(() => checkScenario({ phases: [] })).toThrow('at least one phase');
     expect(() => checkScenario({ phases: [{ duration: 0 }] })).toThrow('phase 1: duration 0');
+  });
+});
+
+describe('traces', () => {
+  it('mm-link: one 1504-byte opportunity per line, shared by small datagrams, spanned by large ones, wasted when idle', () => {
+    const link = new LinkTrace('1\n2\n3\n4\n', 'four.trace');
+    expect(link.period).toBe(4);
+    // IP sizes: 1500 fills one opportunity (with Mahimahi's 4-byte header); 100 + 4 leaves room.
+    expect([link.depart(0, 1500), link.depart(0, 1500), link.depart(0, 100), link.depart(0, 100)]).toEqual([
+      1, 2, 3, 3,
+    ]);
+    // Idle until 10.5 ms: the opportunities at 4 to 10 went unused; the next is at 11 (period 4: 9, 10, 11, 12).
+    expect(link.depart(10.5, 100)).toBe(11);
+    // 3000 bytes span two opportunities and leave with the last byte.
+    expect(link.depart(20, 3000)).toBe(22);
+    expect(() => new LinkTrace('0\n', 'zero.trace')).toThrow('zero.trace has no opportunity after 0 ms');
+    expect(() => new LinkTrace('5\n3\n', 'back.trace')).toThrow('back.trace, line 2: 3 comes before 5');
+  });
+
+  it('mm-link through the Impairer: a line a millisecond carries 1000 full packets a second', () => {
+    const impairer = new Impairer({ linkTrace: new LinkTrace('1\n'), queueLimit: 100_000 }, seededRandom(1));
+    const data = Buffer.alloc(1472); // + 28 = 1500 bytes of IP packet
+    const departures: number[] = [];
+    for (let t = 0; t < 1000; t += 0.5) {
+      for (const o of impairer.decide(t, data))
+        if (o.action === 'send' && o.at <= 1000) departures.push(o.at);
+    }
+    expect(departures.length).toBe(1000);
+    expect(new Set(departures).size).toBe(1000);
+  });
+
+  it('a path trace sets the delay and the loss from each line on', () => {
+    const path = new PathTrace('# t delay loss\n0 20 0\n1000, 80, 100%\n2000\t40\t0.0\n', 'path.txt');
+    expect([path.at(0), path.at(999), path.at(1000), path.at(5000)]).toEqual([
+      { time: 0, delay: 20, loss: 0 },
+      { time: 0, delay: 20, loss: 0 },
+      { time: 1000, delay: 80, loss: 1 },
+      { time: 2000, delay: 40, loss: 0 },
+    ]);
+    const impairer = new Impairer({ pathTrace: path }, seededRandom(1), 500);
+    const at = (t: number) => impairer.decide(t, Buffer.alloc(10))[0];
+    expect(at(600)).toMatchObject({ action: 'send', delay: 20 });
+    expect(at(1600)).toMatchObject({ action: 'drop', cause: 'loss' });
+    expect(at(2600)).toMatchObject({ action: 'send', delay: 40 });
+    expect(() => new PathTrace('0 20\n', 'short.txt')).toThrow(
+      "short.txt, line 1: '0 20' is not 'time delay loss'",
+    );
   });
 });

@@ -29,6 +29,8 @@ interface ProxyFlags extends ImpairmentFlags {
   up?: string;
   down?: string;
   scenario?: string;
+  traceUp?: string;
+  traceDown?: string;
   seed?: string;
   maxFlows?: string;
   flowIdleTimeout?: string;
@@ -53,8 +55,8 @@ function endpoint(text: string | undefined, what: string): Required<HostPort> {
 async function runProxy(flags: ProxyFlags, io: CliIO): Promise<number> {
   const listen = endpoint(flags.listen, 'listen');
   const target = endpoint(flags.target, 'target');
-  const up = directionImpairments(flags, flags.up, 'up');
-  const down = directionImpairments(flags, flags.down, 'down');
+  const up = directionImpairments({ ...flags, linkTrace: flags.traceUp }, flags.up, 'up');
+  const down = directionImpairments({ ...flags, linkTrace: flags.traceDown }, flags.down, 'down');
   const scenario = flags.scenario === undefined ? undefined : readScenario(flags.scenario, flags);
   const seed = flags.seed === undefined ? undefined : parseSeed(flags.seed);
   const maxFlows = flags.maxFlows === undefined ? undefined : parseCount(flags.maxFlows, 'max flows');
@@ -268,6 +270,12 @@ datagram.`,
     )
     .option('--queue-limit <n>', 'datagrams held at most per direction (default 1000); more are dropped')
     .option('--mtu <bytes>', 'drop datagrams larger than this')
+    .option(
+      '--trace-up <file>',
+      "the up link's delivery opportunities, from a Mahimahi mm-link trace (instead of --rate)",
+    )
+    .option('--trace-down <file>', "the down link's, likewise")
+    .option('--path-trace <file>', "a measured path: 'time delay loss' per line (ms, ms, 2%)")
     .option('--up <spec>', "client to target only, in netem's words: 'delay 50ms 10ms loss 2% burst 4'")
     .option('--down <spec>', 'target to client only, likewise')
     .option(

@@ -9,6 +9,7 @@ import { InvalidArgumentError } from '../errors.js';
 import { DelayModel, type Distribution, namedDistribution } from './delay.js';
 import { type LossModel, type LossSpec, lossModel } from './loss.js';
 import type { Random } from './random.js';
+import type { LinkTrace, PathTrace } from './trace.js';
 
 /** What one direction does to datagrams. Probabilities are fractions (0.05 for 5 %), times milliseconds. */
 export interface Impairments {
@@ -41,6 +42,13 @@ export interface Impairments {
   queueLimit?: number | undefined;
   /** Datagrams larger than this are dropped. */
   mtu?: number | undefined;
+  /**
+   * A link's delivery opportunities (Mahimahi's mm-link trace) instead of `rate`: each datagram
+   * leaves at the opportunity that carries its last byte, in arrival order.
+   */
+  linkTrace?: LinkTrace | undefined;
+  /** A measured path (time, delay, loss): its delay adds to `delay`, its loss is drawn besides `loss`. */
+  pathTrace?: PathTrace | undefined;
 }
 
 /** Why a datagram was dropped. */
@@ -92,6 +100,9 @@ export function checkImpairments(im: Impairments): void {
     throw new InvalidArgumentError(
       'reorder sends some datagrams ahead of the delayed ones: it needs a delay',
     );
+  }
+  if (im.linkTrace !== undefined && im.rate !== undefined) {
+    throw new InvalidArgumentError('a link trace sets the rate: give one or the other');
   }
   if (im.gap !== undefined && im.reorder === undefined) {
     throw new InvalidArgumentError('gap applies to reorder: give a reorder probability');
@@ -153,8 +164,14 @@ export class Impairer {
   #departures = new Departures();
   /** The latest departure of any datagram so far: one leaving before it overtakes. */
   #latest = Number.NEGATIVE_INFINITY;
+  /** Where traces start, on the decisions' clock. */
+  #origin: number;
+  /** When the last datagram entered the link trace: it is a FIFO. */
+  #linkEntry = Number.NEGATIVE_INFINITY;
 
-  constructor(impairments: Impairments, random: Random) {
+  /** @param origin the time traces start from, on the clock `decide` is given */
+  constructor(impairments: Impairments, random: Random, origin = 0) {
+    this.#origin = origin;
     checkImpairments(impairments);
     this.impairments = impairments;
     this.#random = random;
@@ -191,7 +208,10 @@ export class Impairer {
     }
     let count = 1;
     if (!copy && im.duplicate && random.next() < im.duplicate) count++;
-    if (this.#loss?.lost(random)) count--;
+    let lost = this.#loss?.lost(random) ?? false;
+    const path = im.pathTrace?.at(now - this.#origin);
+    if (path && random.next() < path.loss) lost = true;
+    if (lost) count--;
     if (count === 0) {
       out.push({ action: 'drop', cause: 'loss', copy });
       return;
@@ -226,10 +246,15 @@ export class Impairer {
     let at: number;
     const gap = this.#gap;
     if (gap === 0 || this.#counter < gap - 1 || !(random.next() < (im.reorder ?? 0))) {
-      const delay = this.#delay.draw(random);
+      const delay = this.#delay.draw(random) + (path?.delay ?? 0);
       at = now + delay;
       const waiting = this.#departures.waiting(now) > 0;
-      if (im.rate !== undefined) {
+      if (im.linkTrace !== undefined) {
+        this.#linkEntry = Math.max(this.#linkEntry, at);
+        at =
+          this.#origin +
+          im.linkTrace.depart(this.#linkEntry - this.#origin, bytes.length + (im.packetOverhead ?? 28));
+      } else if (im.rate !== undefined) {
         // A serializer: after the delay, each waits for the one before it to be sent.
         const start = waiting ? Math.max(this.#departures.last, at) : at;
         at = start + ((bytes.length + (im.packetOverhead ?? 28)) * 1000) / im.rate;

@@ -153,14 +153,15 @@ class Side {
     direction: Direction,
     impairments: Impairments | undefined,
     random: Random,
+    origin: number,
     scenario?: Scenario,
   ) {
     this.direction = direction;
     this.random = random;
-    this.impairer = impairments && new Impairer(impairments, random);
+    this.impairer = impairments && new Impairer(impairments, random, origin);
     this.phases = (scenario?.phases ?? []).map((p) => {
       const im = p[direction];
-      return im && new Impairer(im, random);
+      return im && new Impairer(im, random, origin);
     });
     this.stats = {
       received: 0,
@@ -226,8 +227,8 @@ export class UdpProxy {
     );
     if (options.scenario) checkScenario(options.scenario);
     this.#sides = {
-      up: new Side('up', options.up, seededRandom(seed, 0), options.scenario),
-      down: new Side('down', options.down, seededRandom(seed, 1), options.scenario),
+      up: new Side('up', options.up, seededRandom(seed, 0), this.#start, options.scenario),
+      down: new Side('down', options.down, seededRandom(seed, 1), this.#start, options.scenario),
     };
     this.#consuming = listen.consume((msg) => this.#fromClient(msg));
     this.#consuming.catch(() => {});
