@@ -80,6 +80,7 @@ export { nativeUnavailableReason } from './native.js';
 export { BatchWriter, type BatchWriterOptions, type ByteSink, type FlushOptions } from './output.js';
 export { Pacer, type PacerOptions } from './pacer.js';
 export { type FlowEntry, FlowTable } from './proxy/flows.js';
+export { PcapWriter } from './proxy/pcap.js';
 export {
   createProxy,
   DEFAULT_FLOW_IDLE_TIMEOUT,

@@ -2,12 +2,14 @@
  * `udpkit proxy` as a user runs it: the built CLI between a client and an echo server of the
  * test's own, on loopback. Sends are bounded; the proxy ends on --idle-timeout or a signal.
  */
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { openUdpSocket, request, type UdpSocket } from '../../src/lib/index.js';
 import { runCli, startCli } from '../helpers/cli.js';
+import { needs } from '../helpers/net.js';
 import { until } from '../helpers/time.js';
 
 async function echoServer(): Promise<UdpSocket> {
@@ -217,6 +219,55 @@ describe('udpkit proxy', () => {
     expect(dropped.every((e) => e.cause === 'link' && e.phase === 1)).toBe(true);
     expect(up.filter((e) => e.action === 'pass').every((e) => e.phase === 2 && e.delay === 5)).toBe(true);
     expect(r.stderr).toContain(`dropped ${dropped.length} (link ${dropped.length})`);
+  });
+
+  it('--pcap writes both legs both ways as a pcap that tcpdump reads, checksums right', async () => {
+    const server = await echoServer();
+    const file = tmp('legs.pcap');
+    const fs = await import('node:fs');
+    onTestFinished(() => fs.rmSync(file, { force: true }));
+    const { running, port } = await startProxy(server.address().port, [
+      '--pcap',
+      file,
+      '--idle-timeout',
+      '300ms',
+    ]);
+    const c = await openUdpSocket({ address: '127.0.0.1', port: 0 });
+    onTestFinished(() => c.close());
+    for (const word of ['hello', 'world']) await request(c, word, { port, host: '127.0.0.1', timeout: 2000 });
+    expect((await running.wait()).code).toBe(0);
+    const pcap = fs.readFileSync(file);
+    expect([pcap.readUInt32LE(0), pcap.readUInt32LE(20)]).toEqual([0xa1b2c3d4, 101]);
+    // Records: client -> proxy, proxy -> server, server -> proxy, proxy -> client, twice.
+    const legs: string[] = [];
+    for (let o = 24; o < pcap.length; ) {
+      const length = pcap.readUInt32LE(o + 8);
+      const ip = pcap.subarray(o + 16, o + 16 + length);
+      const udp = ip.subarray(((ip[0] as number) & 0x0f) * 4);
+      legs.push(`${udp.readUInt16BE(0)}>${udp.readUInt16BE(2)}:${udp.subarray(8)}`);
+      o += 16 + length;
+    }
+    const [me, server_] = [c.address().port, server.address().port];
+    const up = legs[1]?.split('>')[0] as string;
+    expect(legs).toEqual([
+      `${me}>${port}:hello`,
+      `${up}>${server_}:hello`,
+      `${server_}>${up}:hello`,
+      `${port}>${me}:hello`,
+      `${me}>${port}:world`,
+      `${up}>${server_}:world`,
+      `${server_}>${up}:world`,
+      `${port}>${me}:world`,
+    ]);
+    if (needs('tcpdump')) {
+      const out = execFileSync('tcpdump', ['-r', file, '-nn', '-vv'], {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'ignore'],
+      });
+      expect(out.match(/udp sum ok/g)).toHaveLength(8);
+      expect(out).toContain(`127.0.0.1.${me} > 127.0.0.1.${port}: [udp sum ok] UDP, length 5`);
+      expect(out).not.toMatch(/bad|wrong/i);
+    }
   });
 
   it('Ctrl-C prints the summary and exits 130', async () => {

@@ -11,6 +11,7 @@ import {
   type Endpoint,
   formatEndpoint,
   type HostPort,
+  PcapWriter,
   type ProxyEvent,
   parseHostPort,
   type Scenario,
@@ -37,6 +38,7 @@ interface ProxyFlags extends ImpairmentFlags {
   idleTimeout?: string;
   match?: string[];
   log?: string;
+  pcap?: string;
   stats?: boolean;
   statsInterval?: string;
   quiet?: boolean;
@@ -67,7 +69,9 @@ async function runProxy(flags: ProxyFlags, io: CliIO): Promise<number> {
   const idle = flags.idleTimeout === undefined ? undefined : parseDuration(flags.idleTimeout, 'idle timeout');
   const match = parseMatch(flags.match);
   const stats = parseStatsFlags(flags);
-  const log = flags.log === undefined ? undefined : openLog(flags.log);
+  const log = flags.log === undefined ? undefined : openLog(flags.log, '--log');
+  const pcapOut = flags.pcap === undefined ? undefined : openLog(flags.pcap, '--pcap');
+  const pcap = pcapOut && new PcapWriter(pcapOut);
   let proxy: UdpProxy;
   try {
     proxy = await createProxy({
@@ -81,6 +85,10 @@ async function runProxy(flags: ProxyFlags, io: CliIO): Promise<number> {
       ...(flowIdle !== undefined && { flowIdleTimeout: flowIdle }),
       ...(match && { match }),
       ...(log && { onEvent: (event: ProxyEvent) => writeEvent(log, event) }),
+      ...(pcap && {
+        onPacket: (at: number, from: Endpoint, to: Endpoint, data: Uint8Array) =>
+          pcap.write(at, from, to, data),
+      }),
       signal: io.signal,
     });
   } catch (err) {
@@ -118,6 +126,7 @@ async function runProxy(flags: ProxyFlags, io: CliIO): Promise<number> {
   await proxy.close();
   stopStats();
   if (log) await log.flush();
+  if (pcapOut) await pcapOut.flush();
   await settleSignals();
   if (stats !== undefined) io.stderr.write(`udpkit proxy: ${formatCounters(counters())}\n`);
   else
@@ -170,12 +179,12 @@ function parseSeed(text: string): number {
   return Number(text);
 }
 
-function openLog(file: string): BatchWriter {
+function openLog(file: string, option: string): BatchWriter {
   let fd: number;
   try {
     fd = openSync(file, 'w');
   } catch (err) {
-    throw new UsageError(`cannot write --log ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`);
+    throw new UsageError(`cannot write ${option} ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`);
   }
   return new BatchWriter(fd);
 }
@@ -295,6 +304,10 @@ datagram.`,
       'exit after this long with no datagram either way (and none held)',
     )
     .option('--log <file>', 'one JSON line per decision: t, flow, dir, i, action, cause, delay')
+    .option(
+      '--pcap <file>',
+      'write what passes, both legs both ways, as a pcap (Wireshark, tshark, tcpdump -r)',
+    )
     .option('--stats', 'print the counters to stderr every second, and at exit')
     .option('--stats-interval <duration>', 'print them this often; implies --stats')
     .option('-q, --quiet', "don't print the 'Proxying' line")

@@ -48,6 +48,11 @@ export class FlowTable<F extends FlowEntry> {
     return gone;
   }
 
+  /** Every flow, in order of creation. */
+  all(): IterableIterator<F> {
+    return this.#flows.values();
+  }
+
   /** Removes and returns every flow. */
   clear(): F[] {
     const all = [...this.#flows.values()];

@@ -86,6 +86,12 @@ export interface ProxyOptions {
   match?: (client: Endpoint) => boolean;
   /** Each decision, as it is made. */
   onEvent?: (event: ProxyEvent) => void;
+  /**
+   * Each datagram as it passes a socket of the proxy, either way (in from a client, out to the
+   * target, in from the target, out to a client), with the time (ms since the epoch: the
+   * kernel's receive time for those coming in) and the addresses of that leg: for a pcap.
+   */
+  onPacket?: (at: number, from: Endpoint, to: Endpoint, data: Uint8Array) => void;
   scheduler?: Scheduler;
   transport?: TransportKind | 'auto';
   lookup?: LookupFunction;
@@ -130,7 +136,10 @@ interface Flow extends FlowEntry {
   client: Endpoint;
   /** The client's address as a reply needs it: where it sent (see UdpSocket.reply). */
   replyTo: Datagram;
+  /** Connected to the target once `connected`; what is sent before waits in `waiting`. */
   upstream: UdpSocket;
+  connected: boolean;
+  waiting: Uint8Array[];
   impaired: boolean;
   sent: Record<Direction, number>;
 }
@@ -278,6 +287,11 @@ export class UdpProxy {
       held.side.stats.abandoned++;
     }
     this.#held.clear();
+    const up = this.#sides.up.stats;
+    for (const flow of this.#flows.all()) {
+      up.pending -= flow.waiting.length;
+      up.abandoned += flow.waiting.splice(0).length;
+    }
     this.#sides.up.stats.kernelDrops = this.#listen.kernelDrops ?? 0;
     await Promise.all([this.#listen.close(), ...this.#flows.clear().map((f) => this.#closeFlow(f))]);
   }
@@ -309,6 +323,7 @@ export class UdpProxy {
       }
     }
     flow.lastSeen = this.#now();
+    this.#options.onPacket?.(msg.receivedAt, msg.from, this.#front(flow), msg.data);
     this.#relay(side, flow, msg.data);
   }
 
@@ -317,14 +332,14 @@ export class UdpProxy {
       type: this.target.family === 'IPv6' ? 'udp6' : 'udp4',
       ...(this.#options.transport && { transport: this.#options.transport }),
       recvBufferSize: FLOW_RCVBUF,
-      // Only the target may answer through a flow's socket.
-      accept: (from) => from.address === this.target.address && from.port === this.target.port,
     });
     const flow: Flow = {
       id: this.#nextFlow,
       client: msg.from,
       replyTo: { data: EMPTY, from: msg.from, receivedAt: 0, [ARRIVAL]: msg[ARRIVAL] },
       upstream,
+      connected: false,
+      waiting: [],
       impaired: this.#options.match ? this.#options.match(msg.from) : true,
       sent: { up: 0, down: 0 },
       lastSeen: this.#now(),
@@ -334,18 +349,31 @@ export class UdpProxy {
       return undefined;
     }
     this.#nextFlow++;
-    upstream.bind().then(
+    // Connected: only the target answers through it, and it knows its own source address.
+    upstream.connect(this.target.port, this.target.address).then(
       () => {
+        flow.connected = true;
+        const up = this.#sides.up;
+        for (const data of flow.waiting.splice(0)) {
+          up.stats.pending--;
+          this.#send(up, flow, data, -1);
+        }
         const done = upstream.consume((reply) => {
           flow.lastSeen = this.#now();
           const side = this.#sides.down;
           side.stats.received++;
           side.stats.bytes += reply.data.length;
+          this.#options.onPacket?.(reply.receivedAt, reply.from, upstream.address(), reply.data);
           this.#relay(side, flow, reply.data);
         });
         done.catch(() => {});
       },
-      () => {},
+      () => {
+        // It cannot reach the target: what waited is refused, as a send would be.
+        const up = this.#sides.up;
+        up.stats.pending -= flow.waiting.length;
+        up.stats.sendErrors += flow.waiting.splice(0).length;
+      },
     );
     return flow;
   }
@@ -465,25 +493,56 @@ export class UdpProxy {
     );
   }
 
+  /** Sends now (`delay`: how long it was held, for the counters; -1: already counted). */
   #send(side: Side, flow: Flow, data: Uint8Array, delay: number): void {
     if (this.#closed) return;
+    if (side.direction === 'up' && !flow.connected) {
+      // Before the flow's socket is connected: held until it is, in order, a copy (lent bytes).
+      side.stats.pending++;
+      flow.waiting.push(Uint8Array.prototype.slice.call(data));
+      if (delay > 0) {
+        side.stats.delayed++;
+        side.histogram.recordValue(Math.max(1, Math.round(delay * 1000)));
+      }
+      return;
+    }
     this.#lastActivity = this.#now();
     if (delay > 0) {
       side.stats.delayed++;
       side.histogram.recordValue(Math.max(1, Math.round(delay * 1000)));
     }
-    const ok = () => side.stats.forwarded++;
+    const onPacket = this.#options.onPacket;
+    const up = side.direction === 'up';
+    // Counted, and shown to onPacket, once the kernel took it.
+    const ok = (bytes: Uint8Array) => {
+      side.stats.forwarded++;
+      if (onPacket === undefined) return;
+      const at = performance.timeOrigin + performance.now();
+      if (up) onPacket(at, flow.upstream.address(), this.target, bytes);
+      else onPacket(at, this.#front(flow), flow.client, bytes);
+    };
+    // A send that must wait: the bytes may be lent (a receive buffer), so keep them for onPacket.
+    const later = () => {
+      const kept = onPacket ? Uint8Array.prototype.slice.call(data) : data;
+      return () => ok(kept);
+    };
     const failed = () => side.stats.sendErrors++;
     try {
-      if (side.direction === 'up') {
-        const { port, address } = this.target;
-        if (flow.upstream.state === 'bound' && flow.upstream.trySend(data, port, address)) ok();
-        else flow.upstream.send(data, port, address).then(ok, failed);
-      } else if (this.#listen.tryReply(flow.replyTo, data)) ok();
-      else this.#listen.reply(flow.replyTo, data).then(ok, failed);
+      if (up) {
+        if (flow.upstream.trySend(data)) ok(data);
+        else flow.upstream.send(data).then(later(), failed);
+      } else if (this.#listen.tryReply(flow.replyTo, data)) ok(data);
+      else this.#listen.reply(flow.replyTo, data).then(later(), failed);
     } catch {
       failed();
     }
+  }
+
+  /** The proxy's end of a flow's client leg: where the client sent. */
+  #front(flow: Flow): Endpoint {
+    const local = this.#listen.address();
+    const to = flow.replyTo[ARRIVAL]?.to;
+    return to === undefined ? local : { address: to, port: local.port, family: local.family };
   }
 
   #t(now = this.#now()): number {
