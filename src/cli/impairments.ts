@@ -8,6 +8,7 @@ import {
   type Distribution,
   type DistributionName,
   type Impairments,
+  InputError,
   LinkTrace,
   type LossSpec,
   namedDistribution,
@@ -118,6 +119,12 @@ function parseLoss(text: string, burst: string | undefined): LossSpec {
   if (!(b >= 1) || !/^\d+(\.\d+)?$/.test(burst.trim()))
     throw new UsageError(`burst '${burst}' is not a mean burst length of at least 1`);
   if (rate >= 1) throw new UsageError('a loss of 100% has no bursts: drop --burst');
+  // A burst of B at a loss of L needs p = L / (B (1 - L)) to be a probability: L <= B / (B + 1).
+  if (rate > b / (b + 1)) {
+    throw new UsageError(
+      `--loss ${text} --burst ${burst}: bursts of ${b} on average allow at most ${((100 * b) / (b + 1)).toFixed(1)}% loss (burst / (burst + 1))`,
+    );
+  }
   return { model: 'burst', rate, burst: b };
 }
 
@@ -153,7 +160,9 @@ export function parseImpairments(flags: ImpairmentFlags): Impairments {
   if (flags.truncate !== undefined) im.truncate = parsePercent(flags.truncate, 'truncate');
   if (flags.rate !== undefined) im.rate = parseLinkRate(flags.rate);
   if (flags.packetOverhead !== undefined) {
-    if (im.rate === undefined) throw new UsageError('--packet-overhead counts towards --rate: give --rate');
+    if (flags.rate === undefined && flags.linkTrace === undefined && flags.mtu === undefined) {
+      throw new UsageError('--packet-overhead counts towards --rate, a link trace or --mtu: give one');
+    }
     im.packetOverhead = parseInteger(flags.packetOverhead, 'packet overhead', 0);
   }
   if (flags.queueLimit !== undefined) im.queueLimit = parseInteger(flags.queueLimit, 'queue limit');
@@ -162,11 +171,13 @@ export function parseImpairments(flags: ImpairmentFlags): Impairments {
     if (im.rate !== undefined)
       throw new UsageError('a link trace sets the rate: give --rate or a trace, not both');
     const file = flags.linkTrace;
-    im.linkTrace = usage(() => new LinkTrace(readText(file, 'link trace'), file));
+    const text = readText(file, 'link trace');
+    im.linkTrace = usage(() => new LinkTrace(text, file));
   }
   if (flags.pathTrace !== undefined) {
     const file = flags.pathTrace;
-    im.pathTrace = usage(() => new PathTrace(readText(file, 'path trace'), file));
+    const text = readText(file, 'path trace');
+    im.pathTrace = usage(() => new PathTrace(text, file));
   }
   return im;
 }
@@ -175,7 +186,7 @@ function readText(file: string, what: string): string {
   try {
     return readFileSync(file, 'utf8');
   } catch (err) {
-    throw new UsageError(`cannot read the ${what} ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`);
+    throw new InputError(`cannot read the ${what} ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`);
   }
 }
 
@@ -266,7 +277,13 @@ export function directionImpairments(
   which: 'up' | 'down',
 ): Impairments {
   const own = spec === undefined ? {} : parseDirectionSpec(spec, which);
-  return usage(() => parseImpairments({ ...both, ...own }), spec === undefined ? undefined : `--${which}`);
+  try {
+    return parseImpairments({ ...both, ...own });
+  } catch (err) {
+    // A bad value is said with where it came from; a file that cannot be read is not a usage error.
+    if (err instanceof UsageError && spec !== undefined) throw new UsageError(`--${which}: ${err.message}`);
+    throw err;
+  }
 }
 
 /** The keys a scenario's phase may hold besides impairment words. */
@@ -329,17 +346,23 @@ export function parseScenarioFile(
           throw new UsageError(`${where}: "${k}" is a spec, as --${k} takes`);
       }
       const flags = { ...both, ...own };
-      const at = (which: 'up' | 'down') => {
-        const spec = [specs[which], phase[which] as string | undefined].filter(Boolean).join(' ');
-        return usage(() => directionImpairments(flags, spec === '' ? undefined : spec, which), where);
-      };
-      return {
-        duration,
-        name: typeof phase.name === 'string' ? phase.name : undefined,
-        linkDown: phase.link === 'down',
-        up: at('up'),
-        down: at('down'),
-      };
+      try {
+        const at = (which: 'up' | 'down') => {
+          const spec = [specs[which], phase[which] as string | undefined].filter(Boolean).join(' ');
+          return usage(() => directionImpairments(flags, spec === '' ? undefined : spec, which), where);
+        };
+        return {
+          duration,
+          name: typeof phase.name === 'string' ? phase.name : undefined,
+          linkDown: phase.link === 'down',
+          up: at('up'),
+          down: at('down'),
+        };
+      } catch (err) {
+        if (err instanceof UsageError && !err.message.startsWith(where))
+          throw new UsageError(`${where}: ${err.message}`);
+        throw err;
+      }
     }),
   };
 }

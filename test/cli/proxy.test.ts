@@ -70,7 +70,7 @@ describe('udpkit proxy', () => {
     const r = await running.wait();
     expect(r.code).toBe(0);
     expect(r.stderr).toMatch(
-      /udpkit proxy: up: received 10, forwarded 10, delayed 10 \(mean 20\.0 ms, p99 20\.\d ms\); down: received 10, forwarded 10, delayed 10 \(mean 20\.0 ms, p99 20\.\d ms\); flows 1 \(seed \d+\)\n$/,
+      /udpkit proxy: up: received 10, forwarded 10, delayed 10 \(mean 2\d\.\d ms, p99 2\d\.\d ms\); down: received 10, forwarded 10, delayed 10 \(mean 2\d\.\d ms, p99 2\d\.\d ms\); flows opened 1 \(seed \d+\)\n$/,
     );
   });
 
@@ -270,6 +270,21 @@ describe('udpkit proxy', () => {
     }
   });
 
+  it('an input it cannot read or an output it cannot write is exit 1, one line', async () => {
+    for (const [args, message] of [
+      [
+        ['--scenario', '/nonexistent/s.json'],
+        'udpkit proxy: cannot read --scenario /nonexistent/s.json: ENOENT',
+      ],
+      [['--trace-up', '/nonexistent/t'], 'udpkit proxy: cannot read the link trace /nonexistent/t: ENOENT'],
+      [['--log', '/nonexistent/dir/log'], 'udpkit proxy: cannot write --log /nonexistent/dir/log: ENOENT'],
+    ] as const) {
+      const r = await runCli(['proxy', '--listen', '127.0.0.1:0', '--target', '127.0.0.1:9', ...args]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toBe(`${message}\n`);
+    }
+  });
+
   it('Ctrl-C prints the summary and exits 130', async () => {
     const server = await echoServer();
     const { running, port } = await startProxy(server.address().port, ['--up', 'delay 10s']);
@@ -282,14 +297,14 @@ describe('udpkit proxy', () => {
     const r = await running.wait();
     expect(r.code).toBe(130);
     expect(r.stderr).toMatch(
-      /udpkit proxy: up: received 1, forwarded 0, abandoned at exit 1; down: received 0, forwarded 0; flows 1 \(seed \d+\)\n$/,
+      /udpkit proxy: up: received 1, forwarded 0, abandoned at exit 1; down: received 0, forwarded 0; flows opened 1 \(seed \d+\)\n$/,
     );
   });
 
   it.each([
     [['--listen', '127.0.0.1:0'], '--target is required: host:port'],
     [['--target', '127.0.0.1:9'], '--listen is required: host:port'],
-    [['--listen', '127.0.0.1', '--target', '127.0.0.1:9'], "--listen '127.0.0.1' needs a host and a port"],
+    [['--listen', '127.0.0.1', '--target', '127.0.0.1:9'], "--listen '127.0.0.1' needs a port of 0-65535"],
     [['--loss', '120%'], "loss rate '120%' is not a percentage"],
     [['--loss', 'state'], 'loss state needs its first probability'],
     [['--burst', '4'], '--burst is the mean length of --loss bursts: give --loss'],
@@ -306,7 +321,12 @@ describe('udpkit proxy', () => {
     [['--down', 'loss'], "--down: 'loss' needs a value"],
     [['--seed', '-1'], "seed '-1' is not a whole number"],
     [['--match', ':0-70000'], "--match ':0-70000' is not a port range"],
-    [['--scenario', '/nonexistent/s.json'], 'cannot read --scenario /nonexistent/s.json: ENOENT'],
+    [['--listen', ':0', '--target', '127.0.0.1:0'], "--target '127.0.0.1:0' needs a port of 1-65535"],
+    [
+      ['--loss', '90%', '--burst', '2'],
+      '--loss 90% --burst 2: bursts of 2 on average allow at most 66.7% loss',
+    ],
+    [['--match', '10.0.0.0/33'], '--match: '],
   ])('refuses %j with one line and exit 2', async (args, message) => {
     const full =
       args.includes('--listen') || args.includes('--target')

@@ -124,7 +124,9 @@ describe('createProxy', () => {
     rtts.sort((x, y) => x - y);
     expect(rtts[0]).toBeGreaterThanOrEqual(40);
     expect(rtts[5]).toBeLessThan(60);
-    expect(proxy.stats('up').delay.mean).toBeCloseTo(20, 0);
+    // How long they were really held: the delay, and the loop's own wait (a little).
+    expect(proxy.stats('up').delay.mean).toBeGreaterThanOrEqual(20);
+    expect(proxy.stats('up').delay.mean).toBeLessThan(25);
     expect(proxy.stats('up').delayed).toBe(10);
   });
 

@@ -5,19 +5,23 @@
 import { openSync, readFileSync } from 'node:fs';
 import {
   AbortError,
+  AccessList,
   BatchWriter,
   createProxy,
   type DirectionStats,
   type Endpoint,
   formatEndpoint,
   type HostPort,
+  InputError,
+  OutputError,
   PcapWriter,
   type ProxyEvent,
+  parseCidr,
   parseHostPort,
   type Scenario,
   type UdpProxy,
 } from '../../lib/index.js';
-import { parseAccessRules, parseCount, parseDuration, parseStatsFlags, UsageError, usage } from '../args.js';
+import { parseCount, parseDuration, parseStatsFlags, UsageError, usage } from '../args.js';
 import { Command } from '../commander.js';
 import { directionImpairments, type ImpairmentFlags, parseScenarioFile } from '../impairments.js';
 import { type CliIO, EXIT_OK, settleSignals } from '../io.js';
@@ -44,19 +48,25 @@ interface ProxyFlags extends ImpairmentFlags {
   quiet?: boolean;
 }
 
-function endpoint(text: string | undefined, what: string): Required<HostPort> {
+/**
+ * --listen or --target: `host:port`, `[v6]:port`, or a port (`:9000`, `9000`) on `defaultHost`.
+ * Port 0 only where a free one can be picked (--listen).
+ */
+function endpoint(text: string | undefined, what: string, defaultHost: string): Required<HostPort> {
   if (text === undefined) throw new UsageError(`--${what} is required: host:port`);
-  const hp = usage(() => parseHostPort(text), `--${what}`);
-  if (hp.host === undefined || hp.port === undefined) {
-    throw new UsageError(`--${what} '${text}' needs a host and a port (127.0.0.1:9000, [::1]:9000)`);
+  const hp = usage(() => parseHostPort(text.startsWith(':') ? text.slice(1) : text), `--${what}`);
+  if (hp.port === undefined || (hp.port === 0 && what === 'target')) {
+    throw new UsageError(
+      `--${what} '${text}' needs a port of ${what === 'target' ? '1' : '0'}-65535 (127.0.0.1:9000, [::1]:9000, :9000)`,
+    );
   }
-  return hp as Required<HostPort>;
+  return { host: hp.host ?? defaultHost, port: hp.port };
 }
 
 /** Runs `proxy` until Ctrl-C or --idle-timeout; resolves to the exit status. */
 async function runProxy(flags: ProxyFlags, io: CliIO): Promise<number> {
-  const listen = endpoint(flags.listen, 'listen');
-  const target = endpoint(flags.target, 'target');
+  const listen = endpoint(flags.listen, 'listen', '0.0.0.0');
+  const target = endpoint(flags.target, 'target', '127.0.0.1');
   const up = directionImpairments({ ...flags, linkTrace: flags.traceUp }, flags.up, 'up');
   const down = directionImpairments({ ...flags, linkTrace: flags.traceDown }, flags.down, 'down');
   const scenario = flags.scenario === undefined ? undefined : readScenario(flags.scenario, flags);
@@ -104,7 +114,8 @@ async function runProxy(flags: ProxyFlags, io: CliIO): Promise<number> {
   const counters = (): Counters => ({
     ...flat('up', proxy.stats('up')),
     ...flat('down', proxy.stats('down')),
-    flows: proxy.flows,
+    flows_open: proxy.flows,
+    flows_opened: proxy.flowsOpened,
   });
   const stopStats =
     stats === undefined ? () => {} : startStats(io.stderr, 'udpkit proxy', stats, counters, 'up_received');
@@ -127,12 +138,15 @@ async function runProxy(flags: ProxyFlags, io: CliIO): Promise<number> {
   stopStats();
   if (log) await log.flush();
   if (pcapOut) await pcapOut.flush();
+  // A file that could not take it all (a full disk): said, exit 1, after the summary.
+  const failed = [log, pcapOut].find((w) => w?.error !== undefined)?.error;
   await settleSignals();
   if (stats !== undefined) io.stderr.write(`udpkit proxy: ${formatCounters(counters())}\n`);
   else
     io.stderr.write(
-      `udpkit proxy: ${summary('up', proxy.stats('up'))}; ${summary('down', proxy.stats('down'))}; flows ${proxy.flowsOpened} (seed ${proxy.seed})\n`,
+      `udpkit proxy: ${summary('up', proxy.stats('up'))}; ${summary('down', proxy.stats('down'))}; flows opened ${proxy.flowsOpened} (seed ${proxy.seed})\n`,
     );
+  if (failed) throw OutputError.fromSystemError(failed);
   return EXIT_OK;
 }
 
@@ -157,7 +171,11 @@ function parseMatch(values: string[] | undefined): ((client: Endpoint) => boolea
       throw new UsageError(`--match '${v}' is not a port range (:1-65535)`);
     ranges.push([low, high]);
   }
-  const acl = parseAccessRules(blocks.map((cidr) => ({ action: 'allow' as const, cidr })));
+  for (const cidr of blocks) usage(() => parseCidr(cidr), '--match');
+  const acl =
+    blocks.length === 0
+      ? undefined
+      : new AccessList(blocks.map((cidr) => ({ action: 'allow' as const, cidr })));
   return (client) =>
     (acl === undefined || acl.allows(client.address)) &&
     (ranges.length === 0 || ranges.some(([low, high]) => client.port >= low && client.port <= high));
@@ -168,7 +186,7 @@ function readScenario(file: string, flags: ProxyFlags): Scenario {
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new UsageError(`cannot read --scenario ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`);
+    throw new InputError(`cannot read --scenario ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`);
   }
   return parseScenarioFile(text, file, flags, { up: flags.up, down: flags.down });
 }
@@ -184,7 +202,7 @@ function openLog(file: string, option: string): BatchWriter {
   try {
     fd = openSync(file, 'w');
   } catch (err) {
-    throw new UsageError(`cannot write ${option} ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`);
+    throw new OutputError(`cannot write ${option} ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`);
   }
   return new BatchWriter(fd);
 }

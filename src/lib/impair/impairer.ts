@@ -36,11 +36,11 @@ export interface Impairments {
   truncate?: number | undefined;
   /** Link rate in bytes per second: datagrams leave one after another at this rate. */
   rate?: number | undefined;
-  /** Bytes counted per datagram for the rate, besides the payload (default 28: IPv4 and UDP headers). */
+  /** Bytes counted per datagram besides the payload, for the rate, traces and mtu (default 28: IPv4 and UDP headers). */
   packetOverhead?: number | undefined;
   /** Datagrams waiting at most (default 1000, netem's `limit`); past it they are dropped. */
   queueLimit?: number | undefined;
-  /** Datagrams larger than this are dropped. */
+  /** Datagrams whose IP packet (payload + `packetOverhead`) is larger than this are dropped. */
   mtu?: number | undefined;
   /**
    * A link's delivery opportunities (Mahimahi's mm-link trace) instead of `rate`: each datagram
@@ -202,7 +202,7 @@ export class Impairer {
   #decide(now: number, data: Uint8Array, copy: boolean, out: Outcome[]): void {
     const im = this.impairments;
     const random = this.#random;
-    if (im.mtu !== undefined && data.length > im.mtu) {
+    if (im.mtu !== undefined && data.length + (im.packetOverhead ?? 28) > im.mtu) {
       out.push({ action: 'drop', cause: 'mtu', copy });
       return;
     }

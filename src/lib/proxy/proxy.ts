@@ -139,7 +139,7 @@ interface Flow extends FlowEntry {
   /** Connected to the target once `connected`; what is sent before waits in `waiting`. */
   upstream: UdpSocket;
   connected: boolean;
-  waiting: Uint8Array[];
+  waiting: { data: Uint8Array; heldSince: number | undefined }[];
   impaired: boolean;
   sent: Record<Direction, number>;
 }
@@ -198,7 +198,11 @@ class Side {
       delay:
         h.totalCount === 0
           ? { mean: 0, p99: 0, max: 0 }
-          : { mean: ms(h.mean), p99: ms(h.getValueAtPercentile(99)), max: ms(h.maxValue) },
+          : {
+              mean: ms(h.mean),
+              p99: ms(Math.min(h.getValueAtPercentile(99), h.maxValue)),
+              max: ms(h.maxValue),
+            },
     };
   }
 }
@@ -354,9 +358,9 @@ export class UdpProxy {
       () => {
         flow.connected = true;
         const up = this.#sides.up;
-        for (const data of flow.waiting.splice(0)) {
+        for (const { data, heldSince } of flow.waiting.splice(0)) {
           up.stats.pending--;
-          this.#send(up, flow, data, -1);
+          this.#send(up, flow, data, heldSince);
         }
         const done = upstream.consume((reply) => {
           flow.lastSeen = this.#now();
@@ -423,7 +427,7 @@ export class UdpProxy {
         ...inPhase,
       });
       if (o.delay <= 0) {
-        this.#send(side, flow, o.data, 0);
+        this.#send(side, flow, o.data, undefined);
         continue;
       }
       // Held past this call: the received bytes are lent, so keep a copy.
@@ -436,7 +440,7 @@ export class UdpProxy {
       const call = this.#scheduler.at(o.at, () => {
         this.#held.delete(held);
         side.stats.pending--;
-        this.#send(side, flow, bytes, o.delay);
+        this.#send(side, flow, bytes, now);
       });
       this.#held.add(held);
     }
@@ -460,10 +464,18 @@ export class UdpProxy {
     if (!flow.impaired) return side.clean.decide(now, data);
     if (phase !== undefined) return (side.phases[phase] ?? side.clean).decide(now, data);
     if (policy === undefined) return (side.impairer ?? side.clean).decide(now, data);
-    const decision = policy(
-      { data, direction: side.direction, flow: flow.id, index },
-      { now, random: side.random },
-    );
+    let decision: PolicyDecision;
+    try {
+      decision = policy(
+        { data, direction: side.direction, flow: flow.id, index },
+        { now, random: side.random },
+      );
+    } catch (err) {
+      // The caller's code failed: said as an uncaught exception (as a throwing timer callback
+      // is), and the datagram counted as the policy's drop; the proxy goes on.
+      reportUncaught(err);
+      return [{ action: 'drop', cause: 'policy' as DropCause, copy: false }];
+    }
     const send = (extra: Partial<Extract<Outcome, { action: 'send' }>> = {}): Outcome => ({
       action: 'send',
       at: now,
@@ -488,28 +500,31 @@ export class UdpProxy {
     }
     if (typeof decision === 'object' && decision.delay >= 0)
       return [send({ at: now + decision.delay, delay: decision.delay })];
-    throw new InvalidArgumentError(
-      `a policy returned ${JSON.stringify(decision)}: not pass, drop, duplicate, corrupt or { delay }`,
+    reportUncaught(
+      new InvalidArgumentError(
+        `a policy returned ${JSON.stringify(decision)}: not pass, drop, duplicate, corrupt or { delay }`,
+      ),
     );
+    return [{ action: 'drop', cause: 'policy' as DropCause, copy: false }];
   }
 
-  /** Sends now (`delay`: how long it was held, for the counters; -1: already counted). */
-  #send(side: Side, flow: Flow, data: Uint8Array, delay: number): void {
+  /**
+   * Sends now a datagram a decision held since `heldSince` (undefined: sent as it came), and
+   * counts how long it was really held: the decided delay, and any wait of the loop.
+   */
+  #send(side: Side, flow: Flow, data: Uint8Array, heldSince: number | undefined): void {
     if (this.#closed) return;
     if (side.direction === 'up' && !flow.connected) {
       // Before the flow's socket is connected: held until it is, in order, a copy (lent bytes).
       side.stats.pending++;
-      flow.waiting.push(Uint8Array.prototype.slice.call(data));
-      if (delay > 0) {
-        side.stats.delayed++;
-        side.histogram.recordValue(Math.max(1, Math.round(delay * 1000)));
-      }
+      flow.waiting.push({ data: Uint8Array.prototype.slice.call(data), heldSince });
       return;
     }
-    this.#lastActivity = this.#now();
-    if (delay > 0) {
+    const now = this.#now();
+    this.#lastActivity = now;
+    if (heldSince !== undefined) {
       side.stats.delayed++;
-      side.histogram.recordValue(Math.max(1, Math.round(delay * 1000)));
+      side.histogram.recordValue(Math.max(1, Math.round((now - heldSince) * 1000)));
     }
     const onPacket = this.#options.onPacket;
     const up = side.direction === 'up';
@@ -550,7 +565,11 @@ export class UdpProxy {
   }
 
   #emit(event: ProxyEvent): void {
-    this.#options.onEvent?.(event);
+    try {
+      this.#options.onEvent?.(event);
+    } catch (err) {
+      reportUncaught(err);
+    }
   }
 
   #expire(): void {
@@ -564,6 +583,13 @@ export class UdpProxy {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/** An error of the caller's callback, raised where nothing catches it, as Node does a timer's. */
+function reportUncaught(err: unknown): void {
+  process.nextTick(() => {
+    throw err;
+  });
+}
 /** Receive buffers: where every client sends, room for a burst (as listen's); each flow's, less. */
 const LISTEN_RCVBUF = 4 * 1024 * 1024;
 const FLOW_RCVBUF = 1024 * 1024;
