@@ -4,7 +4,8 @@
 //
 // env: PEERS_DIR (default ../shared/peers beside the project), REPS (default 2),
 //      WORK (default a new folder under the system's temp dir), SKIP_PEERS=1 to reuse the
-//      peers' results of the last run in WORK.
+//      peers' results of the last run in WORK, SKIP_PROXY=1 to leave the proxy out,
+//      PROXY_REPS (default 3). The proxy's comparison needs socat and gcc.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -336,6 +337,46 @@ for (const rate of [1000, 10000, 50000, 200000]) {
     '<=',
     64,
     `${many.transport}, ${many.received} of 16000 received`,
+  );
+}
+
+// The proxy against socat as a plain relay and against no relay (bench/proxy.mjs).
+if (process.env.SKIP_PROXY !== '1') {
+  console.error('bench: proxy against socat and a direct path');
+  const p = JSON.parse(
+    execFileSync(node, [join(root, 'bench', 'proxy.mjs'), work], {
+      encoding: 'utf8',
+      env: { ...process.env, REPS: process.env.PROXY_REPS ?? '3' },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    }),
+  );
+  writeFileSync(join(work, 'proxy.json'), JSON.stringify(p, null, 2));
+  for (const size of [64, 1400]) {
+    const u = p.throughput[`udpkit-${size}`];
+    const s = p.throughput[`socat-${size}`];
+    const d = p.throughput[`direct-${size}`];
+    check(
+      `proxy, ${size} B, C blaster unpaced: datagrams/s delivered / socat's`,
+      ratio(u.pps, s.pps),
+      '>=',
+      2,
+      `${u.pps} vs ${s.pps} /s (direct ${d.pps}); delivered ${(100 * u.delivered).toFixed(1)} vs ${(100 * s.delivered).toFixed(1)} %`,
+    );
+  }
+  const lat = p.latency;
+  check(
+    'proxy, 10k/s both ways: round-trip p99 added to the direct path, us',
+    lat.udpkit.p99 - lat.direct.p99,
+    '<=',
+    100,
+    `p50 ${lat.udpkit.p50} / p99 ${lat.udpkit.p99} us; socat ${lat.socat.p50} / ${lat.socat.p99}; direct ${lat.direct.p50} / ${lat.direct.p99}`,
+  );
+  check(
+    'proxy with 10k flows: RSS growth MB',
+    p.flows.afterMB - p.flows.beforeMB,
+    '<=',
+    256,
+    `${p.flows.beforeMB.toFixed(0)} -> ${p.flows.afterMB.toFixed(0)} MB, ${p.flows.answered} of 10000 answered`,
   );
 }
 

@@ -24,11 +24,14 @@
 #define BATCH 64
 #define MAX_DGRAM 65536
 /*
- * Control room per datagram: a timestamp (32 bytes), and with metadata on an IPv6 socket
- * receiving IPv4, both pktinfos (40 + 32) and a TTL (24): 128. Twice that, so that nothing is
- * ever cut (MSG_CTRUNC) by one more option.
+ * Control room per datagram: a timestamp takes 32 bytes; with metadata, an IPv6 socket
+ * receiving IPv4 gets both pktinfos (40 + 32) and a TTL (24) besides: 128. Room for the
+ * timestamp alone unless metadata is asked for (a thousand sockets, a proxy's flows, each
+ * keep one area), and twice what metadata needs when it is, so that nothing is ever cut
+ * (MSG_CTRUNC) by one more option.
  */
-#define CTRL_LEN 256
+#define CTRL_LEN 64
+#define CTRL_LEN_METADATA 256
 #define MAX_ROUNDS 8 /* recvmmsg calls per readable event before yielding to the loop */
 /* per datagram: length, sender index, time (f64 as two words), arrival index, TTL */
 #define META_WORDS 6
@@ -65,7 +68,8 @@ typedef struct {
   struct mmsghdr msgs[BATCH];
   struct iovec iov[BATCH];
   struct sockaddr_storage addrs[BATCH];
-  unsigned char ctrl[BATCH][CTRL_LEN];
+  unsigned char *ctrl; /* BATCH areas of ctrl_len bytes */
+  int ctrl_len;
 } sock_t;
 
 #define CALL(env, expr)                                                                            \
@@ -162,7 +166,10 @@ static int ifname_arg(napi_env env, napi_value value) {
 
 static void poll_close_cb(uv_handle_t *h) { free(h); }
 
-static void sock_free(sock_t *s) { free(s); }
+static void sock_free(sock_t *s) {
+  free(s->ctrl);
+  free(s);
+}
 
 static void finalize_sock(napi_env env, void *data, void *hint) {
   (void)hint;
@@ -214,6 +221,13 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   s->fd = fd;
   s->family = af;
   s->budget = -1;
+  s->ctrl_len = CTRL_LEN;
+  s->ctrl = calloc(BATCH, CTRL_LEN);
+  if (!s->ctrl) {
+    close(fd);
+    free(s);
+    return throw_errno(env, ENOMEM, "calloc");
+  }
   s->env = env;
   napi_value ext;
   CALL(env, napi_create_external(env, s, finalize_sock, NULL, &ext));
@@ -357,6 +371,13 @@ static napi_value js_receive_metadata(napi_env env, napi_callback_info info) {
   if (v6 && (setsockopt(s->fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &v, sizeof v) != 0 ||
              setsockopt(s->fd, IPPROTO_IPV6, IPV6_RECVHOPLIMIT, &v, sizeof v) != 0))
     return throw_errno(env, errno, "setsockopt");
+  if (v && s->ctrl_len < CTRL_LEN_METADATA) {
+    unsigned char *bigger = calloc(BATCH, CTRL_LEN_METADATA);
+    if (!bigger) return throw_errno(env, ENOMEM, "calloc");
+    free(s->ctrl);
+    s->ctrl = bigger;
+    s->ctrl_len = CTRL_LEN_METADATA;
+  }
   s->metadata = v;
   return NULL;
 }
@@ -699,7 +720,8 @@ static int read_batches(sock_t *s, int rounds) {
     int want = s->budget >= 0 && s->budget < BATCH ? (int)s->budget : BATCH;
     for (int i = 0; i < want; i++) {
       s->msgs[i].msg_hdr.msg_namelen = sizeof s->addrs[i];
-      s->msgs[i].msg_hdr.msg_controllen = CTRL_LEN;
+      s->msgs[i].msg_hdr.msg_control = s->ctrl + (size_t)i * (size_t)s->ctrl_len;
+      s->msgs[i].msg_hdr.msg_controllen = (size_t)s->ctrl_len;
       s->msgs[i].msg_hdr.msg_flags = 0;
     }
     int n = recvmmsg(s->fd, s->msgs, (unsigned)want, MSG_DONTWAIT, NULL);
@@ -842,7 +864,7 @@ static napi_value js_start(napi_env env, napi_callback_info info) {
       s->msgs[i].msg_hdr.msg_iov = &s->iov[i];
       s->msgs[i].msg_hdr.msg_iovlen = 1;
       s->msgs[i].msg_hdr.msg_name = &s->addrs[i];
-      s->msgs[i].msg_hdr.msg_control = s->ctrl[i];
+      s->msgs[i].msg_hdr.msg_control = NULL;
     }
   }
   if (s->on_batch) napi_delete_reference(env, s->on_batch);

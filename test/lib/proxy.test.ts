@@ -10,9 +10,10 @@ import {
   type ProxyEvent,
   type ProxyOptions,
   request,
+  Scheduler,
   type UdpSocket,
 } from '../../src/lib/index.js';
-import { until } from '../helpers/time.js';
+import { until, virtualTime } from '../helpers/time.js';
 
 async function echoServer(): Promise<UdpSocket> {
   const server = await openUdpSocket({ address: '127.0.0.1', port: 0 });
@@ -109,6 +110,34 @@ describe('createProxy', () => {
     }
     expect(logs[0]).toBe(logs[1]);
     expect(logs[0]).not.toBe(logs[2]);
+  });
+
+  it('on a virtual clock, the same seed and input give byte-identical logs, times included', async () => {
+    const server = await echoServer();
+    const logs: string[] = [];
+    for (const seed of [9, 9]) {
+      const clock = virtualTime(1000);
+      const { proxy, events } = await proxyTo(server, {
+        // No delays: the virtual clock moves only when the test moves it.
+        up: { loss: { model: 'gemodel', p: 0.1, r: 0.4 }, duplicate: 0.1, corrupt: 0.1 },
+        seed,
+        scheduler: new Scheduler({ now: clock.now, timer: clock.timer }),
+      });
+      const c = await client();
+      for (let i = 0; i < 200; i += 50) {
+        await c.sendEach(
+          Array.from({ length: 50 }, (_, k) => `${i + k}`),
+          proxy.address().port,
+          '127.0.0.1',
+        );
+        await until(() => proxy.stats('up').received === i + 50, 2000);
+        clock.advance(5);
+      }
+      await proxy.close();
+      logs.push(JSON.stringify(events.filter((e) => e.dir === 'up')));
+    }
+    expect(logs[0]).toBe(logs[1]);
+    expect(logs[0]).toContain('"t":5,');
   });
 
   it('--delay 20ms each way makes a round trip of about 40 ms', async () => {
