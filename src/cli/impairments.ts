@@ -94,7 +94,11 @@ function parseInteger(text: string, what: string, min = 1): number {
 
 /** `--loss`: `P` (random), `state p13 [p31 [p32 [p23 [p14]]]]`, `gemodel p [r [1-h [1-k]]]`; with `--burst B`, P is a mean. */
 function parseLoss(text: string, burst: string | undefined): LossSpec {
-  const words = text.trim().split(/\s+/);
+  // netem's `loss random P` is plain P.
+  const words = text
+    .trim()
+    .split(/\s+/)
+    .filter((w, i) => !(i === 0 && w === 'random'));
   const [first, ...rest] = words;
   const pct = (w: string, name: string) => parsePercent(w, `loss ${name}`);
   if (first === 'state' || first === 'gemodel') {
@@ -111,6 +115,11 @@ function parseLoss(text: string, burst: string | undefined): LossSpec {
     if (rest.length > 4) throw new UsageError('loss gemodel takes at most 4 probabilities: p r 1-h 1-k');
     const [p, r, oneMinusH, oneMinusK] = rest.map((w, i) => pct(w, ['p', 'r', '1-h', '1-k'][i] as string));
     return { model: 'gemodel', p: p as number, r, oneMinusH, oneMinusK };
+  }
+  if (words.length === 2) {
+    throw new UsageError(
+      `loss '${text}': netem's correlation is not supported (it changes the rate itself); for bursts use --burst, 'gemodel' or 'state'`,
+    );
   }
   if (words.length !== 1) throw new UsageError(`loss '${text}' is not P, 'state ...' or 'gemodel ...'`);
   const rate = pct(first as string, 'rate');
@@ -256,6 +265,11 @@ export function parseDirectionSpec(spec: string, which: string): ImpairmentFlags
     }
     if (values.length === 0) throw new UsageError(`--${which}: '${word}' needs a value`);
     if (flags[key] !== undefined) throw new UsageError(`--${which}: '${word}' is given twice`);
+    if (key === 'delay' && values.length === 3) {
+      throw new UsageError(
+        `--${which}: 'delay ${values.join(' ')}': netem's correlation is not supported; give delay and jitter`,
+      );
+    }
     if (key === 'delay' && values.length === 2) {
       flags.delay = values[0];
       flags.jitter = values[1];
