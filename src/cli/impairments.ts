@@ -15,6 +15,7 @@ import {
   PathTrace,
   parseDistTable,
   type Scenario,
+  type SlotOptions,
 } from '../lib/index.js';
 import { parseDuration, UsageError, usage } from './args.js';
 
@@ -40,6 +41,8 @@ export interface ImpairmentFlags {
   linkTrace?: string;
   /** A file: time, delay, loss per line. */
   pathTrace?: string;
+  /** netem's slot: `MIN [MAX] [packets N] [bytes B]` or `distribution NAME DELAY JITTER [...]`. */
+  slot?: string;
 }
 
 /** `5%`, `0.5%`, or a bare number of percent (as tc reads it). As a fraction. */
@@ -176,6 +179,7 @@ export function parseImpairments(flags: ImpairmentFlags): Impairments {
   }
   if (flags.queueLimit !== undefined) im.queueLimit = parseInteger(flags.queueLimit, 'queue limit');
   if (flags.mtu !== undefined) im.mtu = parseInteger(flags.mtu, 'mtu');
+  if (flags.slot !== undefined) im.slot = parseSlot(flags.slot);
   if (flags.linkTrace !== undefined) {
     if (im.rate !== undefined)
       throw new UsageError('a link trace sets the rate: give --rate or a trace, not both');
@@ -189,6 +193,44 @@ export function parseImpairments(flags: ImpairmentFlags): Impairments {
     im.pathTrace = usage(() => new PathTrace(text, file));
   }
   return im;
+}
+
+/** `--slot`: `MIN [MAX] [packets N] [bytes B]`, or `distribution NAME DELAY JITTER [packets N] [bytes B]`. */
+function parseSlot(text: string): SlotOptions {
+  const words = text.trim().split(/\s+/);
+  const slot: SlotOptions = { min: 0 };
+  let i = 0;
+  if (words[0] === 'distribution') {
+    const [, name, delay, jitter] = words;
+    if (name === undefined || delay === undefined || jitter === undefined) {
+      throw new UsageError(`slot '${text}': 'distribution' takes a name, a delay and a jitter`);
+    }
+    const distribution = parseDistribution({ distribution: name });
+    slot.distribution = {
+      distribution,
+      delay: parseTime(delay, 'slot delay'),
+      jitter: parseTime(jitter, 'slot jitter'),
+    };
+    i = 4;
+  } else {
+    if (words[0] === undefined || words[0] === '')
+      throw new UsageError('slot needs a time: MIN [MAX] [packets N] [bytes B]');
+    slot.min = parseTime(words[0], 'slot min');
+    i = 1;
+    if (words[1] !== undefined && words[1] !== 'packets' && words[1] !== 'bytes') {
+      slot.max = parseTime(words[1], 'slot max');
+      if (slot.max < slot.min) throw new UsageError(`slot '${text}': max is less than min`);
+      i = 2;
+    }
+  }
+  for (; i < words.length; i += 2) {
+    const [key, value] = [words[i], words[i + 1]];
+    if ((key !== 'packets' && key !== 'bytes') || value === undefined) {
+      throw new UsageError(`slot '${text}': after the times come 'packets N' and 'bytes B'`);
+    }
+    slot[key] = parseInteger(value, `slot ${key}`);
+  }
+  return slot;
 }
 
 function readText(file: string, what: string): string {
@@ -237,6 +279,7 @@ const SPEC_WORDS: Record<string, keyof ImpairmentFlags> = {
   mtu: 'mtu',
   trace: 'linkTrace',
   'path-trace': 'pathTrace',
+  slot: 'slot',
 };
 
 /**
@@ -260,6 +303,8 @@ export function parseDirectionSpec(spec: string, which: string): ImpairmentFlags
       );
     }
     const values: string[] = [];
+    // A slot may begin with 'distribution' (netem's `slot distribution NAME DELAY JITTER`).
+    if (word === 'slot' && words[i] === 'distribution') values.push(words[i++] as string);
     while (i < words.length && !((words[i] as string) in SPEC_WORDS) && words[i] !== 'no-reorder-by-jitter') {
       values.push(words[i++] as string);
     }
@@ -273,7 +318,7 @@ export function parseDirectionSpec(spec: string, which: string): ImpairmentFlags
     if (key === 'delay' && values.length === 2) {
       flags.delay = values[0];
       flags.jitter = values[1];
-    } else if (key === 'loss') flags.loss = values.join(' ');
+    } else if (key === 'loss' || key === 'slot') flags[key] = values.join(' ');
     else if (values.length > 1)
       throw new UsageError(`--${which}: '${word}' takes one value, got '${values.join(' ')}'`);
     else (flags as Record<string, string>)[key] = values[0] as string;

@@ -61,6 +61,7 @@ export {
   Impairer,
   type Impairments,
   type Outcome,
+  type SlotOptions,
 } from './impair/impairer.js';
 export {
   burstLossParameters,

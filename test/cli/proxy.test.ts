@@ -321,6 +321,9 @@ describe('udpkit proxy', () => {
     [['--down', 'loss'], "--down: 'loss' needs a value"],
     [['--seed', '-1'], "seed '-1' is not a whole number"],
     [['--match', ':0-70000'], "--match ':0-70000' is not a port range"],
+    [['--slot', 'packets 4'], "slot min 'packets' is not a time with a unit"],
+    [['--slot', '20ms 10ms'], "slot '20ms 10ms': max is less than min"],
+    [['--up', 'slot distribution normal 10ms'], "'distribution' takes a name, a delay and a jitter"],
     [['--listen', ':0', '--target', '127.0.0.1:0'], "--target '127.0.0.1:0' needs a port of 1-65535"],
     [
       ['--loss', '90%', '--burst', '2'],

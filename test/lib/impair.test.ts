@@ -339,3 +339,41 @@ describe('traces', () => {
     );
   });
 });
+
+describe('slot (netem)', () => {
+  it('releases what waits in slots of at most N datagrams, the next slot drawn when one closes', () => {
+    // Slots every 10 ms exactly, 4 datagrams each; 10 datagrams arrive at 0.
+    const impairer = new Impairer({ slot: { min: 10, max: 10, packets: 4 } }, seededRandom(1), 0);
+    const at = Array.from({ length: 10 }, () => impairer.decide(0, Buffer.alloc(100))[0]).map((o) =>
+      o?.action === 'send' ? o.at : undefined,
+    );
+    // A slot is open from the start (as netem's): it carries 4, the next opens 10 ms later.
+    expect(at).toEqual([0, 0, 0, 0, 10, 10, 10, 10, 20, 20]);
+    // Later, an idle link: a datagram due at 100 waits for a slot drawn from then.
+    expect(impairer.decide(100, Buffer.alloc(100))[0]).toMatchObject({ at: 110 });
+  });
+
+  it('a slot closes on bytes too, and its gap can come from a distribution', () => {
+    const impairer = new Impairer({ slot: { min: 5, max: 5, bytes: 300 } }, seededRandom(1), 0);
+    // 128 bytes each (100 + 28): the third goes past 300 and closes the slot (it still goes).
+    const at = Array.from({ length: 4 }, () => impairer.decide(0, Buffer.alloc(100))[0]).map((o) =>
+      o?.action === 'send' ? o.at : undefined,
+    );
+    expect(at).toEqual([0, 0, 0, 5]);
+    const drawn = new Impairer(
+      {
+        slot: {
+          min: 0,
+          packets: 1,
+          distribution: { distribution: namedDistribution('uniform'), delay: 20, jitter: 5 },
+        },
+      },
+      seededRandom(2),
+      0,
+    );
+    // The slot open from the start takes the first; the next opens 20 ± 5 ms later.
+    expect(drawn.decide(0, Buffer.alloc(10))[0]).toMatchObject({ at: 0 });
+    const second = drawn.decide(0, Buffer.alloc(10))[0];
+    expect(second?.action === 'send' && second.at >= 15 && second.at < 25).toBe(true);
+  });
+});

@@ -298,6 +298,10 @@ datagram.`,
     .option('--queue-limit <n>', 'datagrams held at most per direction (default 1000); more are dropped')
     .option('--mtu <bytes>', 'drop datagrams larger than this')
     .option(
+      '--slot <spec>',
+      "netem's slot: 'MIN [MAX] [packets N] [bytes B]' or 'distribution NAME DELAY JITTER ...' (Wi-Fi, LTE aggregation)",
+    )
+    .option(
       '--trace-up <file>',
       "the up link's delivery opportunities, from a Mahimahi mm-link trace (instead of --rate)",
     )

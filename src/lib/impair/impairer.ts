@@ -49,6 +49,22 @@ export interface Impairments {
   linkTrace?: LinkTrace | undefined;
   /** A measured path (time, delay, loss): its delay adds to `delay`, its loss is drawn besides `loss`. */
   pathTrace?: PathTrace | undefined;
+  /**
+   * netem's slot: datagrams leave only in slots, as on Wi-Fi or LTE, which aggregate. A slot
+   * opens `min` to `max` ms (uniform; or `distribution`, scale `jitter` around `delay`) after
+   * the last one closed or after a datagram found none open, and carries at most `packets`
+   * datagrams and `bytes` bytes (0 or none: no limit).
+   */
+  slot?: SlotOptions | undefined;
+}
+
+/** See {@link Impairments.slot}. */
+export interface SlotOptions {
+  min: number;
+  max?: number | undefined;
+  distribution?: { distribution: Distribution; delay: number; jitter: number } | undefined;
+  packets?: number | undefined;
+  bytes?: number | undefined;
 }
 
 /** Why a datagram was dropped. */
@@ -104,8 +120,16 @@ export function checkImpairments(im: Impairments): void {
   if (im.linkTrace !== undefined && im.rate !== undefined) {
     throw new InvalidArgumentError('a link trace sets the rate: give one or the other');
   }
+  if (im.slot !== undefined) checkSlot(im.slot);
   if (im.gap !== undefined && im.reorder === undefined) {
     throw new InvalidArgumentError('gap applies to reorder: give a reorder probability');
+  }
+}
+
+/** A slot's own checks. */
+function checkSlot(slot: SlotOptions): void {
+  if (!(slot.min >= 0) || (slot.max !== undefined && !(slot.max >= slot.min))) {
+    throw new InvalidArgumentError('slot: min must be 0 or more, and max at least min');
   }
 }
 
@@ -168,10 +192,24 @@ export class Impairer {
   #origin: number;
   /** When the last datagram entered the link trace: it is a FIFO. */
   #linkEntry = Number.NEGATIVE_INFINITY;
+  /** netem's slot: when the next opens, what the open one may still carry. */
+  #slotNext: number;
+  #slotPackets = 0;
+  #slotBytes = 0;
+  #slotDelay: DelayModel | undefined;
 
   /** @param origin the time traces start from, on the clock `decide` is given */
   constructor(impairments: Impairments, random: Random, origin = 0) {
     this.#origin = origin;
+    this.#slotNext = origin;
+    const slot = impairments.slot;
+    // As netem: a slot is open from the start, with its whole budget.
+    this.#slotPackets = slot?.packets || Number.POSITIVE_INFINITY;
+    this.#slotBytes = slot?.bytes || Number.POSITIVE_INFINITY;
+    if (slot?.distribution) {
+      const d = slot.distribution;
+      this.#slotDelay = new DelayModel(d.delay, d.jitter, d.distribution);
+    }
     checkImpairments(impairments);
     this.impairments = impairments;
     this.#random = random;
@@ -182,6 +220,30 @@ export class Impairer {
       impairments.distribution ?? namedDistribution('uniform'),
     );
     this.#gap = impairments.reorder === undefined ? 0 : (impairments.gap ?? 1);
+  }
+
+  /**
+   * When a datagram due at `due` leaves, with netem's slots: at the open slot if it was due
+   * before the slot opened, else a new slot is drawn from `due` on (netem redraws a slot gone
+   * stale); a slot whose packets or bytes run out closes, and the next is drawn from then.
+   */
+  #inSlot(due: number, size: number): number {
+    const slot = this.impairments.slot as SlotOptions;
+    const draw = () =>
+      this.#slotDelay
+        ? this.#slotDelay.draw(this.#random)
+        : slot.min + ((slot.max ?? slot.min) - slot.min) * this.#random.next();
+    const open = (from: number) => {
+      this.#slotNext = from + draw();
+      this.#slotPackets = slot.packets || Number.POSITIVE_INFINITY;
+      this.#slotBytes = slot.bytes || Number.POSITIVE_INFINITY;
+    };
+    if (this.#slotNext < due) open(due);
+    const at = Math.max(due, this.#slotNext);
+    this.#slotPackets--;
+    this.#slotBytes -= size;
+    if (this.#slotPackets <= 0 || this.#slotBytes <= 0) open(at);
+    return at;
   }
 
   /** Datagrams waiting to leave at `now`. */
@@ -266,6 +328,9 @@ export class Impairer {
       at = now;
       this.#counter = 0;
     }
+    // Slots gate what was delayed; one sent ahead by reorder skips them, as in netem.
+    const ahead = gap !== 0 && this.#counter === 0;
+    if (im.slot !== undefined && !ahead) at = this.#inSlot(at, bytes.length + (im.packetOverhead ?? 28));
     const reordered = at < this.#latest;
     if (at > this.#latest) this.#latest = at;
     this.#departures.add(at);
