@@ -287,17 +287,22 @@ describe('udpkit proxy', () => {
 
   it('Ctrl-C prints the summary and exits 130', async () => {
     const server = await echoServer();
-    const { running, port } = await startProxy(server.address().port, ['--up', 'delay 10s']);
+    const { running, port } = await startProxy(server.address().port, [
+      '--up',
+      'delay 10s',
+      '--stats-interval',
+      '20ms',
+    ]);
     const c = await openUdpSocket({ address: '127.0.0.1', port: 0 });
     onTestFinished(() => c.close());
     await c.send('held', port, '127.0.0.1');
-    await running.waitFor('stderr', /Proxying/);
-    await until(() => true);
+    // Taken and held before the signal: a --stats line says so.
+    await running.waitFor('stderr', /up_received=1 .*up_pending=1 /);
     running.child.kill('SIGINT');
     const r = await running.wait();
     expect(r.code).toBe(130);
     expect(r.stderr).toMatch(
-      /udpkit proxy: up: received 1, forwarded 0, abandoned at exit 1; down: received 0, forwarded 0; flows opened 1 \(seed \d+\)\n$/,
+      /udpkit proxy: up_received=1 up_forwarded=0 up_pending=0 .*up_abandoned=1 .*flows_opened=1\n$/,
     );
   });
 

@@ -219,7 +219,8 @@ export class Impairer {
       impairments.jitter ?? 0,
       impairments.distribution ?? namedDistribution('uniform'),
     );
-    this.#gap = impairments.reorder === undefined ? 0 : (impairments.gap ?? 1);
+    // No reorder (or 0 %): no draw at all, as in netem.
+    this.#gap = impairments.reorder ? (impairments.gap ?? 1) : 0;
   }
 
   /**

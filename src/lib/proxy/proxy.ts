@@ -243,7 +243,7 @@ export class UdpProxy {
       up: new Side('up', options.up, seededRandom(seed, 0), this.#start, options.scenario),
       down: new Side('down', options.down, seededRandom(seed, 1), this.#start, options.scenario),
     };
-    this.#consuming = listen.consume((msg) => this.#fromClient(msg));
+    this.#consuming = listen.consume((msg) => this.#guard(this.#sides.up, () => this.#fromClient(msg)));
     this.#consuming.catch(() => {});
     const every = Math.min(1000, Math.max(10, this.#flows.idleTimeout / 4));
     this.#sweep = setInterval(() => this.#expire(), every);
@@ -304,6 +304,22 @@ export class UdpProxy {
     return this.#scheduler.now();
   }
 
+  /**
+   * Runs a receive handler so that nothing it meets (out of descriptors, a caller's callback
+   * that throws) ends receiving: the datagram in hand counts as sent in error, and the error is
+   * raised where nothing catches it, as a throwing timer callback's is.
+   */
+  #guard(side: Side, handle: () => void): void {
+    try {
+      handle();
+    } catch (err) {
+      // The handlers count a datagram received first, and what they call after deciding
+      // guards itself: a throw here comes before the datagram was decided.
+      side.stats.sendErrors++;
+      reportUncaught(err);
+    }
+  }
+
   #fromClient(msg: Datagram): void {
     const side = this.#sides.up;
     side.stats.received++;
@@ -332,6 +348,7 @@ export class UdpProxy {
   }
 
   #openFlow(msg: Datagram): Flow | undefined {
+    const impaired = this.#options.match ? this.#options.match(msg.from) : true;
     const upstream = new UdpSocket({
       type: this.target.family === 'IPv6' ? 'udp6' : 'udp4',
       ...(this.#options.transport && { transport: this.#options.transport }),
@@ -344,7 +361,7 @@ export class UdpProxy {
       upstream,
       connected: false,
       waiting: [],
-      impaired: this.#options.match ? this.#options.match(msg.from) : true,
+      impaired,
       sent: { up: 0, down: 0 },
       lastSeen: this.#now(),
     };
@@ -362,14 +379,16 @@ export class UdpProxy {
           up.stats.pending--;
           this.#send(up, flow, data, heldSince);
         }
-        const done = upstream.consume((reply) => {
-          flow.lastSeen = this.#now();
-          const side = this.#sides.down;
-          side.stats.received++;
-          side.stats.bytes += reply.data.length;
-          this.#options.onPacket?.(reply.receivedAt, reply.from, upstream.address(), reply.data);
-          this.#relay(side, flow, reply.data);
-        });
+        const down = this.#sides.down;
+        const done = upstream.consume((reply) =>
+          this.#guard(down, () => {
+            flow.lastSeen = this.#now();
+            down.stats.received++;
+            down.stats.bytes += reply.data.length;
+            this.#options.onPacket?.(reply.receivedAt, reply.from, upstream.address(), reply.data);
+            this.#relay(down, flow, reply.data);
+          }),
+        );
         done.catch(() => {});
       },
       () => {
@@ -430,6 +449,8 @@ export class UdpProxy {
         this.#send(side, flow, o.data, undefined);
         continue;
       }
+      // A flow is not idle while it holds a datagram: not forgotten before it leaves.
+      flow.lastSeen = Math.max(flow.lastSeen, o.at);
       // Held past this call: the received bytes are lent, so keep a copy.
       const bytes = o.corrupted ? o.data : Uint8Array.prototype.slice.call(o.data);
       side.stats.pending++;
@@ -533,21 +554,34 @@ export class UdpProxy {
       side.stats.forwarded++;
       if (onPacket === undefined) return;
       const at = performance.timeOrigin + performance.now();
-      if (up) onPacket(at, flow.upstream.address(), this.target, bytes);
-      else onPacket(at, this.#front(flow), flow.client, bytes);
+      try {
+        if (up) onPacket(at, flow.upstream.address(), this.target, bytes);
+        else onPacket(at, this.#front(flow), flow.client, bytes);
+      } catch (err) {
+        reportUncaught(err);
+      }
     };
     // A send that must wait: the bytes may be lent (a receive buffer), so keep them for onPacket.
+    // It is pending until the kernel takes it or refuses it.
     const later = () => {
       const kept = onPacket ? Uint8Array.prototype.slice.call(data) : data;
-      return () => ok(kept);
+      side.stats.pending++;
+      return () => {
+        side.stats.pending--;
+        ok(kept);
+      };
+    };
+    const refused = () => {
+      side.stats.pending--;
+      side.stats.sendErrors++;
     };
     const failed = () => side.stats.sendErrors++;
     try {
       if (up) {
         if (flow.upstream.trySend(data)) ok(data);
-        else flow.upstream.send(data).then(later(), failed);
+        else flow.upstream.send(data).then(later(), refused);
       } else if (this.#listen.tryReply(flow.replyTo, data)) ok(data);
-      else this.#listen.reply(flow.replyTo, data).then(later(), failed);
+      else this.#listen.reply(flow.replyTo, data).then(later(), refused);
     } catch {
       failed();
     }
