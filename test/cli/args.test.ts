@@ -15,7 +15,7 @@ import { parseListenArgs } from '../../src/cli/commands/listen.js';
 import { parseSendArgs } from '../../src/cli/commands/send.js';
 import { resolveHost } from '../../src/lib/index.js';
 
-// The parsers are pure: a name such as 3com.example must never reach the resolver here. The
+// The parsers are pure: a name such as 3com.invalid must never reach the resolver here. The
 // system's lookup is replaced for this file by one that fails the test if anything calls it.
 const dns = createRequire(import.meta.url)('node:dns') as typeof import('node:dns');
 const systemLookup = dns.lookup;
@@ -31,7 +31,7 @@ afterAll(() => {
 });
 
 it('no name in this file reaches the machine resolver (the guard holds)', async () => {
-  await expect(resolveHost('3com.example')).rejects.toThrow('the machine resolver was asked');
+  await expect(resolveHost('3com.invalid')).rejects.toThrow('the machine resolver was asked');
 });
 
 describe('parseSendPositionals', () => {
@@ -51,7 +51,7 @@ describe('parseSendPositionals', () => {
     [['[fe80::1%lo]', '9', 'hi'], { host: 'fe80::1%lo', port: 9, messages: ['hi'] }],
     [[':9', 'hi'], { port: 9, messages: ['hi'] }],
     [[':9', '9000'], { port: 9, messages: ['9000'] }],
-    [['3com.example', '9000', 'hi'], { host: '3com.example', port: 9000, messages: ['hi'] }],
+    [['3com.invalid', '9000', 'hi'], { host: '3com.invalid', port: 9000, messages: ['hi'] }],
     [['1e3', 'hi'], { messages: ['1e3', 'hi'] }],
     [['1.2.3', 'hi'], { messages: ['1.2.3', 'hi'] }],
     [['9000'], { messages: ['9000'] }],
@@ -105,8 +105,8 @@ describe('parseListenPositionals', () => {
     [['127.0.0.1', '9000'], { host: '127.0.0.1', port: 9000 }],
     [['[::1]:9000'], { host: '::1', port: 9000 }],
     [['::', '0'], { host: '::', port: 0 }],
-    [['3com.example'], { host: '3com.example' }],
-    [['3com.example', '9000'], { host: '3com.example', port: 9000 }],
+    [['3com.invalid'], { host: '3com.invalid' }],
+    [['3com.invalid', '9000'], { host: '3com.invalid', port: 9000 }],
     [['localhost:9000'], { host: 'localhost', port: 9000 }],
   ])('%j', (args, expected) => {
     expect(parseListenPositionals(args)).toEqual(expected);

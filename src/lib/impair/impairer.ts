@@ -299,7 +299,9 @@ export class Impairer {
         truncated = true;
       }
     }
-    if (this.#departures.waiting(now) >= (im.queueLimit ?? DEFAULT_QUEUE_LIMIT)) {
+    // How many wait now: for the queue limit, and for the rate's serializer below.
+    const queued = this.#departures.waiting(now);
+    if (queued >= (im.queueLimit ?? DEFAULT_QUEUE_LIMIT)) {
       out.push({ action: 'drop', cause: 'queue', copy });
       if (count > 1) out.push({ action: 'drop', cause: 'queue', copy: true });
       return;
@@ -311,7 +313,8 @@ export class Impairer {
     if (gap === 0 || this.#counter < gap - 1 || !(random.next() < (im.reorder ?? 0))) {
       const delay = this.#delay.draw(random) + (path?.delay ?? 0);
       at = now + delay;
-      const waiting = this.#departures.waiting(now) > 0;
+      // The copy's pass (above) may have added one since `queued` was read.
+      const waiting = queued > 0 || (count > 1 && this.#departures.waiting(now) > 0);
       if (im.linkTrace !== undefined) {
         this.#linkEntry = Math.max(this.#linkEntry, at);
         at =

@@ -411,40 +411,44 @@ export class UdpProxy {
       phase !== undefined && flow.impaired && this.#options.scenario?.phases[phase]?.linkDown
         ? [{ action: 'drop', cause: 'link' as DropCause, copy: false }]
         : this.#decide(side, flow, now, data, index, phase);
+    // Events are built only for someone who listens: this runs per datagram.
+    const logging = this.#options.onEvent !== undefined;
     for (const o of outcomes) {
       if (o.copy) side.stats.duplicated++;
       if (o.action === 'drop') {
         side.stats.dropped[o.cause]++;
-        this.#emit({
-          t: this.#t(now),
-          flow: flow.id,
-          dir: side.direction,
-          i: index,
-          action: 'drop',
-          cause: o.cause,
-          ...(o.copy && { copy: true }),
-          size: data.length,
-          ...inPhase,
-        });
+        if (logging)
+          this.#emit({
+            t: this.#t(now),
+            flow: flow.id,
+            dir: side.direction,
+            i: index,
+            action: 'drop',
+            cause: o.cause,
+            ...(o.copy && { copy: true }),
+            size: data.length,
+            ...inPhase,
+          });
         continue;
       }
       if (o.reordered) side.stats.reordered++;
       if (o.corrupted) side.stats.corrupted++;
       if (o.truncated) side.stats.truncated++;
-      this.#emit({
-        t: this.#t(now),
-        flow: flow.id,
-        dir: side.direction,
-        i: index,
-        action: 'pass',
-        ...(o.copy && { copy: true }),
-        ...(o.delay > 0 && { delay: Math.round(o.delay * 1000) / 1000 }),
-        ...(o.corrupted && { corrupted: true }),
-        ...(o.truncated && { truncated: true }),
-        ...(o.reordered && { reordered: true }),
-        size: o.data.length,
-        ...inPhase,
-      });
+      if (logging)
+        this.#emit({
+          t: this.#t(now),
+          flow: flow.id,
+          dir: side.direction,
+          i: index,
+          action: 'pass',
+          ...(o.copy && { copy: true }),
+          ...(o.delay > 0 && { delay: Math.round(o.delay * 1000) / 1000 }),
+          ...(o.corrupted && { corrupted: true }),
+          ...(o.truncated && { truncated: true }),
+          ...(o.reordered && { reordered: true }),
+          size: o.data.length,
+          ...inPhase,
+        });
       if (o.delay <= 0) {
         this.#send(side, flow, o.data, undefined);
         continue;
