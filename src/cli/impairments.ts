@@ -287,7 +287,7 @@ const SPEC_WORDS: Record<string, keyof ImpairmentFlags> = {
  * words of tc-netem(8) and of the flags without their dashes, read into flags: `delay D [J]`
  * also takes the jitter, as netem's does; `no-reorder-by-jitter` alone.
  */
-export function parseDirectionSpec(spec: string, which: string): ImpairmentFlags {
+export function parseDirectionSpec(spec: string, where: string): ImpairmentFlags {
   const words = spec.trim().split(/\s+/).filter(Boolean);
   const flags: ImpairmentFlags = {};
   for (let i = 0; i < words.length; ) {
@@ -299,7 +299,7 @@ export function parseDirectionSpec(spec: string, which: string): ImpairmentFlags
     const key = SPEC_WORDS[word];
     if (key === undefined) {
       throw new UsageError(
-        `--${which}: '${word}' is not an impairment (${Object.keys(SPEC_WORDS).join(', ')})`,
+        `${where}: '${word}' is not an impairment (${Object.keys(SPEC_WORDS).join(', ')})`,
       );
     }
     const values: string[] = [];
@@ -308,11 +308,11 @@ export function parseDirectionSpec(spec: string, which: string): ImpairmentFlags
     while (i < words.length && !((words[i] as string) in SPEC_WORDS) && words[i] !== 'no-reorder-by-jitter') {
       values.push(words[i++] as string);
     }
-    if (values.length === 0) throw new UsageError(`--${which}: '${word}' needs a value`);
-    if (flags[key] !== undefined) throw new UsageError(`--${which}: '${word}' is given twice`);
+    if (values.length === 0) throw new UsageError(`${where}: '${word}' needs a value`);
+    if (flags[key] !== undefined) throw new UsageError(`${where}: '${word}' is given twice`);
     if (key === 'delay' && values.length === 3) {
       throw new UsageError(
-        `--${which}: 'delay ${values.join(' ')}': netem's correlation is not supported; give delay and jitter`,
+        `${where}: 'delay ${values.join(' ')}': netem's correlation is not supported; give delay and jitter`,
       );
     }
     if (key === 'delay' && values.length === 2) {
@@ -320,24 +320,54 @@ export function parseDirectionSpec(spec: string, which: string): ImpairmentFlags
       flags.jitter = values[1];
     } else if (key === 'loss' || key === 'slot') flags[key] = values.join(' ');
     else if (values.length > 1)
-      throw new UsageError(`--${which}: '${word}' takes one value, got '${values.join(' ')}'`);
+      throw new UsageError(`${where}: '${word}' takes one value, got '${values.join(' ')}'`);
     else (flags as Record<string, string>)[key] = values[0] as string;
   }
   return flags;
 }
 
+/** Words that set the same thing: giving one replaces the other (a link trace sets the rate). */
+const SAME_THING: (keyof ImpairmentFlags)[][] = [
+  ['distribution', 'distributionFile'],
+  ['rate', 'linkTrace'],
+];
+
 /**
- * One direction's impairments: the flags for both directions, with the direction's own spec
- * over them (a spec's word replaces the flag's value).
+ * `over`'s words on top of `base`'s: each replaces the value `base` gave it, and what sets the
+ * same thing (a `trace` replaces a `rate`); the rest of `base` holds.
  */
+export function overlayFlags(base: ImpairmentFlags, over: ImpairmentFlags): ImpairmentFlags {
+  const out: ImpairmentFlags = { ...base };
+  for (const group of SAME_THING) {
+    if (group.some((k) => over[k] !== undefined)) for (const k of group) delete out[k];
+  }
+  for (const [key, value] of Object.entries(over)) {
+    if (value !== undefined) (out as Record<string, unknown>)[key] = value;
+  }
+  return out;
+}
+
+/**
+ * One direction's flags: those for both directions, with the direction's own spec on top (a
+ * spec's word replaces the flag's value).
+ */
+export function directionFlags(
+  both: ImpairmentFlags,
+  spec: string | undefined,
+  which: 'up' | 'down',
+): ImpairmentFlags {
+  return spec === undefined ? both : overlayFlags(both, parseDirectionSpec(spec, `--${which}`));
+}
+
+/** One direction's impairments: {@link directionFlags}, parsed. */
 export function directionImpairments(
   both: ImpairmentFlags,
   spec: string | undefined,
   which: 'up' | 'down',
 ): Impairments {
-  const own = spec === undefined ? {} : parseDirectionSpec(spec, which);
+  const flags = directionFlags(both, spec, which);
   try {
-    return parseImpairments({ ...both, ...own });
+    return parseImpairments(flags);
   } catch (err) {
     // A bad value is said with where it came from; a file that cannot be read is not a usage error.
     if (err instanceof UsageError && spec !== undefined) throw new UsageError(`--${which}: ${err.message}`);
@@ -352,14 +382,14 @@ const PHASE_KEYS = new Set(['duration', 'name', 'link', 'up', 'down']);
  * A `--scenario` file: `{ "repeat": true, "phases": [ { "duration": "10s", ... }, ... ] }`. A
  * phase holds `duration` (`5s`, `500ms`; a bare number is seconds), an optional `name`,
  * `"link": "down"`, and impairments in the flags' words (`"loss": "30%"`, `"burst": 4`,
- * `"delay": "200ms"`) for both directions, and `up` / `down` specs as `--up` takes them. A
- * phase's words replace the command line's for its time.
+ * `"delay": "200ms"`) for both directions, and `up` / `down` specs as `--up` takes them. Per
+ * direction, a phase's words go on top of the command line's (`base`: its flags with its
+ * `--up` or `--down` on top), the phase's own spec last: each replaces the value below it.
  */
 export function parseScenarioFile(
   text: string,
   file: string,
-  both: ImpairmentFlags,
-  specs: { up: string | undefined; down: string | undefined },
+  base: Record<'up' | 'down', ImpairmentFlags>,
 ): Scenario {
   let doc: unknown;
   try {
@@ -404,11 +434,14 @@ export function parseScenarioFile(
         if (phase[k] !== undefined && typeof phase[k] !== 'string')
           throw new UsageError(`${where}: "${k}" is a spec, as --${k} takes`);
       }
-      const flags = { ...both, ...own };
       try {
         const at = (which: 'up' | 'down') => {
-          const spec = [specs[which], phase[which] as string | undefined].filter(Boolean).join(' ');
-          return usage(() => directionImpairments(flags, spec === '' ? undefined : spec, which), where);
+          const spec = phase[which] as string | undefined;
+          const flags = overlayFlags(
+            overlayFlags(base[which], own),
+            spec === undefined ? {} : parseDirectionSpec(spec, `"${which}"`),
+          );
+          return usage(() => parseImpairments(flags), where);
         };
         return {
           duration,

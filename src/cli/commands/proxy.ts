@@ -23,7 +23,12 @@ import {
 } from '../../lib/index.js';
 import { parseCount, parseDuration, parseStatsFlags, UsageError, usage } from '../args.js';
 import { Command } from '../commander.js';
-import { directionImpairments, type ImpairmentFlags, parseScenarioFile } from '../impairments.js';
+import {
+  directionFlags,
+  directionImpairments,
+  type ImpairmentFlags,
+  parseScenarioFile,
+} from '../impairments.js';
 import { type CliIO, EXIT_OK, settleSignals } from '../io.js';
 import { type Counters, formatCounters, startStats } from '../stats.js';
 
@@ -67,9 +72,19 @@ function endpoint(text: string | undefined, what: string, defaultHost: string): 
 async function runProxy(flags: ProxyFlags, io: CliIO): Promise<number> {
   const listen = endpoint(flags.listen, 'listen', '0.0.0.0');
   const target = endpoint(flags.target, 'target', '127.0.0.1');
-  const up = directionImpairments({ ...flags, linkTrace: flags.traceUp }, flags.up, 'up');
-  const down = directionImpairments({ ...flags, linkTrace: flags.traceDown }, flags.down, 'down');
-  const scenario = flags.scenario === undefined ? undefined : readScenario(flags.scenario, flags);
+  const both = (trace: string | undefined) => ({
+    ...flags,
+    ...(trace !== undefined && { linkTrace: trace }),
+  });
+  const up = directionImpairments(both(flags.traceUp), flags.up, 'up');
+  const down = directionImpairments(both(flags.traceDown), flags.down, 'down');
+  const scenario =
+    flags.scenario === undefined
+      ? undefined
+      : readScenario(flags.scenario, {
+          up: directionFlags(both(flags.traceUp), flags.up, 'up'),
+          down: directionFlags(both(flags.traceDown), flags.down, 'down'),
+        });
   const seed = flags.seed === undefined ? undefined : parseSeed(flags.seed);
   const maxFlows = flags.maxFlows === undefined ? undefined : parseCount(flags.maxFlows, 'max flows');
   const flowIdle =
@@ -181,14 +196,15 @@ function parseMatch(values: string[] | undefined): ((client: Endpoint) => boolea
     (ranges.length === 0 || ranges.some(([low, high]) => client.port >= low && client.port <= high));
 }
 
-function readScenario(file: string, flags: ProxyFlags): Scenario {
+/** The scenario file, its phases on top of the command line's flags (`base`, per direction). */
+function readScenario(file: string, base: Record<'up' | 'down', ImpairmentFlags>): Scenario {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
     throw new InputError(`cannot read --scenario ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`);
   }
-  return parseScenarioFile(text, file, flags, { up: flags.up, down: flags.down });
+  return parseScenarioFile(text, file, base);
 }
 
 function parseSeed(text: string): number {
