@@ -2,7 +2,7 @@
  * `udpkit proxy` as a user runs it: the built CLI between a client and an echo server of the
  * test's own, on loopback. Sends are bounded; the proxy ends on --idle-timeout or a signal.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +10,7 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import { openUdpSocket, request, type UdpSocket } from '../../src/lib/index.js';
 import { runCli, startCli } from '../helpers/cli.js';
 import { needs } from '../helpers/net.js';
+import { createNetns } from '../helpers/netns.js';
 import { until } from '../helpers/time.js';
 
 async function echoServer(): Promise<UdpSocket> {
@@ -268,6 +269,43 @@ describe('udpkit proxy', () => {
       expect(out).toContain(`127.0.0.1.${me} > 127.0.0.1.${port}: [udp sum ok] UDP, length 5`);
       expect(out).not.toMatch(/bad|wrong/i);
     }
+  });
+
+  it('a datagram the kernel refuses to send (a firewall rule) is one send error; those after it go on', async (context) => {
+    if (!needs('nft')) return context.skip('needs nft (nftables)');
+    // In a namespace of its own: an output rule there refuses the 5-byte datagram to the target
+    // (sendmsg fails with EPERM), whether it leaves alone or in the middle of a batch.
+    const ns = createNetns(context);
+    const nft = (rule: string) => {
+      const r = spawnSync('ip', ['netns', 'exec', ns.name, 'nft', rule], { encoding: 'utf8' });
+      if (r.status !== 0) throw new Error(`nft ${rule}: ${r.stderr}`);
+    };
+    nft('add table inet t');
+    nft('add chain inet t out { type filter hook output priority 0 ; }');
+    nft('add rule inet t out udp dport 7001 udp length 13 drop');
+    const listener = startCli(['listen', '127.0.0.1', '7001', '--count', '5'], { prefix: ns.prefix });
+    await listener.waitFor('stderr', /Listening on/);
+    const proxy = startCli(
+      ['proxy', '--listen', '127.0.0.1:7000', '--target', '127.0.0.1:7001', '--idle-timeout', '500ms'],
+      { prefix: ns.prefix },
+    );
+    await proxy.waitFor('stderr', /Proxying/);
+    const sent = await runCli(['send', '-q', '127.0.0.1', '7000'], {
+      input: 'aaaa\nbbbbb\ncccc\ndddd\neeee\nffff\n',
+      prefix: ns.prefix,
+    });
+    expect(sent.code).toBe(0);
+    const heard = await listener.wait();
+    expect(heard.stdout.match(/Received message: \w+/g)).toEqual([
+      'Received message: aaaa',
+      'Received message: cccc',
+      'Received message: dddd',
+      'Received message: eeee',
+      'Received message: ffff',
+    ]);
+    const r = await proxy.wait();
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/up: received 6, forwarded 5, send errors 1;/);
   });
 
   it('an input it cannot read or an output it cannot write is exit 1, one line', async () => {

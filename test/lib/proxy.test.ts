@@ -204,4 +204,48 @@ describe('createProxy', () => {
     expect(up).toMatchObject({ pending: 0, abandoned: 3, forwarded: 0 });
     expectAddsUp(up);
   });
+
+  it('a burst from one client reaches the target whole and in order, sent together', async () => {
+    const target = await openUdpSocket({ address: '127.0.0.1', port: 0 });
+    onTestFinished(() => target.close());
+    const got: string[] = [];
+    target.consume((m) => void got.push(m.data.toString()));
+    const { proxy } = await proxyTo(target);
+    const c = await client();
+    // 10 bursts of 200: each comes in as a few receive batches, each batch one send upstream.
+    for (let b = 0; b < 10; b++) {
+      await c.sendEach(
+        Array.from({ length: 200 }, (_, k) => `${b * 200 + k}`),
+        proxy.address().port,
+        '127.0.0.1',
+      );
+      await until(() => got.length === (b + 1) * 200, 2000);
+    }
+    expect(got).toEqual(Array.from({ length: 2000 }, (_, i) => `${i}`));
+    const up = proxy.stats('up');
+    expect(up).toMatchObject({ received: 2000, forwarded: 2000, pending: 0, sendErrors: 0 });
+    expectAddsUp(up);
+  });
+
+  it('closed from inside a callback, what it decided after is abandoned, not lost', async () => {
+    const server = await echoServer();
+    let proxy: Awaited<ReturnType<typeof createProxy>> | undefined;
+    let closing: Promise<void> | undefined;
+    proxy = await createProxy({
+      target: { host: '127.0.0.1', port: server.address().port },
+      // The copy's event comes first: closing there leaves the original, decided, to be held.
+      up: { duplicate: 1, delay: 50 },
+      onEvent: () => {
+        closing ??= proxy?.close();
+      },
+    });
+    onTestFinished(() => proxy?.close());
+    const c = await client();
+    await c.send('x', proxy.address().port, '127.0.0.1');
+    await until(() => closing !== undefined);
+    await closing;
+    const up = proxy.stats('up');
+    expect(up).toMatchObject({ received: 1, duplicated: 1, forwarded: 0, pending: 0, abandoned: 2 });
+    expectAddsUp(up);
+  });
 });
