@@ -353,6 +353,31 @@ describe('slot (netem)', () => {
     expect(impairer.decide(100, Buffer.alloc(100))[0]).toMatchObject({ at: 110 });
   });
 
+  it('with a rate, the serializer runs before the slots: what it sends meanwhile leaves in one slot', () => {
+    // 44 + 28 bytes at 7200 B/s: 10 ms each. Three arrive at 0, 1 and 2 ms and are serialized
+    // by 10, 20 and 30 ms; the slot open from the start is stale by then, so one is drawn from
+    // 10 ms, 50 ms on, and carries all three at 60 ms, as netem's would.
+    const impairer = new Impairer({ rate: 7200, slot: { min: 50, max: 50, packets: 8 } }, seededRandom(1), 0);
+    const at = [0, 1, 2]
+      .map((t) => impairer.decide(t, Buffer.alloc(44))[0])
+      .map((o) => (o?.action === 'send' ? o.at : undefined));
+    expect(at).toEqual([60, 60, 60]);
+  });
+
+  it('a fixed gap (min = max) makes no draw; a range makes one per slot', () => {
+    let draws = 0;
+    const counting = { next: () => (draws++, 0.5) };
+    const fixed = new Impairer({ slot: { min: 10, max: 10, packets: 1 } }, counting, 0);
+    for (let i = 0; i < 5; i++) fixed.decide(0, Buffer.alloc(10));
+    expect(draws).toBe(0);
+    const range = new Impairer({ slot: { min: 10, max: 20, packets: 1 } }, counting, 0);
+    const at = Array.from({ length: 3 }, () => range.decide(0, Buffer.alloc(10))[0]).map((o) =>
+      o?.action === 'send' ? o.at : undefined,
+    );
+    expect(at).toEqual([0, 15, 30]);
+    expect(draws).toBe(3);
+  });
+
   it('a slot closes on bytes too, and its gap can come from a distribution', () => {
     const impairer = new Impairer({ slot: { min: 5, max: 5, bytes: 300 } }, seededRandom(1), 0);
     // 128 bytes each (100 + 28): the third goes past 300 and closes the slot (it still goes).

@@ -2,8 +2,9 @@
  * One direction's impairments, decided per datagram in netem's order (net/sched/sch_netem.c,
  * netem_enqueue): duplicate, loss, corrupt, the queue limit, then reorder or delay and rate.
  * Pure: given the time a datagram arrived and its bytes, it says what becomes of it and of
- * its copy, with the same draws from its Random as netem makes, so the same seed and the same
- * input give the same decisions in the same order. Sending is someone else's (proxy.ts).
+ * its copy, every choice drawn from its Random (none for an impairment not set), so the same
+ * seed and the same input give the same decisions in the same order. Sending is someone
+ * else's (proxy.ts).
  */
 import { InvalidArgumentError } from '../errors.js';
 import { DelayModel, type Distribution, namedDistribution } from './delay.js';
@@ -190,6 +191,11 @@ export class Impairer {
   #latest = Number.NEGATIVE_INFINITY;
   /** Where traces start, on the decisions' clock. */
   #origin: number;
+  /**
+   * The rate's serializer: when the last datagram through it is sent, before any slot holds it
+   * (netem's time_to_send, which its slots do not change).
+   */
+  #rateLast = Number.NEGATIVE_INFINITY;
   /** When the last datagram entered the link trace: it is a FIFO. */
   #linkEntry = Number.NEGATIVE_INFINITY;
   /** netem's slot: when the next opens, what the open one may still carry. */
@@ -230,10 +236,14 @@ export class Impairer {
    */
   #inSlot(due: number, size: number): number {
     const slot = this.impairments.slot as SlotOptions;
+    const max = slot.max ?? slot.min;
+    // A fixed gap (min = max) takes no draw.
     const draw = () =>
       this.#slotDelay
         ? this.#slotDelay.draw(this.#random)
-        : slot.min + ((slot.max ?? slot.min) - slot.min) * this.#random.next();
+        : max === slot.min
+          ? slot.min
+          : slot.min + (max - slot.min) * this.#random.next();
     const open = (from: number) => {
       this.#slotNext = from + draw();
       this.#slotPackets = slot.packets || Number.POSITIVE_INFINITY;
@@ -321,9 +331,11 @@ export class Impairer {
           this.#origin +
           im.linkTrace.depart(this.#linkEntry - this.#origin, bytes.length + (im.packetOverhead ?? 28));
       } else if (im.rate !== undefined) {
-        // A serializer: after the delay, each waits for the one before it to be sent.
-        const start = waiting ? Math.max(this.#departures.last, at) : at;
+        // A serializer: after the delay, each waits for the one before it to be sent. As in
+        // netem, slots come after it: what waits for a slot does not hold the serializer.
+        const start = waiting ? Math.max(this.#rateLast, at) : at;
         at = start + ((bytes.length + (im.packetOverhead ?? 28)) * 1000) / im.rate;
+        this.#rateLast = at;
       } else if (im.reorderByJitter === false && waiting) {
         at = Math.max(at, this.#departures.last);
       }
