@@ -12,12 +12,14 @@ import {
   gilbertElliottLoss,
   Impairer,
   LinkTrace,
+  lossModel,
   namedDistribution,
   normalQuantile,
   type Outcome,
   PathTrace,
   parseDistTable,
   phaseAt,
+  type Random,
   randomLoss,
   seededRandom,
 } from '../../src/lib/index.js';
@@ -107,6 +109,49 @@ describe('loss models', () => {
     for (let i = 0; i < n; i++) if (bursty.lost(random)) lost2++;
     const l = 1 - 0.01 - 0.3;
     expectBinomial(lost2, n, 0.01 / 0.31, (1 + l) / (1 - l));
+  });
+
+  /** A Random that gives these numbers, in order, and fails the test if asked for one more. */
+  function scripted(values: number[]): Random & { used: () => number } {
+    let i = 0;
+    return {
+      next: () => {
+        if (i >= values.length) throw new Error('a draw more than scripted');
+        return values[i++] as number;
+      },
+      used: () => i,
+    };
+  }
+
+  it("4-state: each move of netem's loss_4state, one draw per datagram", () => {
+    const model = lossModel({ model: 'state', p13: 0.1, p31: 0.5, p32: 0.2, p23: 0.3, p14: 0.05 });
+    // state 1 stays (0.9); to 4, lost (0.01 < p14); 4 back to 1 (any); to 3, lost (0.12 < p13 +
+    // p14); 3 stays, lost (0.9 >= p31 + p32); to 2 (0.1 < p32); 2 stays (0.5 >= p23); to 3,
+    // lost (0.2 < p23); to 1 (0.5 < p31 + p32); 1 stays.
+    const random = scripted([0.9, 0.01, 0.99, 0.12, 0.9, 0.1, 0.5, 0.2, 0.5, 0.9]);
+    const lost = Array.from({ length: 10 }, () => model.lost(random));
+    expect(lost).toEqual([false, true, false, true, true, false, false, true, false, false]);
+    expect(random.used()).toBe(10);
+  });
+
+  it("Gilbert-Elliott: the move, then the fate by the state before it, as netem's loss_gilb_ell", () => {
+    const model = lossModel({ model: 'gemodel', p: 0.2, r: 0.4, oneMinusH: 0.7, oneMinusK: 0.1 });
+    // (move, fate): GOOD stays, lost (0.05 < 1-k); GOOD to BAD, kept (0.5 >= 1-k); BAD stays,
+    // lost (0.6 < 1-h); BAD to GOOD, kept (0.8 >= 1-h); GOOD stays, kept.
+    const random = scripted([0.5, 0.05, 0.1, 0.5, 0.9, 0.6, 0.3, 0.8, 0.9, 0.9]);
+    const lost = Array.from({ length: 5 }, () => model.lost(random));
+    expect(lost).toEqual([true, false, true, false, false]);
+    expect(random.used()).toBe(10);
+  });
+
+  it('--loss 2% --burst 4: lost exactly while BAD, bursts ending with probability 1/4', () => {
+    const model = lossModel({ model: 'burst', rate: 0.02, burst: 4 });
+    // p = 0.02 / (4 * 0.98): a move below it goes BAD (that datagram still passes); then each
+    // datagram is lost, the last one being that whose move is below 1/4.
+    const p = 0.02 / (4 * 0.98);
+    const random = scripted([p / 2, 0.9, 0.9, 0.1, 0.9, 0.1, 0.2, 0.5, p * 2, 0.5]);
+    const lost = Array.from({ length: 5 }, () => model.lost(random));
+    expect(lost).toEqual([false, true, true, true, false]);
   });
 
   it('refuses what is not a probability', () => {
