@@ -411,7 +411,12 @@ describe('slot (netem)', () => {
 
   it('a fixed gap (min = max) makes no draw; a range makes one per slot', () => {
     let draws = 0;
-    const counting = { next: () => (draws++, 0.5) };
+    const counting = {
+      next: () => {
+        draws++;
+        return 0.5;
+      },
+    };
     const fixed = new Impairer({ slot: { min: 10, max: 10, packets: 1 } }, counting, 0);
     for (let i = 0; i < 5; i++) fixed.decide(0, Buffer.alloc(10));
     expect(draws).toBe(0);
