@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { openUdpSocket, type UdpSocket } from '../../src/lib/index.js';
+import { createProxy, openUdpSocket, type PolicyDecision, type UdpSocket } from '../../src/lib/index.js';
 import { nativeAddon } from '../../src/lib/native.js';
 import { runCli, start } from '../helpers/cli.js';
 import { bound, needs } from '../helpers/net.js';
@@ -141,6 +141,49 @@ describe('udpkit send --wait', () => {
       );
       expect(r.code).toBe(0);
       expect(r.stdout).toMatch(/^Received message: re:a from [^\n]+\nReceived message: re:a from [^\n]+\n$/);
+    },
+  );
+
+  it.each([
+    ['the first two requests', 'up', 2, 0],
+    ['the first answer', 'down', 1, 0],
+    ['both requests of --retries 1', 'up', 2, 1],
+  ] as const)(
+    'over a lossy path (a proxy losing %s), --retries sends again until answered',
+    async (_, lossy, lose, code) => {
+      const server = await answering();
+      // The proxy, with a policy: the first `lose` datagrams of the lossy direction are dropped.
+      const proxy = await createProxy({
+        target: { host: '127.0.0.1', port: server.address().port },
+        policy: ({ direction, index }): PolicyDecision =>
+          direction === lossy && index < lose ? 'drop' : 'pass',
+      });
+      try {
+        const port = String(proxy.address().port);
+        const retries = code === 0 ? '2' : '1';
+        const r = await runCli([
+          'send',
+          '127.0.0.1',
+          port,
+          'ping',
+          '--wait',
+          '--timeout',
+          '300ms',
+          '--retries',
+          retries,
+        ]);
+        expect(r.code).toBe(code);
+        if (code === 0) {
+          expect(r.stdout).toBe(`Received message: re:ping from 127.0.0.1:${port}\n`);
+          expect(r.stderr).toBe('');
+        } else {
+          expect(r.stderr).toBe(`udpkit send: no reply from 127.0.0.1:${port} within 300ms (sent 2 times)\n`);
+        }
+        expect(proxy.stats(lossy).dropped.policy).toBe(lose);
+      } finally {
+        await proxy.close();
+        await server.close();
+      }
     },
   );
 
