@@ -46,6 +46,13 @@ async function sendThrough(port: number, n: number): Promise<UdpSocket> {
   return c;
 }
 
+/** A client socket on loopback, closed when the test ends. */
+async function client(): Promise<UdpSocket> {
+  const c = await openUdpSocket({ address: '127.0.0.1', port: 0 });
+  onTestFinished(() => c.close());
+  return c;
+}
+
 const tmp = (name: string) => join(tmpdir(), `udpkit-proxy-${process.pid}-${name}`);
 
 describe('udpkit proxy', () => {
@@ -57,8 +64,7 @@ describe('udpkit proxy', () => {
       '--idle-timeout',
       '300ms',
     ]);
-    const c = await openUdpSocket({ address: '127.0.0.1', port: 0 });
-    onTestFinished(() => c.close());
+    const c = await client();
     const rtts: number[] = [];
     for (let i = 0; i < 10; i++) {
       const t = performance.now();
@@ -136,8 +142,7 @@ describe('udpkit proxy', () => {
       '--idle-timeout',
       '300ms',
     ]);
-    const c = await openUdpSocket({ address: '127.0.0.1', port: 0 });
-    onTestFinished(() => c.close());
+    const c = await client();
     // 250 datagrams of 1000 bytes at once: the link takes 8.224 ms for each (1028 bytes).
     const n = 250;
     for (let i = 0; i < n; i += 50)
@@ -200,8 +205,7 @@ describe('udpkit proxy', () => {
       '--idle-timeout',
       '300ms',
     ]);
-    const c = await openUdpSocket({ address: '127.0.0.1', port: 0 });
-    onTestFinished(() => c.close());
+    const c = await client();
     // One every 50 ms until one comes back (at most 40: 2 s): the outage lasts 400 ms.
     for (let i = 0; i < 40 && c.packetsReceived === 0; i++) {
       await c.send(`${i}`, port, '127.0.0.1');
@@ -233,8 +237,7 @@ describe('udpkit proxy', () => {
       '--idle-timeout',
       '300ms',
     ]);
-    const c = await openUdpSocket({ address: '127.0.0.1', port: 0 });
-    onTestFinished(() => c.close());
+    const c = await client();
     for (const word of ['hello', 'world']) await request(c, word, { port, host: '127.0.0.1', timeout: 2000 });
     expect((await running.wait()).code).toBe(0);
     const pcap = fs.readFileSync(file);
@@ -331,8 +334,7 @@ describe('udpkit proxy', () => {
       '--stats-interval',
       '20ms',
     ]);
-    const c = await openUdpSocket({ address: '127.0.0.1', port: 0 });
-    onTestFinished(() => c.close());
+    const c = await client();
     await c.send('held', port, '127.0.0.1');
     // Taken and held before the signal: a --stats line says so.
     await running.waitFor('stderr', /up_received=1 .*up_pending=1 /);

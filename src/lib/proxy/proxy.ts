@@ -62,6 +62,9 @@ export interface ProxyEvent {
   phase?: number;
 }
 
+/** An event's own fields, in the order the log writes them. */
+type EventFields = Omit<ProxyEvent, 't' | 'flow' | 'dir' | 'i' | 'phase'>;
+
 /** Options of {@link createProxy}. */
 export interface ProxyOptions {
   /** Where clients send (default 127.0.0.1, port 0: read it with `address()`). */
@@ -407,7 +410,6 @@ export class UdpProxy {
     this.#lastActivity = now;
     const index = flow.sent[side.direction]++;
     const phase = this.#phase(now);
-    const inPhase = phase === undefined ? {} : { phase: phase + 1 };
     const outcomes =
       phase !== undefined && flow.impaired && this.#options.scenario?.phases[phase]?.linkDown
         ? LINK_DOWN
@@ -416,16 +418,7 @@ export class UdpProxy {
     const logging = this.#options.onEvent !== undefined;
     if (outcomes === undefined) {
       // Nothing to impair: it goes as it came.
-      if (logging)
-        this.#emit({
-          t: this.#t(now),
-          flow: flow.id,
-          dir: side.direction,
-          i: index,
-          action: 'pass',
-          size: data.length,
-          ...inPhase,
-        });
+      if (logging) this.#log(side, flow, index, now, phase, { action: 'pass', size: data.length });
       this.#send(side, flow, data, undefined);
       return;
     }
@@ -434,16 +427,11 @@ export class UdpProxy {
       if (o.action === 'drop') {
         side.stats.dropped[o.cause]++;
         if (logging)
-          this.#emit({
-            t: this.#t(now),
-            flow: flow.id,
-            dir: side.direction,
-            i: index,
+          this.#log(side, flow, index, now, phase, {
             action: 'drop',
             cause: o.cause,
             ...(o.copy && { copy: true }),
             size: data.length,
-            ...inPhase,
           });
         continue;
       }
@@ -451,11 +439,7 @@ export class UdpProxy {
       if (o.corrupted) side.stats.corrupted++;
       if (o.truncated) side.stats.truncated++;
       if (logging)
-        this.#emit({
-          t: this.#t(now),
-          flow: flow.id,
-          dir: side.direction,
-          i: index,
+        this.#log(side, flow, index, now, phase, {
           action: 'pass',
           ...(o.copy && { copy: true }),
           ...(o.delay > 0 && { delay: Math.round(o.delay * 1000) / 1000 }),
@@ -463,7 +447,6 @@ export class UdpProxy {
           ...(o.truncated && { truncated: true }),
           ...(o.reordered && { reordered: true }),
           size: o.data.length,
-          ...inPhase,
         });
       if (o.delay <= 0) {
         this.#send(side, flow, o.data, undefined);
@@ -682,6 +665,25 @@ export class UdpProxy {
 
   #t(now = this.#now()): number {
     return Math.round((now - this.#start) * 1000) / 1000;
+  }
+
+  /** Emits a decision's event: `phase` is the phase's index, if a scenario runs. */
+  #log(
+    side: Side,
+    flow: Flow,
+    index: number,
+    now: number,
+    phase: number | undefined,
+    what: EventFields,
+  ): void {
+    this.#emit({
+      t: this.#t(now),
+      flow: flow.id,
+      dir: side.direction,
+      i: index,
+      ...what,
+      ...(phase !== undefined && { phase: phase + 1 }),
+    });
   }
 
   #emit(event: ProxyEvent): void {
