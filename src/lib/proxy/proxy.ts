@@ -584,7 +584,8 @@ export class UdpProxy {
       side.stats.sendErrors++;
     };
     try {
-      if (this.#listen.tryReply(flow.replyTo, data)) ok();
+      // node:dgram's tryReply learns of a refusal only later: there, the promise says.
+      if (this.#listen.transport === 'native' && this.#listen.tryReply(flow.replyTo, data)) ok();
       else this.#listen.reply(flow.replyTo, data).then(later(), refused);
     } catch {
       side.stats.sendErrors++;
@@ -612,8 +613,9 @@ export class UdpProxy {
       const from = flow.upstream.address();
       for (let i = 0; i < n; i++) this.#show(() => onPacket(at, from, this.target, list[i] as Uint8Array));
     };
-    if (list.length === 1) {
+    if (list.length === 1 && flow.upstream.transport === 'native') {
       // One alone (light traffic): sent now if the kernel takes it, with no promise to wait on.
+      // (node:dgram's trySend learns of a refusal only later: there, the promise says.)
       try {
         if (flow.upstream.trySend(list[0] as Uint8Array)) {
           side.stats.pending--;
