@@ -1,0 +1,236 @@
+/**
+ * What a bench receiver measures of one stream, per interval and in total: datagrams and bytes
+ * received, duplicates, reordering (RFC 4737), loss and its runs (RFC 3357), interarrival
+ * jitter (RFC 3550) and one-way delay. Pure: fed each datagram's sequence number, send time
+ * (the sender's clock), receive time (this clock) and size; finished with what the sender
+ * says it sent. A datagram is lost only if it never arrived by then: a late one is reordered,
+ * and counted in the interval it was sent in.
+ */
+import hdr from 'hdr-histogram-js';
+import { JitterTracker } from './jitter.js';
+import { ReorderTracker } from './reorder.js';
+import { type LossRuns, SequenceSet } from './sequence.js';
+
+/** One interval: arrivals by when they arrived, loss by when the datagrams were sent. */
+export interface IntervalFigures {
+  /** Seconds from the start of the measurement. */
+  start: number;
+  end: number;
+  /** Arrived in this interval (duplicates included), and their bytes. */
+  received: number;
+  bytes: number;
+  duplicates: number;
+  reordered: number;
+  /** Sent in this interval (from the sender's count), and of those never arrived. */
+  sent: number;
+  lost: number;
+  lossRuns: LossRuns;
+  /** RFC 3550 jitter at the end of the interval, ms. */
+  jitterMs: number;
+  /** One-way delay of the datagrams that arrived in it, ms (see {@link DelayFigures}). */
+  delay: DelayFigures | undefined;
+}
+
+/** One-way delay, ms: absolute when the clocks agree, else above the least seen. */
+export interface DelayFigures {
+  min: number;
+  mean: number;
+  p50: number;
+  p99: number;
+  max: number;
+}
+
+/** The whole stream. */
+export interface StreamFigures {
+  received: number;
+  bytes: number;
+  duplicates: number;
+  reordered: number;
+  reorderExtent: { max: number; mean: number };
+  sent: number;
+  lost: number;
+  lossRuns: LossRuns;
+  jitterMs: number;
+  delay: DelayFigures | undefined;
+  /** Datagrams numbered past what the sender says it sent: not its own. */
+  unexpected: number;
+}
+
+interface Bucket {
+  received: number;
+  bytes: number;
+  duplicates: number;
+  reordered: number;
+  jitterMs: number;
+  delay: DelayHistogram;
+}
+
+/** Delays in µs in an HDR histogram, shifted so that a negative one (clocks apart) fits. */
+class DelayHistogram {
+  static readonly OFFSET = 1_000_000_000;
+  #h = hdr.build({
+    lowestDiscernibleValue: 1,
+    highestTrackableValue: 2 * DelayHistogram.OFFSET,
+    numberOfSignificantValueDigits: 3,
+  });
+  #sum = 0;
+  #min = Number.POSITIVE_INFINITY;
+  #max = Number.NEGATIVE_INFINITY;
+  count = 0;
+
+  add(ms: number): void {
+    const us = Math.round(ms * 1000);
+    this.#h.recordValue(Math.min(2 * DelayHistogram.OFFSET, Math.max(1, us + DelayHistogram.OFFSET)));
+    this.#sum += ms;
+    this.count++;
+    if (ms < this.#min) this.#min = ms;
+    if (ms > this.#max) this.#max = ms;
+  }
+
+  get min(): number {
+    return this.#min;
+  }
+
+  /** The figures, each less `base` (0 for absolute delays). */
+  figures(base: number): DelayFigures | undefined {
+    if (this.count === 0) return undefined;
+    const at = (p: number) => (this.#h.getValueAtPercentile(p) - DelayHistogram.OFFSET) / 1000;
+    const round = (ms: number) => Math.round(ms * 1000) / 1000;
+    return {
+      min: round(this.#min - base),
+      mean: round(this.#sum / this.count - base),
+      p50: round(Math.max(this.#min, Math.min(this.#max, at(50))) - base),
+      p99: round(Math.max(this.#min, Math.min(this.#max, at(99))) - base),
+      max: round(this.#max - base),
+    };
+  }
+}
+
+export class ReceiveStats {
+  readonly intervalMs: number;
+  readonly startMs: number;
+  /** Whether sender and receiver share a clock: delays absolute, else above the least. */
+  readonly sharedClock: boolean;
+  #first: number;
+  #seen = new SequenceSet();
+  #reorder: ReorderTracker;
+  #jitter = new JitterTracker();
+  #buckets: Bucket[] = [];
+  #total = { received: 0, bytes: 0, duplicates: 0 };
+  #delay = new DelayHistogram();
+
+  /**
+   * @param startMs when the measurement starts, on this clock: intervals count from it
+   * @param first the first sequence number counted (those before are left out, as --omit's)
+   */
+  constructor(options: { startMs: number; intervalMs: number; sharedClock: boolean; first?: number }) {
+    this.startMs = options.startMs;
+    this.intervalMs = options.intervalMs;
+    this.sharedClock = options.sharedClock;
+    this.#first = options.first ?? 0;
+    this.#reorder = new ReorderTracker(this.#first);
+  }
+
+  #bucket(receivedMs: number): Bucket {
+    const k = Math.max(0, Math.floor((receivedMs - this.startMs) / this.intervalMs));
+    while (this.#buckets.length <= k) {
+      this.#buckets.push({
+        received: 0,
+        bytes: 0,
+        duplicates: 0,
+        reordered: 0,
+        jitterMs: this.#jitter.jitter,
+        delay: new DelayHistogram(),
+      });
+    }
+    return this.#buckets[k] as Bucket;
+  }
+
+  /** One datagram of the stream. Returns false for one left out (before `first`). */
+  add(seq: number, sentMs: number, receivedMs: number, size: number): boolean {
+    if (seq < this.#first) return false;
+    const b = this.#bucket(receivedMs);
+    b.received++;
+    b.bytes += size;
+    this.#total.received++;
+    this.#total.bytes += size;
+    if (!this.#seen.add(seq)) {
+      b.duplicates++;
+      this.#total.duplicates++;
+      return true;
+    }
+    if (this.#reorder.add(seq) > 0) b.reordered++;
+    this.#jitter.add(sentMs, receivedMs);
+    b.jitterMs = this.#jitter.jitter;
+    const delay = receivedMs - sentMs;
+    b.delay.add(delay);
+    this.#delay.add(delay);
+    return true;
+  }
+
+  /** Sequence numbers seen so far (duplicates once), and the highest. */
+  get unique(): number {
+    return this.#seen.size;
+  }
+
+  /** The intervals so far, with loss as it stands (what has not arrived yet counts as lost). */
+  intervals(boundaries: readonly number[]): IntervalFigures[] {
+    const base = this.sharedClock ? 0 : this.#delay.min;
+    const n = Math.max(this.#buckets.length, boundaries.length - 1);
+    const out: IntervalFigures[] = [];
+    for (let k = 0; k < n; k++) {
+      const b = this.#buckets[k];
+      const from = boundaries[k];
+      const to = boundaries[k + 1];
+      const sent = from !== undefined && to !== undefined ? to - from : 0;
+      const received = sent > 0 ? this.#seen.countIn(from as number, to as number) : 0;
+      out.push({
+        start: (k * this.intervalMs) / 1000,
+        end: ((k + 1) * this.intervalMs) / 1000,
+        received: b?.received ?? 0,
+        bytes: b?.bytes ?? 0,
+        duplicates: b?.duplicates ?? 0,
+        reordered: b?.reordered ?? 0,
+        sent,
+        lost: sent - received,
+        lossRuns:
+          sent > 0 ? this.#seen.lossRuns(from as number, to as number) : { count: 0, lost: 0, max: 0 },
+        jitterMs: round3(b?.jitterMs ?? this.#jitter.jitter),
+        delay: b?.delay.figures(base),
+      });
+    }
+    return out;
+  }
+
+  /**
+   * The stream's figures once the sender says it sent datagrams `first` to `end - 1`: lost is
+   * what of them never arrived, never below 0 nor above what was sent.
+   */
+  figures(end: number): StreamFigures {
+    const first = this.#first;
+    const sent = Math.max(0, end - first);
+    const arrived = this.#seen.countIn(first, first + sent);
+    const base = this.sharedClock ? 0 : this.#delay.min;
+    const reorder = this.#reorder;
+    return {
+      received: this.#total.received,
+      bytes: this.#total.bytes,
+      duplicates: this.#total.duplicates,
+      reordered: reorder.reordered,
+      reorderExtent: {
+        max: reorder.maxExtent,
+        mean: reorder.reordered === 0 ? 0 : round3(reorder.extentSum / reorder.reordered),
+      },
+      sent,
+      lost: sent - arrived,
+      lossRuns: this.#seen.lossRuns(first, first + sent),
+      jitterMs: round3(this.#jitter.jitter),
+      delay: this.#delay.figures(base),
+      unexpected: this.#seen.size - arrived,
+    };
+  }
+}
+
+function round3(v: number): number {
+  return Math.round(v * 1000) / 1000;
+}

@@ -1,0 +1,132 @@
+/**
+ * Which sequence numbers of a stream have arrived: a bitmap in chunks, made as numbers are
+ * seen, so that memory follows what was sent (one bit a datagram) and a duplicate is known
+ * however late it comes. Pure.
+ */
+
+/** Sequence numbers per chunk: 2^16 bits, 8 KiB. */
+const CHUNK_BITS = 1 << 16;
+const WORDS = CHUNK_BITS / 32;
+
+/** A loss run: consecutive sequence numbers that never arrived (RFC 3357's loss burst). */
+export interface LossRuns {
+  /** How many runs. */
+  count: number;
+  /** Datagrams lost in them, in all. */
+  lost: number;
+  /** The longest run. */
+  max: number;
+}
+
+/** The set of sequence numbers seen. Numbers are integers from 0 up to 2^53 - 1. */
+export class SequenceSet {
+  #chunks = new Map<number, Uint32Array>();
+  #size = 0;
+  #highest = -1;
+
+  /** Distinct numbers seen. */
+  get size(): number {
+    return this.#size;
+  }
+
+  /** The highest number seen, or -1. */
+  get highest(): number {
+    return this.#highest;
+  }
+
+  /** Adds `seq`: true when it is new, false when it was seen before (a duplicate). */
+  add(seq: number): boolean {
+    const chunk = Math.floor(seq / CHUNK_BITS);
+    let words = this.#chunks.get(chunk);
+    if (words === undefined) {
+      words = new Uint32Array(WORDS);
+      this.#chunks.set(chunk, words);
+    }
+    const bit = seq - chunk * CHUNK_BITS;
+    const word = bit >>> 5;
+    const mask = 1 << (bit & 31);
+    const w = words[word] as number;
+    if ((w & mask) !== 0) return false;
+    words[word] = w | mask;
+    this.#size++;
+    if (seq > this.#highest) this.#highest = seq;
+    return true;
+  }
+
+  has(seq: number): boolean {
+    const chunk = Math.floor(seq / CHUNK_BITS);
+    const words = this.#chunks.get(chunk);
+    if (words === undefined) return false;
+    const bit = seq - chunk * CHUNK_BITS;
+    return ((words[bit >>> 5] as number) & (1 << (bit & 31))) !== 0;
+  }
+
+  /** How many of `from` to `to - 1` were seen. */
+  countIn(from: number, to: number): number {
+    let n = 0;
+    for (let seq = Math.max(0, from); seq < to; ) {
+      const chunk = Math.floor(seq / CHUNK_BITS);
+      const end = Math.min(to, (chunk + 1) * CHUNK_BITS);
+      const words = this.#chunks.get(chunk);
+      if (words === undefined) {
+        seq = end;
+        continue;
+      }
+      for (; seq < end; ) {
+        const bit = seq - chunk * CHUNK_BITS;
+        if ((bit & 31) === 0 && seq + 32 <= end) {
+          n += popcount(words[bit >>> 5] as number);
+          seq += 32;
+        } else {
+          if (((words[bit >>> 5] as number) & (1 << (bit & 31))) !== 0) n++;
+          seq++;
+        }
+      }
+    }
+    return n;
+  }
+
+  /** The runs of numbers not seen among `from` to `to - 1`. */
+  lossRuns(from: number, to: number): LossRuns {
+    const runs: LossRuns = { count: 0, lost: 0, max: 0 };
+    let run = 0;
+    const close = () => {
+      if (run === 0) return;
+      runs.count++;
+      runs.lost += run;
+      if (run > runs.max) runs.max = run;
+      run = 0;
+    };
+    for (let seq = Math.max(0, from); seq < to; ) {
+      const chunk = Math.floor(seq / CHUNK_BITS);
+      const end = Math.min(to, (chunk + 1) * CHUNK_BITS);
+      const words = this.#chunks.get(chunk);
+      if (words === undefined) {
+        run += end - seq;
+        seq = end;
+        continue;
+      }
+      for (; seq < end; seq++) {
+        const bit = seq - chunk * CHUNK_BITS;
+        const w = words[bit >>> 5] as number;
+        // A whole word seen, or a whole word missing, at once.
+        if ((bit & 31) === 0 && seq + 32 <= end && (w === 0xffffffff || w === 0)) {
+          if (w === 0) run += 32;
+          else close();
+          seq += 31;
+          continue;
+        }
+        if ((w & (1 << (bit & 31))) !== 0) close();
+        else run++;
+      }
+    }
+    close();
+    return runs;
+  }
+}
+
+function popcount(v: number): number {
+  let x = v - ((v >>> 1) & 0x55555555);
+  x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
+  return (((x + (x >>> 4)) & 0x0f0f0f0f) * 0x01010101) >>> 24;
+}

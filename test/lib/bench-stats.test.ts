@@ -1,0 +1,191 @@
+/**
+ * The bench's receive statistics against hand-computed cases: a known arrival log gives known
+ * loss, duplicates, reordering (RFC 4737), loss runs (RFC 3357) and jitter (RFC 3550, checked
+ * against an independent computation written here).
+ */
+import { describe, expect, it } from 'vitest';
+import { JitterTracker } from '../../src/lib/bench/jitter.js';
+import { ReceiveStats } from '../../src/lib/bench/receiver.js';
+import { ReorderTracker } from '../../src/lib/bench/reorder.js';
+import { SequenceSet } from '../../src/lib/bench/sequence.js';
+import { seededRandom } from '../../src/lib/index.js';
+
+describe('SequenceSet', () => {
+  it('knows a duplicate, counts a range and finds its loss runs, across chunks and words', () => {
+    const random = seededRandom(7);
+    const set = new SequenceSet();
+    const naive = new Set<number>();
+    // Dense and sparse stretches, over three 65536-number chunks and a gap of a whole chunk.
+    for (let seq = 0; seq < 300_000; seq++) {
+      const keep = seq < 70_000 ? random.next() < 0.97 : seq < 140_000 ? false : random.next() < 0.3;
+      if (!keep) continue;
+      set.add(seq);
+      naive.add(seq);
+    }
+    expect(set.size).toBe(naive.size);
+    // Seen before: a duplicate; not seen: new.
+    const some = [...naive].slice(0, 3);
+    expect(some.map((s) => set.add(s))).toEqual([false, false, false]);
+    expect(set.add(70_001)).toBe(true);
+    naive.add(70_001);
+    expect(set.size).toBe(naive.size);
+    for (const [from, to] of [
+      [0, 300_000],
+      [17, 65_600],
+      [65_530, 65_542],
+      [69_990, 140_010],
+      [131_071, 131_073],
+    ] as const) {
+      let count = 0;
+      let runs = 0;
+      let lost = 0;
+      let max = 0;
+      let run = 0;
+      for (let s = from; s < to; s++) {
+        if (naive.has(s)) {
+          count++;
+          if (run > 0) {
+            runs++;
+            lost += run;
+            max = Math.max(max, run);
+          }
+          run = 0;
+        } else run++;
+      }
+      if (run > 0) {
+        runs++;
+        lost += run;
+        max = Math.max(max, run);
+      }
+      expect(set.countIn(from, to)).toBe(count);
+      expect(set.lossRuns(from, to)).toEqual({ count: runs, lost, max });
+    }
+  });
+});
+
+describe('ReorderTracker (RFC 4737)', () => {
+  it('a datagram below the next expected is reordered; its extent reaches back to the first higher arrival', () => {
+    const r = new ReorderTracker();
+    // Arrivals 0 1 2 5 3 7 4 8: 3 comes one after 5 (extent 1), 4 three after 5 (extent 3).
+    const extents = [0, 1, 2, 5, 3, 7, 4, 8].map((s) => r.add(s));
+    expect(extents).toEqual([0, 0, 0, 0, 1, 0, 3, 0]);
+    expect([r.reordered, r.maxExtent, r.extentSum]).toEqual([2, 3, 4]);
+  });
+
+  it("RFC 4737's example: 1 2 3 5 6 7 4 8 9 10 is one datagram reordered, extent 3", () => {
+    const r = new ReorderTracker(1);
+    for (const s of [1, 2, 3, 5, 6, 7, 4, 8, 9, 10]) r.add(s);
+    expect([r.reordered, r.maxExtent]).toEqual([1, 3]);
+  });
+});
+
+/** RFC 3550 appendix A.8, as written there: transit times, their differences, J += (|D| - J) / 16. */
+function rfc3550(packets: { sent: number; received: number }[]): number {
+  let jitter = 0;
+  let transit: number | undefined;
+  for (const p of packets) {
+    const t = p.received - p.sent;
+    if (transit !== undefined) {
+      let d = t - transit;
+      if (d < 0) d = -d;
+      jitter += (1 / 16) * (d - jitter);
+    }
+    transit = t;
+  }
+  return jitter;
+}
+
+describe('JitterTracker (RFC 3550)', () => {
+  it('matches the RFC computation over a seeded log of 10k arrivals', () => {
+    const random = seededRandom(3);
+    const packets = Array.from({ length: 10_000 }, (_, i) => ({
+      sent: i * 20,
+      received: i * 20 + 40 + random.next() * 15,
+    }));
+    const j = new JitterTracker();
+    for (const p of packets) j.add(p.sent, p.received);
+    expect(j.jitter).toBeCloseTo(rfc3550(packets), 9);
+    // Uniform 0-15 ms: E|D| for the difference of two is 15/3 = 5 ms.
+    expect(j.jitter).toBeGreaterThan(3.5);
+    expect(j.jitter).toBeLessThan(6.5);
+  });
+
+  it('a steady stream has none; a single step of 8 ms gives 0.5 ms', () => {
+    const j = new JitterTracker();
+    for (let i = 0; i < 10; i++) j.add(i, i + 5);
+    expect(j.jitter).toBe(0);
+    j.add(10, 10 + 5 + 8);
+    expect(j.jitter).toBe(0.5);
+  });
+});
+
+describe('ReceiveStats', () => {
+  it('a known arrival log gives known loss, duplicates, reordering, loss runs, and intervals by send and arrival', () => {
+    // 10 datagrams sent 10 ms apart from t = 0, 5 in each 50 ms interval (sequence 0-4, 5-9);
+    // 6 and 9 never arrive, 3 comes twice, 3 and 4 come late.
+    const stats = new ReceiveStats({ startMs: 0, intervalMs: 50, sharedClock: true });
+    const log: [number, number][] = [
+      [0, 1],
+      [1, 11],
+      [2, 21],
+      [5, 51],
+      [3, 52],
+      [3, 53],
+      [7, 71],
+      [4, 72],
+      [8, 81],
+    ];
+    for (const [seq, at] of log) stats.add(seq, seq * 10, at, 100);
+    const total = stats.figures(10);
+    expect(total).toMatchObject({
+      received: 9,
+      bytes: 900,
+      duplicates: 1,
+      reordered: 2,
+      reorderExtent: { max: 3, mean: 2 },
+      sent: 10,
+      lost: 2,
+      lossRuns: { count: 2, lost: 2, max: 1 },
+      unexpected: 0,
+    });
+    // Delays: 1 ms for the in-order ones, 22 and 32 for 3 and 4 (the duplicate is not counted).
+    expect(total.delay).toMatchObject({ min: 1, max: 32 });
+    const [a, b] = stats.intervals([0, 5, 10]);
+    // By arrival: 3 in the first interval (0, 1, 2); 6 in the second.
+    expect(a).toMatchObject({ start: 0, end: 0.05, received: 3, bytes: 300, duplicates: 0, reordered: 0 });
+    expect(b).toMatchObject({ received: 6, duplicates: 1, reordered: 2 });
+    // By sending: 3 and 4, late, are the first interval's and not lost; 6 and 9 are the second's.
+    expect(a).toMatchObject({ sent: 5, lost: 0 });
+    expect(b).toMatchObject({ sent: 5, lost: 2, lossRuns: { count: 2, lost: 2, max: 1 } });
+  });
+
+  it('loss is never negative nor above 100 %, whatever arrives', () => {
+    const stats = new ReceiveStats({ startMs: 0, intervalMs: 1000, sharedClock: true });
+    // Numbers past what the sender says it sent are not its own: unexpected, not negative loss.
+    for (const seq of [0, 1, 1, 2, 50, 51]) stats.add(seq, 0, 1, 10);
+    expect(stats.figures(3)).toMatchObject({ sent: 3, lost: 0, unexpected: 2, duplicates: 1 });
+    expect(stats.figures(0)).toMatchObject({ sent: 0, lost: 0 });
+    const none = new ReceiveStats({ startMs: 0, intervalMs: 1000, sharedClock: true });
+    expect(none.figures(100)).toMatchObject({
+      sent: 100,
+      lost: 100,
+      received: 0,
+      lossRuns: { count: 1, max: 100 },
+    });
+  });
+
+  it('--omit: datagrams before the first counted are left out; clocks apart give delays above the least', () => {
+    const stats = new ReceiveStats({ startMs: 1000, intervalMs: 1000, sharedClock: false, first: 3 });
+    expect(stats.add(2, 0, 900, 10)).toBe(false);
+    // The sender's clock is 5 s behind: delays of 5001, 5003, 5002 ms are 0, 2, 1 above the least.
+    stats.add(3, 0, 5001, 10);
+    stats.add(4, 1, 5004, 10);
+    stats.add(5, 2, 5004, 10);
+    expect(stats.figures(6)).toMatchObject({
+      received: 3,
+      sent: 3,
+      lost: 0,
+      delay: { min: 0, max: 2, mean: 1 },
+    });
+  });
+});
