@@ -1,0 +1,124 @@
+/**
+ * The bench's datagrams on the wire. Every one starts with the magic `UKB1` and a type. A data
+ * datagram carries, big-endian: the session id (64 bits), its sequence number (64 bits) and
+ * when it was sent (seconds and nanoseconds since the Unix epoch, 32 bits each), then padding
+ * to its size. A control datagram carries the session id (0 before the server gave one) and a
+ * JSON message. Decoding never throws: what is not a bench datagram, or is cut short, says so.
+ */
+
+export const MAGIC = 0x554b4231; // 'UKB1'
+/** Bytes before a data datagram's padding: its smallest size. */
+export const DATA_HEADER = 32;
+/** Bytes before a control datagram's JSON. */
+export const CONTROL_HEADER = 16;
+
+export enum Kind {
+  /** A measured datagram. */
+  Data = 1,
+  /** A pingpong datagram sent back as it came (the type changed). */
+  Echo = 2,
+  /** A control message: JSON. */
+  Control = 3,
+}
+
+/** A data or echo datagram's header. */
+export interface DataHeader {
+  kind: Kind.Data | Kind.Echo;
+  session: number;
+  /** 0 to 2^53 - 1. */
+  seq: number;
+  /** When it was sent, ms since the epoch (the sender's clock), to the microsecond. */
+  sentMs: number;
+}
+
+/** What a received datagram is. */
+export type Decoded =
+  | DataHeader
+  | { kind: Kind.Control; session: number; message: unknown }
+  /** Not a bench datagram at all. */
+  | { kind: 'foreign' }
+  /** A bench datagram cut short or malformed. */
+  | { kind: 'garbled' };
+
+/** Writes a data header at `offset` of `buf` (which has room for DATA_HEADER bytes there). */
+export function writeDataHeader(
+  buf: Buffer,
+  offset: number,
+  kind: Kind.Data | Kind.Echo,
+  session: number,
+  seq: number,
+  sentMs: number,
+): void {
+  buf.writeUInt32BE(MAGIC, offset);
+  buf[offset + 4] = kind;
+  buf[offset + 5] = 0;
+  buf.writeUInt16BE(0, offset + 6);
+  writeU64(buf, offset + 8, session);
+  stampDataHeader(buf, offset, seq, sentMs);
+}
+
+/** A number of 0 to 2^53 - 1 as 64 bits, big-endian. */
+function writeU64(buf: Buffer, offset: number, value: number): void {
+  buf.writeUInt32BE(Math.floor(value / 0x100000000), offset);
+  buf.writeUInt32BE(value >>> 0, offset + 4);
+}
+
+/** 64 bits big-endian as a number, or -1 past 2^53 - 1 (not exact as a number). */
+function readU64(buf: Buffer, offset: number): number {
+  const hi = buf.readUInt32BE(offset);
+  return hi >= 0x200000 ? -1 : hi * 0x100000000 + buf.readUInt32BE(offset + 4);
+}
+
+/** A new session id: random, 48 bits. */
+export function newSession(): number {
+  return Math.floor(Math.random() * 2 ** 48) + 1;
+}
+
+/** Rewrites the sequence number and send time of a data header already in place. */
+export function stampDataHeader(buf: Buffer, offset: number, seq: number, sentMs: number): void {
+  writeU64(buf, offset + 16, seq);
+  const seconds = Math.floor(sentMs / 1000);
+  buf.writeUInt32BE(seconds >>> 0, offset + 24);
+  buf.writeUInt32BE(Math.min(999_999_999, Math.round((sentMs - seconds * 1000) * 1e6)), offset + 28);
+}
+
+/** A control datagram: the magic, its kind, the session, then the message as JSON. */
+export function encodeControl(session: number, message: object): Buffer {
+  const json = Buffer.from(JSON.stringify(message));
+  const buf = Buffer.alloc(CONTROL_HEADER + json.length);
+  buf.writeUInt32BE(MAGIC, 0);
+  buf[4] = Kind.Control;
+  writeU64(buf, 8, session);
+  json.copy(buf, CONTROL_HEADER);
+  return buf;
+}
+
+/** What `data` is: a data, echo or control datagram of the bench, or foreign, or garbled. */
+export function decode(data: Uint8Array): Decoded {
+  if (data.length < 5) return { kind: 'foreign' };
+  const buf = Buffer.from(data.buffer, data.byteOffset, data.length);
+  if (buf.readUInt32BE(0) !== MAGIC) return { kind: 'foreign' };
+  const kind = buf[4];
+  if (kind === Kind.Data || kind === Kind.Echo) {
+    if (buf.length < DATA_HEADER) return { kind: 'garbled' };
+    const session = readU64(buf, 8);
+    const seq = readU64(buf, 16);
+    const nanos = buf.readUInt32BE(28);
+    // Past 2^53 a number is not exact: no sender of ours gets there.
+    if (session < 0 || seq < 0 || nanos > 999_999_999) return { kind: 'garbled' };
+    return { kind, session, seq, sentMs: buf.readUInt32BE(24) * 1000 + nanos / 1e6 };
+  }
+  if (kind === Kind.Control) {
+    if (buf.length < CONTROL_HEADER) return { kind: 'garbled' };
+    try {
+      const message: unknown = JSON.parse(buf.toString('utf8', CONTROL_HEADER));
+      if (typeof message !== 'object' || message === null) return { kind: 'garbled' };
+      const session = readU64(buf, 8);
+      if (session < 0) return { kind: 'garbled' };
+      return { kind, session, message };
+    } catch {
+      return { kind: 'garbled' };
+    }
+  }
+  return { kind: 'garbled' };
+}
