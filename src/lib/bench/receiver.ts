@@ -65,22 +65,32 @@ interface Bucket {
   delay: DelayHistogram;
 }
 
-/** Delays in µs in an HDR histogram, shifted so that a negative one (clocks apart) fits. */
+/**
+ * Delays in µs: HDR histograms of how far each is above and below the first one seen, so that
+ * a negative delay (clocks apart) fits and small ones keep their precision.
+ */
 class DelayHistogram {
-  static readonly OFFSET = 1_000_000_000;
-  #h = hdr.build({
+  #above = hdr.build({
     lowestDiscernibleValue: 1,
-    highestTrackableValue: 2 * DelayHistogram.OFFSET,
+    highestTrackableValue: 3_600_000_000,
     numberOfSignificantValueDigits: 3,
   });
+  #below = hdr.build({
+    lowestDiscernibleValue: 1,
+    highestTrackableValue: 3_600_000_000,
+    numberOfSignificantValueDigits: 3,
+  });
+  #base: number | undefined;
   #sum = 0;
   #min = Number.POSITIVE_INFINITY;
   #max = Number.NEGATIVE_INFINITY;
   count = 0;
 
   add(ms: number): void {
-    const us = Math.round(ms * 1000);
-    this.#h.recordValue(Math.min(2 * DelayHistogram.OFFSET, Math.max(1, us + DelayHistogram.OFFSET)));
+    this.#base ??= ms;
+    const us = Math.round((ms - this.#base) * 1000);
+    if (us >= 0) this.#above.recordValue(us + 1);
+    else this.#below.recordValue(-us);
     this.#sum += ms;
     this.count++;
     if (ms < this.#min) this.#min = ms;
@@ -91,16 +101,29 @@ class DelayHistogram {
     return this.#min;
   }
 
+  /** The delay at percentile `p` (0-100), ms. */
+  #at(p: number): number {
+    const rank = (p / 100) * this.count;
+    const below = this.#below.totalCount;
+    const base = this.#base as number;
+    if (rank <= below && below > 0) {
+      // Among those below the first: the largest distances come first.
+      return base - this.#below.getValueAtPercentile(100 * (1 - rank / below)) / 1000;
+    }
+    const above = this.#above.totalCount;
+    return base + (this.#above.getValueAtPercentile((100 * (rank - below)) / above) - 1) / 1000;
+  }
+
   /** The figures, each less `base` (0 for absolute delays). */
   figures(base: number): DelayFigures | undefined {
     if (this.count === 0) return undefined;
-    const at = (p: number) => (this.#h.getValueAtPercentile(p) - DelayHistogram.OFFSET) / 1000;
     const round = (ms: number) => Math.round(ms * 1000) / 1000;
+    const clamp = (ms: number) => Math.max(this.#min, Math.min(this.#max, ms));
     return {
       min: round(this.#min - base),
       mean: round(this.#sum / this.count - base),
-      p50: round(Math.max(this.#min, Math.min(this.#max, at(50))) - base),
-      p99: round(Math.max(this.#min, Math.min(this.#max, at(99))) - base),
+      p50: round(clamp(this.#at(50)) - base),
+      p99: round(clamp(this.#at(99)) - base),
       max: round(this.#max - base),
     };
   }
@@ -168,9 +191,14 @@ export class ReceiveStats {
     return true;
   }
 
-  /** Sequence numbers seen so far (duplicates once), and the highest. */
+  /** Sequence numbers seen so far (duplicates once). */
   get unique(): number {
     return this.#seen.size;
+  }
+
+  /** The highest sequence number seen, or -1. */
+  get highest(): number {
+    return this.#seen.highest;
   }
 
   /** The intervals so far, with loss as it stands (what has not arrived yet counts as lost). */

@@ -1,0 +1,240 @@
+/**
+ * `runBench`: the client end of a bench run. It says hello (parameters included) until the
+ * server answers, starts the run, sends the measured stream (or receives it, reversed; or
+ * times its echoes, pingpong), tells what it sent, and takes the receiver's report: every
+ * step retried, so that a run gets through a lossy path, and a clear error when no one answers.
+ */
+import hdr from 'hdr-histogram-js';
+import { type Endpoint, type LookupFunction, resolveHost } from '../address.js';
+import { InvalidArgumentError } from '../errors.js';
+import { openUdpSocket, type UdpSocket } from '../socket.js';
+import type { TransportKind } from '../transport.js';
+import { RealtimeClock } from './clock.js';
+import { ask, type ControlMessage, Mailbox } from './control.js';
+import { ReceiveStats } from './receiver.js';
+import { type SendReport, sendStream } from './sender.js';
+import type { ReceiverReport } from './server.js';
+import { type BenchParams, clockId, PROTOCOL_VERSION } from './session.js';
+import { DATA_HEADER, decode, encodeControl, Kind } from './wire.js';
+
+export interface BenchClientOptions extends Partial<Omit<BenchParams, 'size'>> {
+  host: string;
+  port: number;
+  size?: number;
+  /** How long to keep saying hello before giving up (default 5 s). */
+  connectTimeoutMs?: number;
+  transport?: TransportKind | 'auto';
+  lookup?: LookupFunction;
+  signal?: AbortSignal;
+  /** Each interval of the sending side as it ends (the receiver's come with the report). */
+  onInterval?: (interval: number, sent: number) => void;
+}
+
+/** Round-trip times of a pingpong run, µs. */
+export interface RttFigures {
+  sent: number;
+  answered: number;
+  /** Round trips with no echo by the end (lost either way). */
+  lost: number;
+  min: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  p999: number;
+  max: number;
+  mean: number;
+}
+
+export interface BenchResult {
+  server: Endpoint;
+  params: BenchParams;
+  sender: SendReport;
+  receiver: ReceiverReport;
+  /** Pingpong only. */
+  rtt?: RttFigures | undefined;
+  /** Datagrams the client received that were not the bench's, or garbled. */
+  foreign: number;
+  garbled: number;
+}
+
+const DEFAULTS = {
+  mode: 'throughput',
+  size: 1400,
+  rate: 0,
+  intervalMs: 1000,
+  omitMs: 0,
+  reverse: false,
+  graceMs: 1000,
+} as const;
+
+/** Checks what a run asks for. */
+function params(options: BenchClientOptions): BenchParams {
+  const p: BenchParams = {
+    mode: options.mode ?? DEFAULTS.mode,
+    size: options.size ?? DEFAULTS.size,
+    rate: options.rate ?? DEFAULTS.rate,
+    count: options.count,
+    durationMs: options.count === undefined ? (options.durationMs ?? 10_000) : options.durationMs,
+    intervalMs: options.intervalMs ?? DEFAULTS.intervalMs,
+    omitMs: options.omitMs ?? DEFAULTS.omitMs,
+    reverse: options.reverse ?? DEFAULTS.reverse,
+    graceMs: options.graceMs ?? DEFAULTS.graceMs,
+  };
+  if (!Number.isInteger(p.size) || p.size < DATA_HEADER || p.size > 65507)
+    throw new InvalidArgumentError(
+      `size ${p.size} is not ${DATA_HEADER}-65507 bytes (the header takes ${DATA_HEADER})`,
+    );
+  if (!(p.intervalMs >= 10)) throw new InvalidArgumentError(`interval ${p.intervalMs} ms is under 10 ms`);
+  if (p.mode === 'pingpong' && p.reverse)
+    throw new InvalidArgumentError('pingpong goes both ways: no reverse');
+  return p;
+}
+
+/**
+ * Runs a bench against a server.
+ *
+ * @throws {TimeoutError} when the server does not answer (hello) or does not report
+ */
+export async function runBench(options: BenchClientOptions): Promise<BenchResult> {
+  const p = params(options);
+  const { signal } = options;
+  const resolved = await resolveHost(options.host, { signal, lookup: options.lookup });
+  const socket = await openUdpSocket({
+    type: resolved.family === 'IPv6' ? 'udp6' : 'udp4',
+    port: 0,
+    recvBufferSize: 8 * 1024 * 1024,
+    ...(options.transport && { transport: options.transport }),
+  });
+  try {
+    return await run(socket, resolved.address, options, p);
+  } finally {
+    await socket.close();
+  }
+}
+
+async function run(
+  socket: UdpSocket,
+  address: string,
+  options: BenchClientOptions,
+  p: BenchParams,
+): Promise<BenchResult> {
+  const { signal, port } = options;
+  await socket.connect(port, address, signal ? { signal } : {});
+  const server = socket.remoteAddress() as Endpoint;
+  const mailbox = new Mailbox();
+  const realtime = new RealtimeClock();
+  const transport = socket.transport;
+  let session = 0;
+  let receiver: ReceiveStats | undefined;
+  const rtt = hdr.build({
+    lowestDiscernibleValue: 1,
+    highestTrackableValue: 3_600_000_000,
+    numberOfSignificantValueDigits: 3,
+  });
+  const echoes = new Set<number>();
+  let foreign = 0;
+  let garbled = 0;
+  const done = socket.consume((m) => {
+    const d = decode(m.data);
+    const at = realtime.received(m.receivedAt, transport);
+    if (d.kind === 'foreign') foreign++;
+    else if (d.kind === 'garbled') garbled++;
+    else if (d.kind === Kind.Control) {
+      if (!mailbox.deliver(d.message as ControlMessage)) garbled++;
+    } else if (d.session !== session) foreign++;
+    else if (d.kind === Kind.Data && receiver !== undefined) receiver.add(d.seq, d.sentMs, at, m.data.length);
+    else if (d.kind === Kind.Echo) {
+      // The first echo of each counts; a duplicate echo is not another round trip.
+      if (!echoes.has(d.seq)) {
+        echoes.add(d.seq);
+        rtt.recordValue(Math.max(1, Math.round((at - d.sentMs) * 1000)));
+      }
+    } else foreign++;
+  });
+  done.catch(() => {});
+  const send = (message: ControlMessage) => socket.send(encodeControl(session, message));
+  const nonce = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
+  const clock = clockId();
+  const where = `${server.family === 'IPv6' ? `[${server.address}]` : server.address}:${server.port}`;
+  const welcome = await ask(
+    mailbox,
+    () => send({ type: 'hello', version: PROTOCOL_VERSION, nonce, clock, params: p }),
+    'welcome',
+    { timeoutMs: options.connectTimeoutMs ?? 5000, signal, failure: `no bench server answered at ${where}` },
+    (m) => m.nonce === nonce,
+  );
+  session = Number(welcome.session);
+  const sharedClock = welcome.clock === clock;
+  const step = { timeoutMs: 10_000, signal, failure: `the bench server at ${where} stopped answering` };
+  if (p.reverse) {
+    receiver = new ReceiveStats({
+      startMs: realtime.now() + p.omitMs,
+      intervalMs: p.intervalMs,
+      sharedClock,
+    });
+    const sentMessage = mailbox.next('sent');
+    await ask(mailbox, () => send({ type: 'start' }), 'started', step);
+    const sent = (await sentMessage.promise) as unknown as SendReport & ControlMessage;
+    await new Promise((r) => setTimeout(r, p.graceMs));
+    const report: ReceiverReport = {
+      figures: receiver.figures(sent.end),
+      intervals: receiver.intervals(sent.boundaries),
+      kernelDrops: socket.kernelDrops,
+      sharedClock,
+    };
+    // The server waits for it: said a few times, as the other control messages are.
+    for (let i = 0; i < 3; i++) await send({ type: 'report', ...report }).catch(() => {});
+    return {
+      server,
+      params: p,
+      sender: strip(sent) as unknown as SendReport,
+      receiver: report,
+      foreign,
+      garbled,
+    };
+  }
+  await ask(mailbox, () => send({ type: 'start' }), 'started', step);
+  const sender = await sendStream(
+    socket,
+    {
+      session,
+      clock: realtime,
+      size: p.size,
+      rate: p.rate,
+      count: p.count,
+      durationMs: p.durationMs,
+      intervalMs: p.intervalMs,
+      omitMs: p.omitMs,
+    },
+    signal,
+  );
+  const reported = await ask(mailbox, () => send({ type: 'sent', ...sender }), 'report', {
+    ...step,
+    timeoutMs: p.graceMs + 10_000,
+  });
+  void send({ type: 'bye' }).catch(() => {});
+  const receiverReport = strip(reported) as unknown as ReceiverReport;
+  const result: BenchResult = { server, params: p, sender, receiver: receiverReport, foreign, garbled };
+  if (p.mode === 'pingpong') {
+    const sentCount = sender.end - sender.first;
+    result.rtt = {
+      sent: sentCount,
+      answered: echoes.size,
+      lost: Math.max(0, sentCount - echoes.size),
+      min: rtt.totalCount ? rtt.minNonZeroValue : 0,
+      p50: rtt.getValueAtPercentile(50),
+      p90: rtt.getValueAtPercentile(90),
+      p99: rtt.getValueAtPercentile(99),
+      p999: rtt.getValueAtPercentile(99.9),
+      max: rtt.maxValue,
+      mean: Math.round(rtt.mean),
+    };
+  }
+  return result;
+}
+
+/** A control message without its `type`. */
+function strip<T extends object>(m: T): Omit<T, 'type'> {
+  const { type: _, ...rest } = m as T & { type?: unknown };
+  return rest;
+}

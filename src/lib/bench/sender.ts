@@ -1,0 +1,135 @@
+/**
+ * The bench's sending side: numbered, timestamped datagrams at an offered rate (or as fast as
+ * the socket takes them), for a duration or a count, with the sequence number each interval
+ * starts at, so that the receiver can say per interval what was sent and what was lost.
+ */
+import { throwIfAborted } from '../abort.js';
+import { ConnectionRefusedError } from '../errors.js';
+import { Pacer } from '../pacer.js';
+import type { UdpSocket } from '../socket.js';
+import type { RealtimeClock } from './clock.js';
+import { Kind, stampDataHeader, writeDataHeader } from './wire.js';
+
+/** What to send. */
+export interface SendPlan {
+  session: number;
+  /** Stamps each datagram's send time. */
+  clock: RealtimeClock;
+  /** Bytes per datagram, at least {@link DATA_HEADER}. */
+  size: number;
+  /** Datagrams per second; 0: as fast as the socket takes them. */
+  rate: number;
+  /** Stop after this many (counted ones: after the omitted start). */
+  count?: number | undefined;
+  /** Stop after this many ms (counted: after the omitted start). */
+  durationMs?: number | undefined;
+  /** Report intervals, ms. */
+  intervalMs: number;
+  /** Sent first and left out of the figures, ms. */
+  omitMs: number;
+  /** Where to send, for an unconnected socket. */
+  port?: number | undefined;
+  host?: string | undefined;
+}
+
+/** What was sent. */
+export interface SendReport {
+  /** The first sequence number counted (those before were the omitted start). */
+  first: number;
+  /** One past the last sent: `end - first` were counted. */
+  end: number;
+  /** The sequence number each interval started at, and `end` last. */
+  boundaries: number[];
+  /** Bytes counted. */
+  bytes: number;
+  /** ICMP reports (port unreachable) that refused a send: each such datagram went again. */
+  errors: number;
+  /** When the counted part started and ended, ms (this clock, since the epoch). */
+  startMs: number;
+  endMs: number;
+}
+
+const BATCH = 64;
+
+/** Sends as `plan` says until done or `signal` fires; resolves to what was sent. */
+export async function sendStream(
+  socket: UdpSocket,
+  plan: SendPlan,
+  signal?: AbortSignal,
+): Promise<SendReport> {
+  const { size, rate, intervalMs } = plan;
+  const buf = Buffer.alloc(size * BATCH);
+  for (let i = 0; i < BATCH; i++) writeDataHeader(buf, i * size, Kind.Data, plan.session, 0, 0);
+  const lengths = new Uint32Array(BATCH).fill(size);
+  const pacer = new Pacer(rate);
+  const wallClock = () => plan.clock.now();
+  const begin = wallClock();
+  const startMs = begin + plan.omitMs;
+  let first = plan.omitMs > 0 ? -1 : 0;
+  const boundaries: number[] = plan.omitMs > 0 ? [] : [0];
+  let seq = 0;
+  let errors = 0;
+  const stopAt = plan.durationMs === undefined ? Number.POSITIVE_INFINITY : startMs + plan.durationMs;
+  const limit = plan.count ?? Number.POSITIVE_INFINITY;
+  const aborted = () => signal?.aborted === true;
+  for (;;) {
+    const now = wallClock();
+    if (first < 0 && now >= startMs) {
+      first = seq;
+      boundaries.push(seq);
+    }
+    if (first >= 0) {
+      // A new interval: the sequence number it starts at.
+      while (
+        startMs + boundaries.length * intervalMs <= now &&
+        startMs + boundaries.length * intervalMs < stopAt
+      )
+        boundaries.push(seq);
+      if (now >= stopAt || seq - first >= limit) break;
+    }
+    if (aborted()) break;
+    const want = first >= 0 ? Math.min(BATCH, limit - (seq - first)) : BATCH;
+    let n: number;
+    try {
+      n = await pacer.take(want, signal);
+    } catch (err) {
+      if (aborted()) break;
+      throw err;
+    }
+    const at = wallClock();
+    for (let i = 0; i < n; i++) stampDataHeader(buf, i * size, seq + i, at);
+    for (let done = 0; done < n; ) {
+      try {
+        await socket.sendPacked(
+          done === 0 ? buf : buf.subarray(done * size),
+          lengths,
+          n - done,
+          plan.port,
+          plan.host,
+        );
+        done = n;
+      } catch (err) {
+        // An ICMP report of an earlier datagram refused: this one was not sent; counted, and
+        // it and the rest of the batch go again (as blasters do).
+        if (!(err instanceof ConnectionRefusedError)) throw err;
+        errors++;
+        done += err.sent ?? 0;
+        throwIfAborted(signal);
+      }
+    }
+    seq += n;
+  }
+  const end = Math.max(seq, first < 0 ? seq : first);
+  if (first < 0) first = seq;
+  if (boundaries.length === 0) boundaries.push(first);
+  boundaries.push(end);
+  return {
+    first,
+    end,
+    boundaries,
+    bytes: (end - first) * size,
+    errors,
+    startMs,
+    endMs: wallClock(),
+  };
+}

@@ -1,0 +1,322 @@
+/**
+ * `BenchServer`: the far end of a bench run. It answers hellos, receives the measured stream
+ * (or sends it, reversed; or echoes it, pingpong) and reports what it received. Many clients
+ * may run at once, each in its own session; a datagram of no session, or not the bench's at
+ * all, is counted as foreign, and a malformed one as garbled, never as a measurement.
+ */
+import type { Endpoint } from '../address.js';
+import { openUdpSocket, type UdpSocket } from '../socket.js';
+import type { TransportKind } from '../transport.js';
+import { RealtimeClock } from './clock.js';
+import { ask, type ControlMessage, Mailbox } from './control.js';
+import { type IntervalFigures, ReceiveStats, type StreamFigures } from './receiver.js';
+import { type SendReport, sendStream } from './sender.js';
+import { type BenchParams, clockId, PROTOCOL_VERSION } from './session.js';
+import { decode, encodeControl, Kind, newSession } from './wire.js';
+
+/** What a session's receiver reports at the end. */
+export interface ReceiverReport {
+  figures: StreamFigures;
+  intervals: IntervalFigures[];
+  /** The receiving socket's kernel drops over the run (a receive buffer full), if known. */
+  kernelDrops: number | undefined;
+  sharedClock: boolean;
+}
+
+/** A session's events, for a server's output. */
+export type ServerEvent =
+  | { type: 'session'; session: number; client: Endpoint; params: BenchParams }
+  | { type: 'interval'; session: number; interval: IntervalFigures }
+  | { type: 'report'; session: number; client: Endpoint; report: ReceiverReport; sender?: SendReport }
+  | { type: 'sent'; session: number; client: Endpoint; sender: SendReport };
+
+export interface BenchServerOptions {
+  address?: string;
+  port?: number;
+  transport?: TransportKind | 'auto';
+  signal?: AbortSignal;
+  onEvent?: (event: ServerEvent) => void;
+  /** A session silent this long is forgotten (default 30 s). */
+  sessionTimeoutMs?: number;
+}
+
+interface Session {
+  id: number;
+  nonce: string;
+  client: Endpoint;
+  params: BenchParams;
+  sharedClock: boolean;
+  stats: ReceiveStats | undefined;
+  /** The receiver's own boundaries, for live intervals: highest + 1 at each interval's end. */
+  live: number[];
+  ticker: NodeJS.Timeout | undefined;
+  report: ReceiverReport | undefined;
+  reporting: boolean;
+  lastSeen: number;
+  mailbox: Mailbox;
+  sending: AbortController | undefined;
+  echoed: number;
+}
+
+export class BenchServer {
+  readonly #socket: UdpSocket;
+  readonly #options: BenchServerOptions;
+  readonly #sessions = new Map<number, Session>();
+  readonly #clock = clockId();
+  readonly #realtime = new RealtimeClock();
+  readonly #sweep: NodeJS.Timeout;
+  /** Datagrams that are not the bench's, or of no session here. */
+  foreign = 0;
+  /** The bench's, but cut short or malformed. */
+  garbled = 0;
+
+  /** @internal use {@link startBenchServer} */
+  constructor(socket: UdpSocket, options: BenchServerOptions) {
+    this.#socket = socket;
+    this.#options = options;
+    const transport = socket.transport;
+    const done = socket.consume((m) =>
+      this.#receive(m.data, m.from, this.#realtime.received(m.receivedAt, transport)),
+    );
+    done.catch(() => {});
+    const timeout = options.sessionTimeoutMs ?? 30_000;
+    this.#sweep = setInterval(
+      () => {
+        const now = this.#realtime.now();
+        for (const s of this.#sessions.values()) if (now - s.lastSeen > timeout) this.#forget(s);
+      },
+      Math.min(1000, timeout),
+    );
+    this.#sweep.unref();
+  }
+
+  address(): Endpoint {
+    return this.#socket.address();
+  }
+
+  /** Sessions open now. */
+  get sessions(): number {
+    return this.#sessions.size;
+  }
+
+  /** Kernel drops of the receiving socket so far, if the transport can tell. */
+  get kernelDrops(): number | undefined {
+    return this.#socket.kernelDrops;
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.#sweep);
+    for (const s of this.#sessions.values()) this.#forget(s);
+    await this.#socket.close();
+  }
+
+  #emit(event: ServerEvent): void {
+    this.#options.onEvent?.(event);
+  }
+
+  #send(to: Endpoint, session: number, message: ControlMessage): Promise<void> {
+    return this.#socket.send(encodeControl(session, message), to.port, to.address);
+  }
+
+  #forget(s: Session): void {
+    clearInterval(s.ticker);
+    s.sending?.abort();
+    this.#sessions.delete(s.id);
+  }
+
+  #receive(data: Buffer, from: Endpoint, receivedAt: number): void {
+    const d = decode(data);
+    if (d.kind === 'foreign') {
+      this.foreign++;
+      return;
+    }
+    if (d.kind === 'garbled') {
+      this.garbled++;
+      return;
+    }
+    if (d.kind === Kind.Control) {
+      this.#control(d.session, d.message as ControlMessage, from);
+      return;
+    }
+    const s = this.#sessions.get(d.session);
+    if (s === undefined || s.stats === undefined) {
+      this.foreign++;
+      return;
+    }
+    s.lastSeen = receivedAt;
+    if (d.kind === Kind.Data) {
+      s.stats.add(d.seq, d.sentMs, receivedAt, data.length);
+      if (s.params.mode === 'pingpong') {
+        // Back as it came, marked as the echo: the client times the round trip on its clock.
+        data[4] = Kind.Echo;
+        if (!this.#socket.trySend(data, from.port, from.address))
+          void this.#socket.send(Buffer.from(data), from.port, from.address).catch(() => {});
+        s.echoed++;
+      }
+    } else this.foreign++;
+  }
+
+  #control(id: number, message: ControlMessage, from: Endpoint): void {
+    if (typeof message.type !== 'string') {
+      this.garbled++;
+      return;
+    }
+    if (message.type === 'hello') {
+      this.#hello(message, from);
+      return;
+    }
+    const s = this.#sessions.get(id);
+    if (s === undefined) {
+      this.foreign++;
+      return;
+    }
+    s.lastSeen = this.#realtime.now();
+    if (s.mailbox.deliver(message)) return;
+    switch (message.type) {
+      case 'start':
+        this.#start(s);
+        void this.#send(from, s.id, { type: 'started' }).catch(() => {});
+        return;
+      case 'sent':
+        this.#sent(s, message as unknown as SendReport & ControlMessage);
+        return;
+      case 'bye':
+        this.#forget(s);
+        return;
+      default:
+        this.garbled++;
+    }
+  }
+
+  #hello(message: ControlMessage, from: Endpoint): void {
+    const nonce = String(message.nonce);
+    let s = [...this.#sessions.values()].find((x) => x.nonce === nonce);
+    if (s === undefined) {
+      const params = message.params as BenchParams;
+      if (message.version !== PROTOCOL_VERSION || typeof params !== 'object' || params === null) {
+        void this.#send(from, 0, {
+          type: 'refused',
+          nonce,
+          reason: `protocol version ${String(message.version)} is not ${PROTOCOL_VERSION}`,
+        }).catch(() => {});
+        return;
+      }
+      s = {
+        id: newSession(),
+        nonce,
+        client: from,
+        params,
+        sharedClock: message.clock === this.#clock,
+        stats: undefined,
+        live: [],
+        ticker: undefined,
+        report: undefined,
+        reporting: false,
+        lastSeen: this.#realtime.now(),
+        mailbox: new Mailbox(),
+        sending: undefined,
+        echoed: 0,
+      };
+      this.#sessions.set(s.id, s);
+      this.#emit({ type: 'session', session: s.id, client: from, params });
+    }
+    void this.#send(from, s.id, { type: 'welcome', nonce, session: s.id, clock: this.#clock }).catch(
+      () => {},
+    );
+  }
+
+  #start(s: Session): void {
+    if (s.stats !== undefined || s.sending !== undefined) return;
+    const { params } = s;
+    if (params.reverse) {
+      this.#reverse(s);
+      return;
+    }
+    const startMs = this.#realtime.now() + params.omitMs;
+    s.stats = new ReceiveStats({ startMs, intervalMs: params.intervalMs, sharedClock: s.sharedClock });
+    // Live intervals: what arrived, and as lost what has not come yet below the highest.
+    s.live = [];
+    const tick = () => {
+      const stats = s.stats as ReceiveStats;
+      s.live.push(stats.highest + 1);
+      if (s.live.length >= 2) {
+        const all = stats.intervals(s.live);
+        const interval = all[s.live.length - 2];
+        if (interval) this.#emit({ type: 'interval', session: s.id, interval });
+      }
+    };
+    setTimeout(() => {
+      tick();
+      s.ticker = setInterval(tick, params.intervalMs);
+    }, params.omitMs).unref();
+  }
+
+  /** The sender says what it sent: after the grace period, the report, kept for its retries. */
+  #sent(s: Session, sent: SendReport): void {
+    if (s.report !== undefined) {
+      void this.#send(s.client, s.id, { type: 'report', ...s.report }).catch(() => {});
+      return;
+    }
+    if (s.reporting || s.stats === undefined) return;
+    s.reporting = true;
+    setTimeout(() => {
+      clearInterval(s.ticker);
+      const stats = s.stats as ReceiveStats;
+      s.report = {
+        figures: stats.figures(sent.end),
+        intervals: stats.intervals(sent.boundaries),
+        kernelDrops: this.#socket.kernelDrops,
+        sharedClock: s.sharedClock,
+      };
+      this.#emit({ type: 'report', session: s.id, client: s.client, report: s.report, sender: sent });
+      void this.#send(s.client, s.id, { type: 'report', ...s.report }).catch(() => {});
+    }, s.params.graceMs);
+  }
+
+  /** Reversed: this end sends, then says what it sent until the client reports. */
+  #reverse(s: Session): void {
+    const abort = new AbortController();
+    s.sending = abort;
+    const { params } = s;
+    void (async () => {
+      try {
+        const sent = await sendStream(
+          this.#socket,
+          {
+            session: s.id,
+            clock: this.#realtime,
+            size: params.size,
+            rate: params.rate,
+            count: params.count,
+            durationMs: params.durationMs,
+            intervalMs: params.intervalMs,
+            omitMs: params.omitMs,
+            port: s.client.port,
+            host: s.client.address,
+          },
+          abort.signal,
+        );
+        this.#emit({ type: 'sent', session: s.id, client: s.client, sender: sent });
+        await ask(s.mailbox, () => this.#send(s.client, s.id, { type: 'sent', ...sent }), 'report', {
+          timeoutMs: params.graceMs + 10_000,
+          failure: 'the client did not report',
+          signal: abort.signal,
+        });
+      } catch {
+        // The client went away: the session is forgotten when it times out.
+      }
+    })();
+  }
+}
+
+/** Starts a bench server: binds (default 0.0.0.0, a free port: read it with `address()`) and serves. */
+export async function startBenchServer(options: BenchServerOptions = {}): Promise<BenchServer> {
+  const socket = await openUdpSocket({
+    address: options.address ?? '0.0.0.0',
+    port: options.port ?? 0,
+    recvBufferSize: 8 * 1024 * 1024,
+    ...(options.transport && { transport: options.transport }),
+    ...(options.signal && { signal: options.signal }),
+  });
+  return new BenchServer(socket, options);
+}
