@@ -217,16 +217,20 @@ async function run(
   const result: BenchResult = { server, params: p, sender, receiver: receiverReport, foreign, garbled };
   if (p.mode === 'pingpong') {
     const sentCount = sender.end - sender.first;
+    const min = rtt.totalCount ? rtt.minNonZeroValue : 0;
+    const max = rtt.maxValue;
+    // HDR percentiles are equivalent values: kept within what was seen.
+    const at = (p: number) => Math.max(min, Math.min(max, rtt.getValueAtPercentile(p)));
     result.rtt = {
       sent: sentCount,
       answered: echoes.size,
       lost: Math.max(0, sentCount - echoes.size),
-      min: rtt.totalCount ? rtt.minNonZeroValue : 0,
-      p50: rtt.getValueAtPercentile(50),
-      p90: rtt.getValueAtPercentile(90),
-      p99: rtt.getValueAtPercentile(99),
-      p999: rtt.getValueAtPercentile(99.9),
-      max: rtt.maxValue,
+      min,
+      p50: at(50),
+      p90: at(90),
+      p99: at(99),
+      p999: at(99.9),
+      max,
       mean: Math.round(rtt.mean),
     };
   }

@@ -1,0 +1,107 @@
+/**
+ * bench end to end on loopback, through the proxy with a fixed pattern of drops, duplicates and
+ * swaps: the report says exactly what was injected. Sends are bounded by count.
+ */
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { runBench } from '../../src/lib/bench/client.js';
+import { startBenchServer } from '../../src/lib/bench/server.js';
+import { Kind } from '../../src/lib/bench/wire.js';
+import { createProxy, openUdpSocket, type PolicyDecision } from '../../src/lib/index.js';
+
+async function server() {
+  const s = await startBenchServer({ address: '127.0.0.1' });
+  onTestFinished(() => s.close());
+  return s;
+}
+
+describe('bench', () => {
+  it('through a proxy that drops, duplicates and swaps on a fixed pattern, reports exactly those counts', async () => {
+    const s = await server();
+    // Data datagrams only (byte 4 is the kind): every 50th dropped, every 40th (not dropped)
+    // duplicated, and every 200th held 10 ms so that the next ones (about 50) overtake it.
+    let data = 0;
+    const proxy = await createProxy({
+      target: { host: '127.0.0.1', port: s.address().port },
+      policy: ({ data: bytes, direction }): PolicyDecision => {
+        if (direction !== 'up' || bytes[4] !== Kind.Data) return 'pass';
+        const i = data++;
+        if (i % 50 === 49) return 'drop';
+        if (i % 40 === 39) return 'duplicate';
+        if (i % 200 === 10) return { delay: 10 };
+        return 'pass';
+      },
+    });
+    onTestFinished(() => proxy.close());
+    const r = await runBench({
+      host: '127.0.0.1',
+      port: proxy.address().port,
+      count: 2000,
+      rate: 5000,
+      size: 100,
+      graceMs: 200,
+    });
+    // 2000 sent: 40 dropped (49, 99, ...), 50 duplicated minus those also dropped (every 200th:
+    // 199, 399, ...: 10), and 10 held back.
+    expect(r.sender).toMatchObject({ first: 0, end: 2000, errors: 0 });
+    expect(r.receiver.figures).toMatchObject({
+      sent: 2000,
+      lost: 40,
+      duplicates: 40,
+      received: 2000 - 40 + 40,
+      lossRuns: { count: 40, lost: 40, max: 1 },
+      unexpected: 0,
+    });
+    expect(r.receiver.figures.reordered).toBe(10);
+    expect(r.receiver.figures.reorderExtent.max).toBeGreaterThan(10);
+    expect(r.receiver.intervals.reduce((a, i) => a + i.lost, 0)).toBe(40);
+    expect(r.receiver.intervals.reduce((a, i) => a + i.sent, 0)).toBe(2000);
+  });
+
+  it('pingpong: every round trip timed, percentiles in order', async () => {
+    const s = await server();
+    const r = await runBench({
+      host: '127.0.0.1',
+      port: s.address().port,
+      mode: 'pingpong',
+      count: 500,
+      rate: 2000,
+      size: 64,
+      graceMs: 200,
+    });
+    expect(r.rtt).toMatchObject({ sent: 500, answered: 500, lost: 0 });
+    const t = r.rtt as NonNullable<typeof r.rtt>;
+    expect(t.min).toBeGreaterThan(0);
+    expect([t.min, t.p50, t.p90, t.p99, t.p999, t.max]).toEqual(
+      [...[t.min, t.p50, t.p90, t.p99, t.p999, t.max]].sort((a, b) => a - b),
+    );
+  });
+
+  it('foreign and garbled datagrams at the server are counted as such and change nothing', async () => {
+    const s = await server();
+    const noise = await openUdpSocket({ address: '127.0.0.1', port: 0 });
+    onTestFinished(() => noise.close());
+    const port = s.address().port;
+    // Not the bench's, the bench's but cut short, and data of a session that does not exist.
+    await noise.sendEach(
+      [Buffer.from('hello'), Buffer.from([0x55, 0x4b, 0x42, 0x31, 1, 0, 0])],
+      port,
+      '127.0.0.1',
+    );
+    const stale = Buffer.alloc(64);
+    stale.writeUInt32BE(0x554b4231, 0);
+    stale[4] = Kind.Data;
+    stale.writeUInt32BE(12345, 12);
+    await noise.send(stale, port, '127.0.0.1');
+    const r = await runBench({ host: '127.0.0.1', port, count: 300, rate: 3000, size: 64, graceMs: 100 });
+    expect(r.receiver.figures).toMatchObject({ sent: 300, received: 300, lost: 0, duplicates: 0 });
+    expect([s.foreign, s.garbled]).toEqual([2, 1]);
+  });
+
+  it('fails with a clear message when no server answers', async () => {
+    const silent = await openUdpSocket({ address: '127.0.0.1', port: 0 });
+    onTestFinished(() => silent.close());
+    await expect(
+      runBench({ host: '127.0.0.1', port: silent.address().port, count: 10, connectTimeoutMs: 600 }),
+    ).rejects.toThrow(`no bench server answered at 127.0.0.1:${silent.address().port} within 600ms`);
+  });
+});
