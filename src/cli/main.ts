@@ -19,6 +19,8 @@ import { outputFailure } from './stdout.js';
 const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
 
 const SIGNAL_EXIT: Record<string, number> = { SIGINT: 130, SIGTERM: 143 };
+/** A repeat of the first signal sooner than this is the same one, delivered twice. */
+const SAME_SIGNAL_MS = 50;
 
 /** One line for stderr: the first line of a message, without commander's "error: " prefix. */
 function oneLine(message: string): string {
@@ -47,9 +49,16 @@ function commandLineBytes(count: number): Buffer[] | undefined {
 async function main(argv: string[]): Promise<number> {
   const stop = new AbortController();
   let stoppedBy: string | undefined;
+  let stoppedAt = 0;
   const onSignal = (name: string) => {
-    if (stoppedBy) process.exit(SIGNAL_EXIT[name] ?? EXIT_FAILURE); // a second Ctrl-C: leave now
+    if (stoppedBy) {
+      // The same signal again at once is one signal delivered twice: to the process and to its
+      // group, as timeout(1) and some shells send it. A person's second Ctrl-C: leave now.
+      if (name === stoppedBy && performance.now() - stoppedAt < SAME_SIGNAL_MS) return;
+      process.exit(SIGNAL_EXIT[name] ?? EXIT_FAILURE);
+    }
     stoppedBy = name;
+    stoppedAt = performance.now();
     stop.abort(new Error(name));
   };
   process.on('SIGINT', () => onSignal('SIGINT'));
