@@ -248,4 +248,72 @@ describe('createProxy', () => {
     expect(up).toMatchObject({ received: 1, duplicated: 1, forwarded: 0, pending: 0, abandoned: 2 });
     expectAddsUp(up);
   });
+
+  it('a flow that cannot connect refuses what it is given; the next datagram tries a new flow', async () => {
+    // Port 0 cannot be connected to: each flow's connect fails.
+    const proxy = await createProxy({ target: { host: '127.0.0.1', port: 0 } });
+    onTestFinished(() => proxy.close());
+    const c = await client();
+    for (let i = 1; i <= 3; i++) {
+      await c.send(`${i}`, proxy.address().port, '127.0.0.1');
+      await until(() => proxy.stats('up').sendErrors === i && proxy.flows === 0, 2000);
+    }
+    const up = proxy.stats('up');
+    expect(up).toMatchObject({ received: 3, sendErrors: 3, pending: 0, forwarded: 0 });
+    expect(proxy.flowsOpened).toBe(3);
+    expect(proxy.idleFor()).toBeGreaterThan(0);
+    expectAddsUp(up);
+  });
+
+  it("a datagram too large for the target's family is one send error; the rest of its batch goes", async () => {
+    const target = await openUdpSocket({ address: '127.0.0.1', port: 0 });
+    onTestFinished(() => target.close());
+    const got: string[] = [];
+    target.consume((m) => void got.push(m.data.toString()));
+    // An IPv6 client may send 65527 bytes; an IPv4 target takes at most 65507.
+    const proxy = await createProxy({
+      listen: { address: '::1', port: 0 },
+      target: { host: '127.0.0.1', port: target.address().port },
+    });
+    onTestFinished(() => proxy.close());
+    const c = await openUdpSocket({ address: '::1', port: 0 });
+    onTestFinished(() => c.close());
+    await c.sendEach(['a', 'b', Buffer.alloc(65520), 'c', 'd'], proxy.address().port, '::1');
+    await until(() => got.length === 4);
+    expect(got).toEqual(['a', 'b', 'c', 'd']);
+    const up = proxy.stats('up');
+    expect(up).toMatchObject({ received: 5, forwarded: 4, sendErrors: 1, pending: 0 });
+    expectAddsUp(up);
+  });
+
+  it('closed in the middle of a received batch, the rest of it is counted, abandoned', async () => {
+    const server = await echoServer();
+    let n = 0;
+    let closing: Promise<void> | undefined;
+    let proxy: Awaited<ReturnType<typeof createProxy>> | undefined;
+    proxy = await createProxy({
+      target: { host: '127.0.0.1', port: server.address().port },
+      onEvent: () => {
+        if (++n === 10) closing ??= proxy?.close();
+      },
+    });
+    onTestFinished(() => proxy?.close());
+    const c = await client();
+    await c.sendEach(
+      Array.from({ length: 60 }, (_, i) => `${i}`),
+      proxy.address().port,
+      '127.0.0.1',
+    );
+    await until(() => closing !== undefined);
+    await closing;
+    // A second close waits for the same: it does not return before the counts are final.
+    await proxy.close();
+    const up = proxy.stats('up');
+    // Natively the 60 come in one batch, all read: each counted. node:dgram reads one at a time:
+    // what it had not read when the socket closed was never received.
+    if (c.transport === 'native') expect(up.received + up.kernelDrops).toBe(60);
+    else expect(up.received).toBeGreaterThanOrEqual(10);
+    expect(up.pending).toBe(0);
+    expectAddsUp(up);
+  });
 });

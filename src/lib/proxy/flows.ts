@@ -36,6 +36,11 @@ export class FlowTable<F extends FlowEntry> {
     return true;
   }
 
+  /** Removes the flow under `key`, if it is still `flow`. */
+  delete(key: string, flow: F): void {
+    if (this.#flows.get(key) === flow) this.#flows.delete(key);
+  }
+
   /** Removes and returns the flows silent for `idleTimeout` by `now`. */
   expire(now: number): F[] {
     const gone: F[] = [];

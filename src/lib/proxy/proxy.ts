@@ -7,7 +7,7 @@
  * dropped with a cause, or still waiting, and the counters say which.
  */
 import hdr from 'hdr-histogram-js';
-import { type Endpoint, type LookupFunction, resolveHost } from '../address.js';
+import { type Endpoint, type LookupFunction, maxPayload, resolveHost } from '../address.js';
 import { InvalidArgumentError } from '../errors.js';
 import { type DropCause, Impairer, type Impairments, type Outcome } from '../impair/impairer.js';
 import { type Random, randomSeed, seededRandom } from '../impair/random.js';
@@ -142,6 +142,10 @@ interface Flow extends FlowEntry {
   /** Connected to the target once `connected`. */
   upstream: UdpSocket;
   connected: boolean;
+  /** It could not connect: what it is given is refused. */
+  failed: boolean;
+  /** Its socket's address, once connected (kept: a closed socket no longer says). */
+  local: Endpoint | undefined;
   /**
    * Datagrams for the target, copies, in order: sent together (one sendmmsg) once the batch
    * in hand is handled, or once the socket is connected.
@@ -232,11 +236,18 @@ export class UdpProxy {
   #closed = false;
   #consuming: Promise<void>;
   #lastActivity: number;
+  /** Where clients send (kept: a closed socket no longer says). */
+  #listenAddress: Endpoint;
+  /** The largest payload the target's family carries. */
+  #upLimit: number;
+  #closing: Promise<void> | undefined;
 
   /** @internal use {@link createProxy} */
   constructor(listen: UdpSocket, target: Endpoint, seed: number, options: ProxyOptions) {
     this.#listen = listen;
+    this.#listenAddress = listen.address();
     this.target = target;
+    this.#upLimit = maxPayload(target.family === 'IPv6' ? 'IPv6' : 'IPv4');
     this.seed = seed;
     this.#options = options;
     this.#scheduler = options.scheduler ?? defaultScheduler();
@@ -260,7 +271,7 @@ export class UdpProxy {
 
   /** Where clients send. */
   address(): Endpoint {
-    return this.#listen.address();
+    return this.#listenAddress;
   }
 
   /** Flows open now. */
@@ -289,8 +300,12 @@ export class UdpProxy {
   }
 
   /** Closes every socket; what is still held is counted as abandoned. */
-  async close(): Promise<void> {
-    if (this.#closed) return;
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
     this.#closed = true;
     clearInterval(this.#sweep);
     for (const held of this.#held) {
@@ -305,7 +320,15 @@ export class UdpProxy {
       up.abandoned += flow.outbox.splice(0).length;
     }
     this.#sides.up.stats.kernelDrops = this.#listen.kernelDrops ?? 0;
-    await Promise.all([this.#listen.close(), ...this.#flows.clear().map((f) => this.#closeFlow(f))]);
+    const flows = this.#flows.clear();
+    await Promise.all([this.#listen.close(), ...flows.map((f) => this.#closeFlow(f))]);
+    // Read but not handed over: the rest of a batch when the proxy closed in the middle of it.
+    const left = (side: Side, n: number) => {
+      side.stats.received += n;
+      side.stats.abandoned += n;
+    };
+    left(this.#sides.up, this.#listen.queued);
+    for (const f of flows) left(this.#sides.down, f.upstream.queued);
   }
 
   #now(): number {
@@ -335,7 +358,7 @@ export class UdpProxy {
     const key = `${msg.from.address}|${msg.from.port}`;
     let flow = this.#flows.get(key);
     if (flow === undefined) {
-      flow = this.#openFlow(msg);
+      flow = this.#openFlow(msg, key);
       if (flow === undefined) {
         side.stats.dropped.flows++;
         this.#emit({
@@ -355,33 +378,44 @@ export class UdpProxy {
     this.#relay(side, flow, msg.data);
   }
 
-  #openFlow(msg: Datagram): Flow | undefined {
+  /**
+   * A new client's flow, or undefined when there is none to be had: the table full, or no
+   * socket (out of descriptors). Either is counted as dropped for `flows`.
+   */
+  #openFlow(msg: Datagram, key: string): Flow | undefined {
+    // Full: refused before any socket is made (a flood of new sources costs nothing more).
+    if (this.#flows.size >= this.#flows.max) return undefined;
+    let upstream: UdpSocket;
+    try {
+      upstream = new UdpSocket({
+        type: this.target.family === 'IPv6' ? 'udp6' : 'udp4',
+        ...(this.#options.transport && { transport: this.#options.transport }),
+        recvBufferSize: FLOW_RCVBUF,
+      });
+    } catch {
+      // Out of descriptors (EMFILE) and the like: this datagram is refused, the proxy goes on.
+      return undefined;
+    }
     const impaired = this.#options.match ? this.#options.match(msg.from) : true;
-    const upstream = new UdpSocket({
-      type: this.target.family === 'IPv6' ? 'udp6' : 'udp4',
-      ...(this.#options.transport && { transport: this.#options.transport }),
-      recvBufferSize: FLOW_RCVBUF,
-    });
     const flow: Flow = {
-      id: this.#nextFlow,
+      id: this.#nextFlow++,
       client: msg.from,
       replyTo: { data: EMPTY, from: msg.from, receivedAt: 0, [ARRIVAL]: msg[ARRIVAL] },
       upstream,
       connected: false,
+      failed: false,
+      local: undefined,
       outbox: [],
       impaired,
       sent: { up: 0, down: 0 },
       lastSeen: this.#now(),
     };
-    if (!this.#flows.add(`${msg.from.address}|${msg.from.port}`, flow)) {
-      void upstream.close();
-      return undefined;
-    }
-    this.#nextFlow++;
+    this.#flows.add(key, flow);
     // Connected: only the target answers through it, and it knows its own source address.
     upstream.connect(this.target.port, this.target.address).then(
       () => {
         flow.connected = true;
+        flow.local = upstream.address();
         if (flow.outbox.length > 0) this.#sendOut(flow, flow.outbox.splice(0));
         const down = this.#sides.down;
         const done = upstream.consume((reply) =>
@@ -389,17 +423,22 @@ export class UdpProxy {
             flow.lastSeen = this.#now();
             down.stats.received++;
             down.stats.bytes += reply.data.length;
-            this.#options.onPacket?.(reply.receivedAt, reply.from, upstream.address(), reply.data);
+            this.#options.onPacket?.(reply.receivedAt, reply.from, flow.local as Endpoint, reply.data);
             this.#relay(down, flow, reply.data);
           }),
         );
         done.catch(() => {});
       },
       () => {
-        // It cannot reach the target: what waited is refused, as a send would be.
+        // It cannot reach the target: what waited is refused, as a send would be, and so is
+        // what comes later; the flow is forgotten, so that the client's next datagram tries
+        // again with a new one.
+        flow.failed = true;
         const up = this.#sides.up;
         up.stats.pending -= flow.outbox.length;
         up.stats.sendErrors += flow.outbox.splice(0).length;
+        this.#flows.delete(key, flow);
+        void upstream.close();
       },
     );
     return flow;
@@ -469,7 +508,7 @@ export class UdpProxy {
       const call = this.#scheduler.at(o.at, () => {
         this.#held.delete(held);
         side.stats.pending--;
-        this.#send(side, flow, bytes, now);
+        this.#send(side, flow, bytes, now, true);
       });
       this.#held.add(held);
     }
@@ -542,9 +581,15 @@ export class UdpProxy {
    * counts how long it was really held: the decided delay, and any wait of the loop. One the
    * proxy is closing no longer goes: abandoned.
    */
-  #send(side: Side, flow: Flow, data: Uint8Array, heldSince: number | undefined): void {
+  #send(side: Side, flow: Flow, data: Uint8Array, heldSince: number | undefined, owned = false): void {
     if (this.#closed) {
       side.stats.abandoned++;
+      return;
+    }
+    if (side.direction === 'up' && (flow.failed || data.length > this.#upLimit)) {
+      // A flow that could not connect, or a datagram too large for the target's family (an
+      // IPv6 client's to an IPv4 target): refused, as the kernel would refuse it.
+      side.stats.sendErrors++;
       return;
     }
     const now = this.#now();
@@ -557,7 +602,7 @@ export class UdpProxy {
       // Into the flow's outbox, a copy (the received bytes are lent), sent with the others of
       // the batch in hand: what came in together goes out together.
       side.stats.pending++;
-      if (flow.outbox.push(Buffer.from(data)) === 1 && flow.connected) {
+      if (flow.outbox.push(owned ? data : Buffer.from(data)) === 1 && flow.connected) {
         this.#dirty.push(flow);
         if (this.#dirty.length === 1) queueMicrotask(this.#flush);
       }
@@ -610,7 +655,7 @@ export class UdpProxy {
       const onPacket = this.#options.onPacket;
       if (onPacket === undefined) return;
       const at = wallClock();
-      const from = flow.upstream.address();
+      const from = flow.local as Endpoint;
       for (let i = 0; i < n; i++) this.#show(() => onPacket(at, from, this.target, list[i] as Uint8Array));
     };
     if (list.length === 1 && flow.upstream.transport === 'native') {
@@ -660,7 +705,7 @@ export class UdpProxy {
 
   /** The proxy's end of a flow's client leg: where the client sent. */
   #front(flow: Flow): Endpoint {
-    const local = this.#listen.address();
+    const local = this.#listenAddress;
     const to = flow.replyTo[ARRIVAL]?.to;
     return to === undefined ? local : { address: to, port: local.port, family: local.family };
   }
@@ -701,7 +746,10 @@ export class UdpProxy {
   }
 
   #closeFlow(flow: Flow): Promise<void> {
-    this.#sides.down.stats.kernelDrops += flow.upstream.kernelDrops ?? 0;
+    // node:dgram's count reads all of /proc/net/udp: per flow, that is quadratic; natively it
+    // is the socket's own counter.
+    if (flow.upstream.transport === 'native')
+      this.#sides.down.stats.kernelDrops += flow.upstream.kernelDrops ?? 0;
     return flow.upstream.close();
   }
 }
