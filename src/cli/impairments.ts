@@ -172,13 +172,17 @@ export function parseImpairments(flags: ImpairmentFlags): Impairments {
   if (flags.truncate !== undefined) im.truncate = parsePercent(flags.truncate, 'truncate');
   if (flags.rate !== undefined) im.rate = parseLinkRate(flags.rate);
   if (flags.packetOverhead !== undefined) {
-    if (flags.rate === undefined && flags.linkTrace === undefined && flags.mtu === undefined) {
-      throw new UsageError('--packet-overhead counts towards --rate, a link trace or --mtu: give one');
+    if (flags.rate === undefined && flags.slot === undefined) {
+      throw new UsageError('--packet-overhead counts towards --rate and --slot bytes: give one');
     }
     im.packetOverhead = parseInteger(flags.packetOverhead, 'packet overhead', 0);
   }
   if (flags.queueLimit !== undefined) im.queueLimit = parseInteger(flags.queueLimit, 'queue limit');
-  if (flags.mtu !== undefined) im.mtu = parseInteger(flags.mtu, 'mtu');
+  if (flags.mtu !== undefined) {
+    im.mtu = parseInteger(flags.mtu, 'mtu');
+    if (im.mtu <= 28)
+      throw new UsageError(`mtu ${im.mtu} leaves no room for a payload (the IPv4 and UDP headers take 28)`);
+  }
   if (flags.slot !== undefined) im.slot = parseSlot(flags.slot);
   if (flags.linkTrace !== undefined) {
     if (im.rate !== undefined)
@@ -326,20 +330,28 @@ export function parseDirectionSpec(spec: string, where: string): ImpairmentFlags
   return flags;
 }
 
-/** Words that set the same thing: giving one replaces the other (a link trace sets the rate). */
+/**
+ * Words that describe one thing together: giving the first of a group replaces all of it below
+ * (a `delay` its jitter and distribution, as netem's `delay D` has none; a `loss` its burst);
+ * giving any other replaces its own word and those that say the same (a trace sets the rate).
+ */
 const SAME_THING: (keyof ImpairmentFlags)[][] = [
+  ['delay', 'jitter', 'distribution', 'distributionFile'],
+  ['loss', 'burst'],
   ['distribution', 'distributionFile'],
+  ['distributionFile', 'distribution'],
   ['rate', 'linkTrace'],
+  ['linkTrace', 'rate'],
 ];
 
 /**
  * `over`'s words on top of `base`'s: each replaces the value `base` gave it, and what sets the
- * same thing (a `trace` replaces a `rate`); the rest of `base` holds.
+ * same thing (see SAME_THING); the rest of `base` holds.
  */
 export function overlayFlags(base: ImpairmentFlags, over: ImpairmentFlags): ImpairmentFlags {
   const out: ImpairmentFlags = { ...base };
-  for (const group of SAME_THING) {
-    if (group.some((k) => over[k] !== undefined)) for (const k of group) delete out[k];
+  for (const [head, ...rest] of SAME_THING) {
+    if (over[head as keyof ImpairmentFlags] !== undefined) for (const k of rest) delete out[k];
   }
   for (const [key, value] of Object.entries(over)) {
     if (value !== undefined) (out as Record<string, unknown>)[key] = value;

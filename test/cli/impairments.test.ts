@@ -24,12 +24,24 @@ const scenario = (phases: unknown[]) => JSON.stringify({ phases });
 describe('overlayFlags', () => {
   it("replaces what the top gives and keeps the rest of the base's", () => {
     expect(
-      overlayFlags({ delay: '5ms', jitter: '1ms', loss: '1%' }, { delay: '9ms', loss: undefined }),
+      overlayFlags({ delay: '5ms', loss: '1%', mtu: '1200' }, { delay: '9ms', loss: undefined }),
     ).toEqual({
       delay: '9ms',
-      jitter: '1ms',
       loss: '1%',
+      mtu: '1200',
     });
+    // A jitter alone changes the jitter of the delay below.
+    expect(overlayFlags({ delay: '5ms', jitter: '1ms' }, { jitter: '2ms' })).toEqual({
+      delay: '5ms',
+      jitter: '2ms',
+    });
+  });
+
+  it("a delay is a whole delay (as netem's `delay D` has no jitter), a loss a whole loss", () => {
+    expect(overlayFlags({ delay: '5ms', jitter: '1ms', distribution: 'normal' }, { delay: '9ms' })).toEqual({
+      delay: '9ms',
+    });
+    expect(overlayFlags({ loss: '2%', burst: '4' }, { loss: 'gemodel 1%' })).toEqual({ loss: 'gemodel 1%' });
   });
 
   it('a word replaces the one that sets the same thing: a trace the rate, a distribution file the name', () => {

@@ -400,13 +400,22 @@ describe('slot (netem)', () => {
 
   it('with a rate, the serializer runs before the slots: what it sends meanwhile leaves in one slot', () => {
     // 44 + 28 bytes at 7200 B/s: 10 ms each. Three arrive at 0, 1 and 2 ms and are serialized
-    // by 10, 20 and 30 ms; the slot open from the start is stale by then, so one is drawn from
-    // 10 ms, 50 ms on, and carries all three at 60 ms, as netem's would.
+    // by 10, 20 and 30 ms; the slot open from the start is stale for the first, so one is drawn
+    // as it is queued (at 0), 50 ms on, and carries all three at 50 ms, as netem's dequeue does.
     const impairer = new Impairer({ rate: 7200, slot: { min: 50, max: 50, packets: 8 } }, seededRandom(1), 0);
     const at = [0, 1, 2]
       .map((t) => impairer.decide(t, Buffer.alloc(44))[0])
       .map((o) => (o?.action === 'send' ? o.at : undefined));
-    expect(at).toEqual([60, 60, 60]);
+    expect(at).toEqual([50, 50, 50]);
+  });
+
+  it('a stale slot is drawn from the arrival, and again from the due time if that one opens too soon', () => {
+    // Delay 5 ms, slots 10 ms apart: at 1 ms, a slot from 1 opens at 11, after the due time (6).
+    const a = new Impairer({ delay: 5, slot: { min: 10 } }, seededRandom(1), -100);
+    expect(a.decide(1, Buffer.alloc(10))[0]).toMatchObject({ at: 11 });
+    // Delay 50 ms, slots 10 ms apart: one from the arrival (10) would be stale at 50: from 50, 60.
+    const b = new Impairer({ delay: 50, slot: { min: 10 } }, seededRandom(1), -100);
+    expect(b.decide(0, Buffer.alloc(10))[0]).toMatchObject({ at: 60 });
   });
 
   it('a fixed gap (min = max) makes no draw; a range makes one per slot', () => {

@@ -309,10 +309,10 @@ datagram.`,
     .option('--rate <rate>', 'link rate: 1mbit, 100kbit, 10gbit (bits), 125kbps (bytes)')
     .option(
       '--packet-overhead <bytes>',
-      'bytes counted per datagram besides the payload, for --rate (default 28)',
+      'bytes counted per datagram besides the payload, for --rate and slot bytes (default 28: IPv4 + UDP; 42 for Ethernet frames)',
     )
     .option('--queue-limit <n>', 'datagrams held at most per direction (default 1000); more are dropped')
-    .option('--mtu <bytes>', 'drop datagrams larger than this')
+    .option('--mtu <bytes>', 'drop datagrams whose IP packet (payload + 28) is larger than this')
     .option(
       '--slot <spec>',
       "netem's slot: 'MIN [MAX] [packets N] [bytes B]' or 'distribution NAME DELAY JITTER ...' (Wi-Fi, LTE aggregation)",

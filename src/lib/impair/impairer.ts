@@ -37,11 +37,14 @@ export interface Impairments {
   truncate?: number | undefined;
   /** Link rate in bytes per second: datagrams leave one after another at this rate. */
   rate?: number | undefined;
-  /** Bytes counted per datagram besides the payload, for the rate, traces and mtu (default 28: IPv4 and UDP headers). */
+  /**
+   * Bytes counted per datagram besides the payload, for the rate and slots' byte budgets
+   * (default 28: IPv4 and UDP headers; 42 counts Ethernet frames as netem does).
+   */
   packetOverhead?: number | undefined;
   /** Datagrams waiting at most (default 1000, netem's `limit`); past it they are dropped. */
   queueLimit?: number | undefined;
-  /** Datagrams whose IP packet (payload + `packetOverhead`) is larger than this are dropped. */
+  /** Datagrams whose IP packet (payload + 28, the IPv4 and UDP headers) is larger than this are dropped. */
   mtu?: number | undefined;
   /**
    * A link's delivery opportunities (Mahimahi's mm-link trace) instead of `rate`: each datagram
@@ -90,6 +93,9 @@ export type Outcome =
       reordered: boolean;
     };
 
+/** An IPv4 packet's headers around a UDP payload: what `mtu` and link traces count besides it. */
+export const IP_UDP_HEADERS = 28;
+
 /** The default of {@link Impairments.queueLimit}: netem's. */
 export const DEFAULT_QUEUE_LIMIT = 1000;
 
@@ -122,6 +128,11 @@ export function checkImpairments(im: Impairments): void {
     throw new InvalidArgumentError('a link trace sets the rate: give one or the other');
   }
   if (im.slot !== undefined) checkSlot(im.slot);
+  if (im.mtu !== undefined && im.mtu <= IP_UDP_HEADERS) {
+    throw new InvalidArgumentError(
+      `mtu ${im.mtu} leaves no room for a payload (the IPv4 and UDP headers take 28)`,
+    );
+  }
   if (im.gap !== undefined && im.reorder === undefined) {
     throw new InvalidArgumentError('gap applies to reorder: give a reorder probability');
   }
@@ -230,11 +241,14 @@ export class Impairer {
   }
 
   /**
-   * When a datagram due at `due` leaves, with netem's slots: at the open slot if it was due
-   * before the slot opened, else a new slot is drawn from `due` on (netem redraws a slot gone
-   * stale); a slot whose packets or bytes run out closes, and the next is drawn from then.
+   * When a datagram that arrived at `now`, due at `due`, leaves with netem's slots: at the
+   * open slot if it was due before the slot opened, else a new slot is drawn from its arrival
+   * on, and again from its due time if that one opens before it is due (netem redraws a slot
+   * gone stale whenever it looks at the head of its queue: as a datagram is queued, and when
+   * it falls due); a slot whose packets or bytes run out closes, and the next is drawn from
+   * then.
    */
-  #inSlot(due: number, size: number): number {
+  #inSlot(now: number, due: number, size: number): number {
     const slot = this.impairments.slot as SlotOptions;
     const max = slot.max ?? slot.min;
     // A fixed gap (min = max) takes no draw.
@@ -249,7 +263,13 @@ export class Impairer {
       this.#slotPackets = slot.packets || Number.POSITIVE_INFINITY;
       this.#slotBytes = slot.bytes || Number.POSITIVE_INFINITY;
     };
-    if (this.#slotNext < due) open(due);
+    if (this.#slotNext < due) {
+      // As netem's dequeue does when it first looks at the datagram (as it is queued): a new
+      // slot from then; one that would open before the datagram is due is stale again by
+      // then, and redrawn from its due time.
+      open(now);
+      if (this.#slotNext < due) open(due);
+    }
     const at = Math.max(due, this.#slotNext);
     this.#slotPackets--;
     this.#slotBytes -= size;
@@ -275,7 +295,7 @@ export class Impairer {
   #decide(now: number, data: Uint8Array, copy: boolean, out: Outcome[]): void {
     const im = this.impairments;
     const random = this.#random;
-    if (im.mtu !== undefined && data.length + (im.packetOverhead ?? 28) > im.mtu) {
+    if (im.mtu !== undefined && data.length + IP_UDP_HEADERS > im.mtu) {
       out.push({ action: 'drop', cause: 'mtu', copy });
       return;
     }
@@ -328,8 +348,7 @@ export class Impairer {
       if (im.linkTrace !== undefined) {
         this.#linkEntry = Math.max(this.#linkEntry, at);
         at =
-          this.#origin +
-          im.linkTrace.depart(this.#linkEntry - this.#origin, bytes.length + (im.packetOverhead ?? 28));
+          this.#origin + im.linkTrace.depart(this.#linkEntry - this.#origin, bytes.length + IP_UDP_HEADERS);
       } else if (im.rate !== undefined) {
         // A serializer: after the delay, each waits for the one before it to be sent. As in
         // netem, slots come after it: what waits for a slot does not hold the serializer.
@@ -346,7 +365,7 @@ export class Impairer {
     }
     // Slots gate what was delayed; one sent ahead by reorder skips them, as in netem.
     const ahead = gap !== 0 && this.#counter === 0;
-    if (im.slot !== undefined && !ahead) at = this.#inSlot(at, bytes.length + (im.packetOverhead ?? 28));
+    if (im.slot !== undefined && !ahead) at = this.#inSlot(now, at, bytes.length + (im.packetOverhead ?? 28));
     const reordered = at < this.#latest;
     if (at > this.#latest) this.#latest = at;
     this.#departures.add(at);
