@@ -90,7 +90,8 @@ export function checkFamily(host: string | undefined, family: IpFamily | undefin
 const DIGITS = /^\d+$/;
 // A digit first and no '.' or ':': a port or nothing (`12345abc`, `1e3`, `250ms`).
 const PORT_LIKE = /^\d[^.:]*$/;
-const DIGITS_AND_DOTS = /^[\d.]+$/;
+/** What inet_aton reads as a number: digits and dots, or hexadecimal parts (`0x7f000001`). */
+const NUMERIC_HOST = /^(?:0x[\da-f]*|\d*)(?:\.(?:0x[\da-f]*|\d*))*$/i;
 
 /**
  * A host that starts like a number must be a number: the resolver would otherwise query DNS for
@@ -102,8 +103,9 @@ function checkPortLike(text: string): void {
   }
 }
 
-function checkDottedQuad(host: string): void {
-  if (DIGITS_AND_DOTS.test(host) && ipFamily(host) === undefined) {
+/** A host that looks like a number must be a dotted quad (getaddrinfo reads `1.2.3` as 1.2.0.3). */
+export function checkDottedQuad(host: string): void {
+  if (NUMERIC_HOST.test(host) && ipFamily(host) === undefined) {
     throw new UsageError(`'${host}' is not a valid IPv4 address`);
   }
 }

@@ -375,6 +375,15 @@ describe('udpkit proxy', () => {
       '--loss 90% --burst 2: bursts of 2 on average allow at most 66.7% loss',
     ],
     [['--match', '10.0.0.0/33'], '--match: '],
+    [['--listen', ':0', '--target', '1.2.3:9'], "--target: '1.2.3' is not a valid IPv4 address"],
+    [['--listen', ':0', '--target', '0x7f000001:9'], "'0x7f000001' is not a valid IPv4 address"],
+    [
+      ['--listen', '127.0.0.1:9000', '--target', '127.0.0.1:9000'],
+      '--target 127.0.0.1:9000 is where the proxy listens: it would relay to itself',
+    ],
+    [['--listen', ':9000', '--target', '127.0.0.1:9000'], 'is where the proxy listens'],
+    [['--mtu', '20'], 'mtu 20 leaves no room for a payload'],
+    [['--packet-overhead', '14'], '--packet-overhead counts towards --rate and --slot bytes'],
   ])('refuses %j with one line and exit 2', async (args, message) => {
     const full =
       args.includes('--listen') || args.includes('--target')

@@ -21,7 +21,7 @@ import {
   type Scenario,
   type UdpProxy,
 } from '../../lib/index.js';
-import { parseCount, parseDuration, parseStatsFlags, UsageError, usage } from '../args.js';
+import { checkDottedQuad, parseCount, parseDuration, parseStatsFlags, UsageError, usage } from '../args.js';
 import { Command } from '../commander.js';
 import {
   directionFlags,
@@ -65,13 +65,32 @@ function endpoint(text: string | undefined, what: string, defaultHost: string): 
       `--${what} '${text}' needs a port of ${what === 'target' ? '1' : '0'}-65535 (127.0.0.1:9000, [::1]:9000, :9000)`,
     );
   }
+  if (hp.host !== undefined) {
+    try {
+      checkDottedQuad(hp.host);
+    } catch (err) {
+      throw new UsageError(`--${what}: ${(err as Error).message}`);
+    }
+  }
   return { host: hp.host ?? defaultHost, port: hp.port };
+}
+
+/** Whether a target is the listening socket itself: the same port, and its address or one of this host's where it listens on all. */
+function sameSocket(listen: Required<HostPort>, target: Required<HostPort>): boolean {
+  if (listen.port !== target.port) return false;
+  const wildcard = listen.host === '0.0.0.0' || listen.host === '::';
+  return listen.host === target.host || (wildcard && /^(127\.|::1$|localhost$)/.test(target.host));
 }
 
 /** Runs `proxy` until Ctrl-C or --idle-timeout; resolves to the exit status. */
 async function runProxy(flags: ProxyFlags, io: CliIO): Promise<number> {
   const listen = endpoint(flags.listen, 'listen', '0.0.0.0');
   const target = endpoint(flags.target, 'target', '127.0.0.1');
+  if (sameSocket(listen, target)) {
+    throw new UsageError(
+      `--target ${formatEndpoint(target.host, target.port)} is where the proxy listens: it would relay to itself`,
+    );
+  }
   const both = (trace: string | undefined) => ({
     ...flags,
     ...(trace !== undefined && { linkTrace: trace }),
