@@ -98,7 +98,7 @@ export class PathTrace {
   readonly points: readonly PathPoint[];
 
   /**
-   * `time delay loss` per line (milliseconds, milliseconds, `2%` or a fraction like `0.02`),
+   * `time delay loss` per line (milliseconds, milliseconds, percent: `2%` or `2`, as --loss),
    * separated by spaces, tabs or commas; `#` lines and blank ones skipped; times in order.
    *
    * @throws {InvalidArgumentError} naming the line
@@ -113,10 +113,11 @@ export class PathTrace {
       if (words.length !== 3) throw new InvalidArgumentError(`${where}: '${t}' is not 'time delay loss'`);
       const [time, delay] = words.slice(0, 2).map(Number) as [number, number];
       const lossText = words[2] as string;
-      const loss = lossText.endsWith('%') ? Number(lossText.slice(0, -1)) / 100 : Number(lossText);
+      // Percent, with or without the sign, as tc and --loss read it.
+      const loss = Number(lossText.endsWith('%') ? lossText.slice(0, -1) : lossText) / 100;
       if (!(time >= 0) || !(delay >= 0) || !(loss >= 0 && loss <= 1)) {
         throw new InvalidArgumentError(
-          `${where}: '${t}' needs a time and a delay of 0 or more and a loss of 0-1 (or 0-100%)`,
+          `${where}: '${t}' needs a time and a delay of 0 or more and a loss of 0-100%`,
         );
       }
       if (points.length > 0 && time < (points.at(-1) as PathPoint).time) {
