@@ -383,7 +383,7 @@ describe('traces', () => {
       "short.txt, line 1: '0 20' is not 'time delay loss'",
     );
     // A bare number is percent, as --loss reads it: 0.5 is 0.5 %, not a half.
-    expect(new PathTrace('0 20 0.5\n', 'p.txt').at(0)).toEqual({ delay: 20, loss: 0.005 });
+    expect(new PathTrace('0 20 0.5\n', 'p.txt').at(0)).toMatchObject({ delay: 20, loss: 0.005 });
     expect(() => new PathTrace('0 20 150\n', 'p.txt')).toThrow('a loss of 0-100%');
   });
 });
