@@ -326,6 +326,18 @@ describe('udpkit proxy', () => {
     }
   });
 
+  it('a log it cannot write (a full disk) stops it: the summary, then the file named, exit 1', async () => {
+    const server = await echoServer();
+    const { running, port } = await startProxy(server.address().port, ['--log', '/dev/full']);
+    const c = await client();
+    await c.send('x', port, '127.0.0.1');
+    const r = await running.wait();
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(
+      /udpkit proxy: up: received 1, .*\nudpkit proxy: cannot write --log \/dev\/full: no space left on device \(ENOSPC\)\n$/,
+    );
+  });
+
   it('Ctrl-C prints the summary and exits 130', async () => {
     const server = await echoServer();
     const { running, port } = await startProxy(server.address().port, [

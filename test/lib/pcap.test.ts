@@ -96,7 +96,7 @@ describe('PcapWriter', () => {
     pcap.write(at + 4, v6('::ffff:127.0.0.9', 7), v4('127.0.0.1', 8), Buffer.from('mapped'));
     const file = sink.bytes();
     expect([file.readUInt32LE(0), file.readUInt16LE(4), file.readUInt16LE(6)]).toEqual([0xa1b2c3d4, 2, 4]);
-    expect([file.readUInt32LE(16), file.readUInt32LE(20)]).toEqual([65535, 101]);
+    expect([file.readUInt32LE(16), file.readUInt32LE(20)]).toEqual([262144, 101]);
     const recs = records(file);
     expect(recs.map((r) => [r.seconds, r.micros])).toEqual([
       [1_764_288_000, 123_456],

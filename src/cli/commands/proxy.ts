@@ -153,7 +153,13 @@ async function runProxy(flags: ProxyFlags, io: CliIO): Promise<number> {
   });
   const stopStats =
     stats === undefined ? () => {} : startStats(io.stderr, 'udpkit proxy', stats, counters, 'up_received');
-  // Until Ctrl-C, or --idle-timeout without a datagram either way.
+  const outputs = [
+    { writer: log, option: '--log', file: flags.log },
+    { writer: pcapOut, option: '--pcap', file: flags.pcap },
+  ];
+  const broken = () => outputs.find((o) => o.writer?.error !== undefined);
+  // Until Ctrl-C, --idle-timeout without a datagram either way, or an output that cannot be
+  // written (a full disk): a log with a hole in it is not the log asked for.
   await new Promise<void>((resolve) => {
     const done = () => {
       clearInterval(timer);
@@ -162,25 +168,32 @@ async function runProxy(flags: ProxyFlags, io: CliIO): Promise<number> {
     io.signal.addEventListener('abort', done, { once: true });
     const timer = setInterval(
       () => {
-        if (idle !== undefined && proxy.idleFor() >= idle) done();
+        if ((idle !== undefined && proxy.idleFor() >= idle) || broken()) done();
       },
       Math.min(100, idle ?? 100),
     );
-    if (idle === undefined) clearInterval(timer);
   });
   await proxy.close();
   stopStats();
   if (log) await log.flush();
   if (pcapOut) await pcapOut.flush();
   // A file that could not take it all (a full disk): said, exit 1, after the summary.
-  const failed = [log, pcapOut].find((w) => w?.error !== undefined)?.error;
+  const failed = broken();
   await settleSignals();
   if (stats !== undefined) io.stderr.write(`udpkit proxy: ${formatCounters(counters())}\n`);
   else
     io.stderr.write(
       `udpkit proxy: ${summary('up', proxy.stats('up'))}; ${summary('down', proxy.stats('down'))}; flows opened ${proxy.flowsOpened} (seed ${proxy.seed})\n`,
     );
-  if (failed) throw OutputError.fromSystemError(failed);
+  if (failed) {
+    const err = OutputError.fromSystemError(failed.writer?.error as Error);
+    throw new OutputError(
+      err.message.replace('cannot write output', `cannot write ${failed.option} ${failed.file}`),
+      {
+        cause: err.cause,
+      },
+    );
+  }
   return EXIT_OK;
 }
 

@@ -7,8 +7,8 @@
 import { type Endpoint, ipv6Bytes } from '../address.js';
 import type { ByteSink } from '../output.js';
 
-/** The most payload bytes kept per record (the rest is cut, as tcpdump -s does). */
-const SNAPLEN = 65535;
+/** The snapshot length the header declares: tcpdump's default, above any record written (an IPv6 one of 65527 bytes of payload is 65575). */
+const SNAPLEN = 262144;
 const LINKTYPE_RAW = 101;
 
 /** Writes pcap records into a {@link ByteSink} (a BatchWriter on a file): a header first. */
