@@ -99,6 +99,19 @@ export const IP_UDP_HEADERS = 28;
 /** The default of {@link Impairments.queueLimit}: netem's. */
 export const DEFAULT_QUEUE_LIMIT = 1000;
 
+/**
+ * A copy of `data` with one bit flipped, chosen by two draws (the byte, the bit), made even
+ * for an empty datagram so that the draws do not depend on sizes; undefined for an empty one.
+ */
+export function flipBit(data: Uint8Array, random: Random): Uint8Array | undefined {
+  const at = Math.floor(random.next() * data.length);
+  const bit = Math.floor(random.next() * 8);
+  if (data.length === 0) return undefined;
+  const bytes = Uint8Array.prototype.slice.call(data) as Uint8Array;
+  bytes[at] = (bytes[at] as number) ^ (1 << bit);
+  return bytes;
+}
+
 /** Checks a set of impairments: throws on one out of range. */
 export function checkImpairments(im: Impairments): void {
   for (const key of ['duplicate', 'reorder', 'corrupt', 'truncate'] as const) {
@@ -314,11 +327,9 @@ export class Impairer {
     let corrupted = false;
     let truncated = false;
     if (im.corrupt && random.next() < im.corrupt) {
-      const at = Math.floor(random.next() * bytes.length);
-      const bit = Math.floor(random.next() * 8);
-      if (bytes.length > 0) {
-        bytes = Uint8Array.prototype.slice.call(bytes);
-        (bytes as Uint8Array)[at] = ((bytes as Uint8Array)[at] as number) ^ (1 << bit);
+      const flipped = flipBit(bytes, random);
+      if (flipped !== undefined) {
+        bytes = flipped;
         corrupted = true;
       }
     }

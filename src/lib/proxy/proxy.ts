@@ -9,7 +9,7 @@
 import hdr from 'hdr-histogram-js';
 import { type Endpoint, type LookupFunction, maxPayload, resolveHost } from '../address.js';
 import { InvalidArgumentError } from '../errors.js';
-import { type DropCause, Impairer, type Impairments, type Outcome } from '../impair/impairer.js';
+import { type DropCause, flipBit, Impairer, type Impairments, type Outcome } from '../impair/impairer.js';
 import { type Random, randomSeed, seededRandom } from '../impair/random.js';
 import { checkScenario, phaseAt, type Scenario } from '../impair/scenario.js';
 import { ARRIVAL, type Datagram } from '../inbox.js';
@@ -559,12 +559,8 @@ export class UdpProxy {
     if (decision === 'drop') return POLICY_DROP;
     if (decision === 'duplicate') return [send({ copy: true }), send()];
     if (decision === 'corrupt') {
-      const bytes = Uint8Array.prototype.slice.call(data);
-      if (bytes.length > 0) {
-        const at = Math.floor(side.random.next() * bytes.length);
-        bytes[at] = (bytes[at] as number) ^ (1 << Math.floor(side.random.next() * 8));
-      }
-      return [send({ data: bytes, corrupted: bytes.length > 0 })];
+      const bytes = flipBit(data, side.random);
+      return [send(bytes === undefined ? {} : { data: bytes, corrupted: true })];
     }
     if (typeof decision === 'object' && decision.delay >= 0)
       return [send({ at: now + decision.delay, delay: decision.delay })];
