@@ -9,6 +9,7 @@ import { createRequire } from 'node:module';
 import { UdpError } from '../lib/index.js';
 import { UsageError } from './args.js';
 import { Command, CommanderError } from './commander.js';
+import { benchCommand } from './commands/bench.js';
 import { echoCommand } from './commands/echo.js';
 import { listenCommand } from './commands/listen.js';
 import { proxyCommand } from './commands/proxy.js';
@@ -110,7 +111,10 @@ async function main(argv: string[]): Promise<number> {
       outputError: (s, write) => write(`udpkit${commandName ? ` ${commandName}` : ''}: ${oneLine(s)}\n`),
     })
     .hook('preAction', (_program, action) => {
-      commandName = action.name();
+      // `bench client`: the names from under the program down to the command that runs.
+      const names: string[] = [];
+      for (let c: Command | null = action; c !== null && c !== program; c = c.parent) names.unshift(c.name());
+      commandName = names.join(' ');
     })
     .addHelpText(
       'after',
@@ -122,16 +126,19 @@ Examples:
   udpkit proxy --listen 127.0.0.1:9000 --target 127.0.0.1:9001 --loss 5%
   udpkit listen --help               more on one command`,
     );
-  for (const make of [listenCommand, sendCommand, echoCommand, proxyCommand]) {
-    const cmd = make(io, setExit)
-      .exitOverride()
-      .configureOutput({
-        writeOut,
-        writeErr: (s) => io.stderr.write(s),
-        outputError: (s, write) =>
-          write(`udpkit ${cmd.name()}: ${oneLine(s)} (see 'udpkit ${cmd.name()} --help')\n`),
-      });
-    program.addCommand(cmd);
+  // Each command, and each of its own (bench's server and client), says its errors as itself.
+  const configure = (cmd: Command, name: string): Command => {
+    cmd.exitOverride().configureOutput({
+      writeOut,
+      writeErr: (s) => io.stderr.write(s),
+      outputError: (s, write) => write(`udpkit ${name}: ${oneLine(s)} (see 'udpkit ${name} --help')\n`),
+    });
+    for (const sub of cmd.commands) configure(sub, `${name} ${sub.name()}`);
+    return cmd;
+  };
+  for (const make of [listenCommand, sendCommand, echoCommand, proxyCommand, benchCommand]) {
+    const cmd = make(io, setExit);
+    program.addCommand(configure(cmd, cmd.name()));
   }
 
   if (argv.length === 0) {

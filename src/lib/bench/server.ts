@@ -183,6 +183,9 @@ export class BenchServer {
       case 'bye':
         this.#forget(s);
         return;
+      case 'report':
+        // A repeat of a report already taken (the client says it more than once).
+        return;
       default:
         this.garbled++;
     }

@@ -1,0 +1,214 @@
+/**
+ * `udpkit bench server` and `udpkit bench client`: UDP measurement with in-band control, in
+ * throughput (either way) and pingpong modes, with interval lines, a summary for both ends and
+ * a JSON document.
+ */
+
+import { runBench } from '../../lib/bench/client.js';
+import { startBenchServer } from '../../lib/bench/server.js';
+import { AbortError, formatEndpoint } from '../../lib/index.js';
+import { parseCount, parseDuration, parseListenPositionals, parseRate, UsageError } from '../args.js';
+import { formatBits, intervalLine, jsonDocument, jsonInterval, summaryLines } from '../bench-report.js';
+import { Command } from '../commander.js';
+import { type CliIO, EXIT_FAILURE, EXIT_OK } from '../io.js';
+
+/** The port both ends use unless told otherwise. */
+export const DEFAULT_BENCH_PORT = 12345;
+
+interface ClientFlags {
+  mode?: string;
+  rate?: string;
+  bitrate?: string;
+  size?: string;
+  duration?: string;
+  count?: string;
+  reverse?: boolean;
+  omit?: string;
+  interval?: string;
+  grace?: string;
+  connectTimeout?: string;
+  json?: boolean;
+  jsonStream?: boolean;
+}
+
+const BITRATE = /^(\d+(?:\.\d+)?)([kKmMgG]?)$/;
+
+/** `100M`, `1.5G`, `800k`: bits per second. */
+function parseBitrate(text: string): number {
+  const m = BITRATE.exec(text.trim());
+  const unit = { '': 1, k: 1e3, m: 1e6, g: 1e9 }[(m?.[2] ?? '').toLowerCase()] as number;
+  const bits = m ? Number(m[1]) * unit : Number.NaN;
+  if (!(bits >= 1))
+    throw new UsageError(`bitrate '${text}' is not a number of bits per second (e.g. 100M, 1.5G, 800k)`);
+  return bits;
+}
+
+/** Parses and checks the client's flags into runBench's options. */
+export function parseClientFlags(flags: ClientFlags) {
+  const mode = flags.mode ?? 'throughput';
+  if (mode !== 'throughput' && mode !== 'pingpong')
+    throw new UsageError(`mode '${mode}' is not throughput or pingpong`);
+  const size = flags.size === undefined ? (mode === 'pingpong' ? 64 : 1400) : parseCount(flags.size, 'size');
+  if (size < 32 || size > 65507)
+    throw new UsageError(`size ${size} is not 32-65507 bytes (the bench's header takes 32)`);
+  if (flags.rate !== undefined && flags.bitrate !== undefined)
+    throw new UsageError('--rate and --bitrate: give one');
+  let rate = 0;
+  if (flags.rate !== undefined) rate = flags.rate.trim() === '0' ? 0 : parseRate(flags.rate);
+  if (flags.bitrate !== undefined) rate = parseBitrate(flags.bitrate) / (8 * size);
+  if (mode === 'pingpong' && flags.reverse)
+    throw new UsageError('pingpong goes both ways: --reverse does not apply');
+  const count = flags.count === undefined ? undefined : parseCount(flags.count, 'count');
+  const durationMs =
+    flags.duration === undefined
+      ? count === undefined
+        ? 10_000
+        : undefined
+      : parseDuration(flags.duration, 'duration');
+  return {
+    mode: mode as 'throughput' | 'pingpong',
+    size,
+    rate,
+    count,
+    durationMs,
+    reverse: flags.reverse === true,
+    omitMs: flags.omit === undefined ? 0 : parseDuration(flags.omit, 'omit'),
+    intervalMs: flags.interval === undefined ? 1000 : parseDuration(flags.interval, 'interval'),
+    graceMs: flags.grace === undefined ? 1000 : parseDuration(flags.grace, 'grace'),
+    connectTimeoutMs:
+      flags.connectTimeout === undefined ? 5000 : parseDuration(flags.connectTimeout, 'connect timeout'),
+  };
+}
+
+async function runClient(args: string[], flags: ClientFlags, io: CliIO): Promise<number> {
+  const target = parseListenPositionals(args);
+  if (target.host === undefined) throw new UsageError('bench client needs the server: host [port]');
+  const options = parseClientFlags(flags);
+  const port = target.port ?? DEFAULT_BENCH_PORT;
+  const out = (line: string) => io.stdout.write(`${line}\n`);
+  if (!flags.json && !flags.jsonStream) {
+    const what =
+      options.mode === 'pingpong'
+        ? `pingpong, ${options.size} B`
+        : `throughput${options.reverse ? ' (reversed: the server sends)' : ''}, ${options.size} B at ${options.rate === 0 ? 'full speed' : `${Math.round(options.rate)}/s`}`;
+    const until =
+      options.count !== undefined
+        ? `${options.count} datagrams`
+        : `${(options.durationMs as number) / 1000} s`;
+    out(`Benchmarking ${formatEndpoint(target.host, port)}: ${what}, ${until}`);
+  }
+  let result: Awaited<ReturnType<typeof runBench>>;
+  try {
+    result = await runBench({ host: target.host, port, ...options, signal: io.signal });
+  } catch (err) {
+    // Ctrl-C before the end: nothing to report.
+    if (err instanceof AbortError) return EXIT_FAILURE;
+    throw err;
+  }
+  const doc = jsonDocument(result);
+  if (flags.jsonStream) {
+    for (const i of doc.intervals) out(JSON.stringify({ type: 'interval', ...i }));
+    out(JSON.stringify({ type: 'end', ...doc }));
+  } else if (flags.json) out(JSON.stringify(doc, null, 2));
+  else {
+    out(`Receiver's report (${options.reverse ? 'this end' : 'the server'}):`);
+    for (const i of doc.intervals) out(`  ${intervalLine(i)}`);
+    for (const line of summaryLines(doc)) out(line);
+  }
+  return EXIT_OK;
+}
+
+async function runServer(
+  args: string[],
+  flags: { json?: boolean; quiet?: boolean },
+  io: CliIO,
+): Promise<number> {
+  const where = parseListenPositionals(args);
+  const out = (line: string) => io.stdout.write(`${line}\n`);
+  const server = await startBenchServer({
+    address: where.host ?? '0.0.0.0',
+    port: where.port ?? DEFAULT_BENCH_PORT,
+    signal: io.signal,
+    onEvent: (e) => {
+      const id = e.session.toString(16);
+      if (flags.json) {
+        out(
+          JSON.stringify(
+            e.type === 'interval'
+              ? { type: e.type, session: id, ...jsonInterval(e.interval) }
+              : { ...e, session: id },
+          ),
+        );
+        return;
+      }
+      if (e.type === 'session')
+        out(
+          `[${id}] ${formatEndpoint(e.client.address, e.client.port)}: ${e.params.mode}${e.params.reverse ? ', reversed' : ''}, ${e.params.size} B`,
+        );
+      else if (e.type === 'interval') out(`[${id}] ${intervalLine(jsonInterval(e.interval))}`);
+      else if (e.type === 'report') {
+        const f = e.report.figures;
+        out(
+          `[${id}] done: received ${f.received - f.duplicates} of ${f.sent}, lost ${f.lost}, duplicates ${f.duplicates}, reordered ${f.reordered}, jitter ${f.jitterMs} ms${e.sender ? `, ${formatBits((f.bytes * 8 * 1000) / Math.max(1, e.sender.endMs - e.sender.startMs))}` : ''}`,
+        );
+      } else if (e.type === 'sent') out(`[${id}] sent ${e.sender.end - e.sender.first} (reversed)`);
+    },
+  });
+  const here = server.address();
+  if (!flags.quiet) io.stderr.write(`Bench server on ${formatEndpoint(here.address, here.port)}\n`);
+  await new Promise<void>((resolve) => io.signal.addEventListener('abort', () => resolve(), { once: true }));
+  await server.close();
+  io.stderr.write(`udpkit bench server: foreign ${server.foreign}, garbled ${server.garbled}\n`);
+  return EXIT_OK;
+}
+
+/** The `bench` command: `server` and `client`. */
+export function benchCommand(io: CliIO, setExit: (code: number) => void): Command {
+  const bench = new Command('bench').summary(
+    'measure a UDP path: throughput, loss, reorder, jitter, delay, round trips',
+  );
+  bench
+    .command('server')
+    .summary('answer bench clients')
+    .argument('[host]', 'local address to bind (default 0.0.0.0)')
+    .argument('[port]', `local port (default ${DEFAULT_BENCH_PORT})`)
+    .option('--json', 'one JSON line per event (session, interval, report)')
+    .option('-q, --quiet', "don't print the 'Bench server on' line")
+    .action(
+      async (
+        host: string | undefined,
+        port: string | undefined,
+        flags: { json?: boolean; quiet?: boolean },
+      ) => {
+        setExit(
+          await runServer(
+            [host, port].filter((a): a is string => a !== undefined),
+            flags,
+            io,
+          ),
+        );
+      },
+    );
+  bench
+    .command('client')
+    .summary('measure the path to a bench server')
+    .argument('<host>', 'the server')
+    .argument('[port]', `its port (default ${DEFAULT_BENCH_PORT})`)
+    .option('--mode <mode>', 'throughput (one way) or pingpong (round trips)', 'throughput')
+    .option('--rate <n>', 'datagrams per second (50k, 1M); 0 is as fast as possible (default)')
+    .option('--bitrate <bits>', 'bits per second of payload (100M, 1.5G), instead of --rate')
+    .option('--size <bytes>', 'bytes per datagram, 32-65507 (default 1400; pingpong 64)')
+    .option('-t, --duration <time>', 'how long to send (default 10s)')
+    .option('-n, --count <n>', 'how many datagrams to send, instead of a duration')
+    .option('-R, --reverse', 'the server sends, this end receives')
+    .option('--omit <time>', 'send this long first and leave it out of the figures')
+    .option('-i, --interval <time>', 'report interval (default 1s)')
+    .option('--grace <time>', 'wait this long after the last datagram before counting losses (default 1s)')
+    .option('--connect-timeout <time>', 'give up when no server answers within this (default 5s)')
+    .option('--json', 'one JSON document at the end (docs/bench.md)')
+    .option('--json-stream', 'one JSON object per interval, then the end document')
+    .action(async (host: string, port: string | undefined, flags: ClientFlags) => {
+      setExit(await runClient([host, ...(port === undefined ? [] : [port])], flags, io));
+    });
+  return bench;
+}

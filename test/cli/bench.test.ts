@@ -1,0 +1,144 @@
+/**
+ * `udpkit bench` as a user runs it: the built CLI's server and client on loopback, bounded by
+ * --count; the JSON document's figures, the human report, and the failures.
+ */
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { runCli, startCli } from '../helpers/cli.js';
+
+async function benchServer() {
+  const running = startCli(['bench', 'server', '127.0.0.1', '0']);
+  onTestFinished(() => {
+    running.child.kill('SIGINT');
+  });
+  const m = await running.waitFor('stderr', /Bench server on 127\.0\.0\.1:(\d+)\n/);
+  return { running, port: m[1] as string };
+}
+
+describe('udpkit bench', () => {
+  it('client --json: one document whose summary and intervals add up', async () => {
+    const { port } = await benchServer();
+    const r = await runCli([
+      'bench',
+      'client',
+      '127.0.0.1',
+      port,
+      '-n',
+      '3000',
+      '--rate',
+      '10k',
+      '--size',
+      '100',
+      '--interval',
+      '100ms',
+      '--grace',
+      '200ms',
+      '--json',
+    ]);
+    expect(r.code).toBe(0);
+    const doc = JSON.parse(r.stdout);
+    expect(doc).toMatchObject({
+      version: 1,
+      mode: 'throughput',
+      reverse: false,
+      params: { size: 100, count: 3000 },
+    });
+    expect(doc.summary).toMatchObject({
+      sent: 3000,
+      received: 3000,
+      lost: 0,
+      lost_percent: 0,
+      duplicates: 0,
+      reordered: 0,
+      sender_errors: 0,
+      foreign: 0,
+      garbled: 0,
+    });
+    expect(doc.summary.delay_ms.absolute).toBe(true);
+    expect(doc.summary.bits_per_second).toBeGreaterThan(0);
+    const sum = (k: string) =>
+      doc.intervals.reduce((a: number, i: Record<string, number>) => a + (i[k] as number), 0);
+    expect([sum('sent'), sum('received'), sum('lost'), sum('bytes')]).toEqual([3000, 3000, 0, 300_000]);
+  });
+
+  it('client: the report for people, pingpong with its round trips', async () => {
+    const { port } = await benchServer();
+    const r = await runCli([
+      'bench',
+      'client',
+      '127.0.0.1',
+      port,
+      '--mode',
+      'pingpong',
+      '-n',
+      '200',
+      '--rate',
+      '2k',
+      '--grace',
+      '200ms',
+    ]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^Benchmarking 127\.0\.0\.1:\d+: pingpong, 64 B, 200 datagrams\n/);
+    expect(r.stdout).toMatch(/\nsent 200, received 200 \(\+0 duplicates\), lost 0 \(0 %\)/);
+    expect(r.stdout).toMatch(
+      /\nround trip µs: min \d+, p50 \d+, p90 \d+, p99 \d+, p99\.9 \d+, max \d+ \(200 answered, 0 lost\)\n/,
+    );
+  });
+
+  it('--json-stream: the intervals, then the end document', async () => {
+    const { port } = await benchServer();
+    const r = await runCli([
+      'bench',
+      'client',
+      '127.0.0.1',
+      port,
+      '-n',
+      '500',
+      '--rate',
+      '5k',
+      '--interval',
+      '50ms',
+      '--grace',
+      '100ms',
+      '--json-stream',
+      '-R',
+    ]);
+    expect(r.code).toBe(0);
+    const lines = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(lines.at(-1)).toMatchObject({
+      type: 'end',
+      reverse: true,
+      summary: { sent: 500, received: 500, lost: 0 },
+    });
+    expect(lines.slice(0, -1).every((l) => l.type === 'interval')).toBe(true);
+  });
+
+  it('no server: exit 1 and one line; bad options: exit 2 and one line', async () => {
+    const quiet = await runCli([
+      'bench',
+      'client',
+      '127.0.0.1',
+      '9',
+      '-n',
+      '10',
+      '--connect-timeout',
+      '500ms',
+    ]);
+    expect(quiet.code).toBe(1);
+    expect(quiet.stderr).toBe('udpkit bench client: no bench server answered at 127.0.0.1:9 within 500ms\n');
+    for (const [args, message] of [
+      [['--mode', 'fast'], "mode 'fast' is not throughput or pingpong"],
+      [['--size', '10'], 'size 10 is not 32-65507 bytes'],
+      [['--rate', '1k', '--bitrate', '1M'], '--rate and --bitrate: give one'],
+      [['--mode', 'pingpong', '-R'], 'pingpong goes both ways'],
+      [['--duration', 'soon'], "duration 'soon' is not a duration"],
+    ] as const) {
+      const r = await runCli(['bench', 'client', '127.0.0.1', '9', ...args]);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain(message);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    }
+  });
+});
