@@ -92,10 +92,17 @@ export async function runRequest(
   const to = formatEndpoint(target.address, target.port);
   const expect = wait.expect ?? records.length;
   // json says where each reply arrived, as listen's does (native transport).
-  const socket = new UdpSocket({ ...socketOptions, metadata: wait.format === 'json' });
+  // Many requests at once come back as a burst: room for it, as listen has (a reply the kernel
+  // drops for want of it is said below).
+  const socket = new UdpSocket({
+    ...socketOptions,
+    metadata: wait.format === 'json',
+    ...(records.length > 16 && { recvBufferSize: 4 * 1024 * 1024 }),
+  });
   const out = new BatchWriter(stdoutTarget());
   const format = createByteFormatter(wait.format, { timestamps: wait.timestamps });
   let replies = 0;
+  let kernelDrops: number | undefined;
   let failure: Error | undefined;
   let wake = () => {};
   const stopErrors = socket.onReceiveError((err) => {
@@ -141,6 +148,7 @@ export async function runRequest(
     }
   } finally {
     stopErrors();
+    kernelDrops = socket.kernelDrops;
     await socket.close();
     await finishOutput(out, io.signal);
     await settleSignals();
@@ -159,7 +167,7 @@ export async function runRequest(
     throw new TimeoutError(
       `${replies === 0 ? 'no reply' : `${replies} of ${expect} replies`} from ${to} within ${formatMs(wait.timeout)}${
         tries > 1 ? ` (sent ${tries} times)` : ''
-      }`,
+      }${kernelDrops ? `; the kernel dropped ${kernelDrops} before they could be read (receive buffer full)` : ''}`,
     );
   }
   return EXIT_OK;
