@@ -57,6 +57,34 @@ describe('bench', () => {
     expect(r.receiver.intervals.reduce((a, i) => a + i.sent, 0)).toBe(2000);
   });
 
+  it('gets through a path that loses 30 % of everything, control included, and reports the loss exactly', async () => {
+    const s = await server();
+    const lostData = { up: 0 };
+    const proxy = await createProxy({
+      target: { host: '127.0.0.1', port: s.address().port },
+      seed: 30,
+      policy: ({ data: bytes, direction }, { random }): PolicyDecision => {
+        if (random.next() >= 0.3) return 'pass';
+        if (direction === 'up' && bytes[4] === Kind.Data) lostData.up++;
+        return 'drop';
+      },
+    });
+    onTestFinished(() => proxy.close());
+    const r = await runBench({
+      host: '127.0.0.1',
+      port: proxy.address().port,
+      count: 3000,
+      rate: 10_000,
+      size: 64,
+      graceMs: 200,
+    });
+    expect(r.receiver.figures.sent).toBe(3000);
+    expect(r.receiver.figures.lost).toBe(lostData.up);
+    expect(r.receiver.figures.received).toBe(3000 - lostData.up);
+    // 30 % of 3000, within 4 standard deviations (sd = sqrt(3000 * 0.3 * 0.7) = 25).
+    expect(Math.abs(lostData.up - 900)).toBeLessThan(100);
+  });
+
   it('pingpong: every round trip timed, percentiles in order', async () => {
     const s = await server();
     const r = await runBench({
