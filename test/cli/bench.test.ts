@@ -2,6 +2,7 @@
  * `udpkit bench` as a user runs it: the built CLI's server and client on loopback, bounded by
  * --count; the JSON document's figures, the human report, and the failures.
  */
+import { readFileSync } from 'node:fs';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { runCli, startCli } from '../helpers/cli.js';
 
@@ -140,5 +141,34 @@ describe('udpkit bench', () => {
       expect(r.stderr).toContain(message);
       expect(r.stderr.trim().split('\n')).toHaveLength(1);
     }
+  });
+
+  it("docs/bench.md's JSON document has exactly the fields a pingpong run writes", async () => {
+    const { port } = await benchServer();
+    const r = await runCli([
+      'bench',
+      'client',
+      '127.0.0.1',
+      port,
+      '--mode',
+      'pingpong',
+      '-n',
+      '50',
+      '--rate',
+      '1k',
+      '--grace',
+      '100ms',
+      '--json',
+    ]);
+    expect(r.code).toBe(0);
+    const doc = readFileSync(new URL('../../docs/bench.md', import.meta.url), 'utf8');
+    const block = /## The JSON document[\s\S]*?```json\n([\s\S]*?)```/.exec(doc)?.[1] as string;
+    const keys = (v: unknown, at = ''): string[] =>
+      v !== null && typeof v === 'object' && !Array.isArray(v)
+        ? Object.entries(v).flatMap(([k, x]) => [`${at}${k}`, ...keys(x, `${at}${k}.`)])
+        : Array.isArray(v) && v.length > 0
+          ? keys(v[0], `${at}[].`)
+          : [];
+    expect(keys(JSON.parse(r.stdout)).sort()).toEqual(keys(JSON.parse(block)).sort());
   });
 });
