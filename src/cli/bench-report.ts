@@ -176,7 +176,7 @@ export function intervalLine(i: JsonInterval): string {
 export function summaryLines(doc: BenchDocument): string[] {
   const s = doc.summary;
   const lines = [
-    `sent ${s.sent}, received ${s.received - s.duplicates} (+${s.duplicates} duplicates), lost ${s.lost} (${s.lost_percent} %) in ${s.loss_runs.count} runs (mean ${s.loss_runs.mean}, max ${s.loss_runs.max}), reordered ${s.reordered} (extent max ${s.reorder_extent.max})`,
+    `sent ${s.sent}, received ${s.received - s.duplicates} (+${s.duplicates} duplicates), lost ${s.lost} (${Math.round(s.lost_percent * 100) / 100} %) in ${s.loss_runs.count} runs (mean ${s.loss_runs.mean}, max ${s.loss_runs.max}), reordered ${s.reordered} (extent max ${s.reorder_extent.max})`,
     `${s.seconds} s: offered ${formatBits(s.offered_bits_per_second)}, achieved ${formatBits(s.bits_per_second)} (${s.pps} datagrams/s), jitter ${s.jitter_ms} ms`,
   ];
   if (s.delay_ms) {

@@ -2,7 +2,9 @@
  * `udpkit bench` as a user runs it: the built CLI's server and client on loopback, bounded by
  * --count; the JSON document's figures, the human report, and the failures.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { runCli, startCli } from '../helpers/cli.js';
 
@@ -83,6 +85,50 @@ describe('udpkit bench', () => {
     expect(r.stdout).toMatch(
       /\nround trip µs: min \d+, p50 \d+, p90 \d+, p99 \d+, p99\.9 \d+, max \d+ \(200 answered, 0 lost\)\n/,
     );
+  });
+
+  it('--chart prints throughput and loss over time; --svg writes them as an SVG file', async () => {
+    const { port } = await benchServer();
+    const file = join(tmpdir(), `udpkit-bench-${process.pid}.svg`);
+    onTestFinished(() => rmSync(file, { force: true }));
+    const r = await runCli([
+      'bench',
+      'client',
+      '127.0.0.1',
+      port,
+      '-n',
+      '1000',
+      '--rate',
+      '5k',
+      '-i',
+      '50ms',
+      '--grace',
+      '100ms',
+      '--chart',
+      '--svg',
+      file,
+    ]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(
+      /\nthroughput [ ▁▂▃▄▅▆▇█]+ max [\d.]+ [kM]bit\/s\nloss {7}[ ▁▂▃▄▅▆▇█]+ max 0 %\n/,
+    );
+    const svg = readFileSync(file, 'utf8');
+    expect(svg).toMatch(/^<\?xml[\s\S]*<\/svg>\n$/);
+    expect(svg).toContain('sent 1000, lost 0 (0 %)');
+    const bad = await runCli([
+      'bench',
+      'client',
+      '127.0.0.1',
+      port,
+      '-n',
+      '10',
+      '--grace',
+      '100ms',
+      '--svg',
+      '/nonexistent/x.svg',
+    ]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toBe('udpkit bench client: cannot write --svg /nonexistent/x.svg: ENOENT\n');
   });
 
   it('--json-stream: the intervals, then the end document', async () => {

@@ -4,10 +4,13 @@
  * a JSON document.
  */
 
+import { writeFileSync } from 'node:fs';
+import type { BenchProgress } from '../../lib/bench/client.js';
 import { runBench } from '../../lib/bench/client.js';
 import { startBenchServer } from '../../lib/bench/server.js';
-import { AbortError, formatEndpoint } from '../../lib/index.js';
+import { AbortError, formatEndpoint, OutputError } from '../../lib/index.js';
 import { parseCount, parseDuration, parseListenPositionals, parseRate, UsageError } from '../args.js';
+import { svgChart, terminalChart } from '../bench-chart.js';
 import { formatBits, intervalLine, jsonDocument, jsonInterval, summaryLines } from '../bench-report.js';
 import { Command } from '../commander.js';
 import { type CliIO, EXIT_FAILURE, EXIT_OK } from '../io.js';
@@ -29,6 +32,8 @@ interface ClientFlags {
   connectTimeout?: string;
   json?: boolean;
   jsonStream?: boolean;
+  svg?: string;
+  chart?: boolean;
 }
 
 const BITRATE = /^(\d+(?:\.\d+)?)([kKmMgG]?)$/;
@@ -41,6 +46,49 @@ function parseBitrate(text: string): number {
   if (!(bits >= 1))
     throw new UsageError(`bitrate '${text}' is not a number of bits per second (e.g. 100M, 1.5G, 800k)`);
   return bits;
+}
+
+function isTty(stream: unknown): boolean {
+  return (stream as { isTTY?: boolean }).isTTY === true;
+}
+
+/**
+ * A status line on stderr, redrawn four times a second while the run goes: a bar, the time or
+ * count so far, and the rate. Returns what clears it.
+ */
+function startStatus(
+  io: CliIO,
+  options: ReturnType<typeof parseClientFlags>,
+  progress: BenchProgress,
+): () => void {
+  let lastSent = 0;
+  let lastAt = performance.now();
+  let rate = 0;
+  const draw = () => {
+    if (progress.startedMs === 0) return;
+    const now = performance.now();
+    const moved = options.reverse ? progress.received : progress.sent;
+    rate = ((moved - lastSent) * 1000) / Math.max(1, now - lastAt);
+    lastSent = moved;
+    lastAt = now;
+    const elapsed = Math.max(0, (performance.timeOrigin + now - progress.startedMs) / 1000);
+    const fraction =
+      options.count !== undefined ? moved / options.count : elapsed / ((options.durationMs as number) / 1000);
+    const width = 20;
+    const done = Math.max(0, Math.min(width, Math.round(fraction * width)));
+    const where =
+      options.count !== undefined
+        ? `${moved}/${options.count}`
+        : `${elapsed.toFixed(1)}/${((options.durationMs as number) / 1000).toFixed(1)} s`;
+    io.stderr.write(
+      `\r\x1b[K[${'#'.repeat(done)}${'-'.repeat(width - done)}] ${where}  ${options.reverse ? 'received' : 'sent'} ${moved}  ${formatBits(rate * options.size * 8)}`,
+    );
+  };
+  const timer = setInterval(draw, 250);
+  return () => {
+    clearInterval(timer);
+    io.stderr.write('\r\x1b[K');
+  };
 }
 
 /** Parses and checks the client's flags into runBench's options. */
@@ -98,12 +146,17 @@ async function runClient(args: string[], flags: ClientFlags, io: CliIO): Promise
     out(`Benchmarking ${formatEndpoint(target.host, port)}: ${what}, ${until}`);
   }
   let result: Awaited<ReturnType<typeof runBench>>;
+  const progress: BenchProgress = { sent: 0, received: 0, startedMs: 0 };
+  const status =
+    isTty(io.stderr) && !flags.json && !flags.jsonStream ? startStatus(io, options, progress) : undefined;
   try {
-    result = await runBench({ host: target.host, port, ...options, signal: io.signal });
+    result = await runBench({ host: target.host, port, ...options, signal: io.signal, progress });
   } catch (err) {
     // Ctrl-C before the end: nothing to report.
     if (err instanceof AbortError) return EXIT_FAILURE;
     throw err;
+  } finally {
+    status?.();
   }
   const doc = jsonDocument(result);
   if (flags.jsonStream) {
@@ -114,6 +167,14 @@ async function runClient(args: string[], flags: ClientFlags, io: CliIO): Promise
     out(`Receiver's report (${options.reverse ? 'this end' : 'the server'}):`);
     for (const i of doc.intervals) out(`  ${intervalLine(i)}`);
     for (const line of summaryLines(doc)) out(line);
+    if (flags.chart || isTty(io.stdout)) for (const line of terminalChart(doc)) out(line);
+  }
+  if (flags.svg !== undefined) {
+    try {
+      writeFileSync(flags.svg, svgChart(doc));
+    } catch (err) {
+      throw new OutputError(`cannot write --svg ${flags.svg}: ${(err as NodeJS.ErrnoException).code ?? err}`);
+    }
   }
   return EXIT_OK;
 }
@@ -207,6 +268,8 @@ export function benchCommand(io: CliIO, setExit: (code: number) => void): Comman
     .option('--connect-timeout <time>', 'give up when no server answers within this (default 5s)')
     .option('--json', 'one JSON document at the end (docs/bench.md)')
     .option('--json-stream', 'one JSON object per interval, then the end document')
+    .option('--svg <file>', 'write a chart of throughput and loss over time as SVG')
+    .option('--chart', 'print the chart of throughput and loss in text even when stdout is not a terminal')
     .action(async (host: string, port: string | undefined, flags: ClientFlags) => {
       setExit(await runClient([host, ...(port === undefined ? [] : [port])], flags, io));
     });

@@ -26,8 +26,18 @@ export interface BenchClientOptions extends Partial<Omit<BenchParams, 'size'>> {
   transport?: TransportKind | 'auto';
   lookup?: LookupFunction;
   signal?: AbortSignal;
-  /** Each interval of the sending side as it ends (the receiver's come with the report). */
-  onInterval?: (interval: number, sent: number) => void;
+  /**
+   * Filled in as the run goes, for a status line: datagrams this end sent or received so far,
+   * and when the measured part started (real time, ms since the epoch; 0 until it has).
+   */
+  progress?: BenchProgress;
+}
+
+/** How far a run is: see {@link BenchClientOptions.progress}. */
+export interface BenchProgress {
+  sent: number;
+  received: number;
+  startedMs: number;
 }
 
 /** Round-trip times of a pingpong run, µs. */
@@ -118,7 +128,7 @@ async function run(
   options: BenchClientOptions,
   p: BenchParams,
 ): Promise<BenchResult> {
-  const { signal, port } = options;
+  const { signal, port, progress } = options;
   await socket.connect(port, address, signal ? { signal } : {});
   const server = socket.remoteAddress() as Endpoint;
   const mailbox = new Mailbox();
@@ -142,8 +152,10 @@ async function run(
     else if (d.kind === Kind.Control) {
       if (!mailbox.deliver(d.message as ControlMessage)) garbled++;
     } else if (d.session !== session) foreign++;
-    else if (d.kind === Kind.Data && receiver !== undefined) receiver.add(d.seq, d.sentMs, at, m.data.length);
-    else if (d.kind === Kind.Echo) {
+    else if (d.kind === Kind.Data && receiver !== undefined) {
+      receiver.add(d.seq, d.sentMs, at, m.data.length);
+      if (progress) progress.received++;
+    } else if (d.kind === Kind.Echo) {
       // The first echo of each counts; a duplicate echo is not another round trip.
       if (!echoes.has(d.seq)) {
         echoes.add(d.seq);
@@ -166,6 +178,7 @@ async function run(
   session = Number(welcome.session);
   const sharedClock = welcome.clock === clock;
   const step = { timeoutMs: 10_000, signal, failure: `the bench server at ${where} stopped answering` };
+  if (progress) progress.startedMs = realtime.now() + p.omitMs;
   if (p.reverse) {
     receiver = new ReceiveStats({
       startMs: realtime.now() + p.omitMs,
@@ -205,6 +218,7 @@ async function run(
       durationMs: p.durationMs,
       intervalMs: p.intervalMs,
       omitMs: p.omitMs,
+      ...(progress && { progress }),
     },
     signal,
   );

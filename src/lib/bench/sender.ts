@@ -27,6 +27,8 @@ export interface SendPlan {
   intervalMs: number;
   /** Sent first and left out of the figures, ms. */
   omitMs: number;
+  /** Its `sent` counts the datagrams sent so far, for a status line. */
+  progress?: { sent: number } | undefined;
   /** Where to send, for an unconnected socket. */
   port?: number | undefined;
   host?: string | undefined;
@@ -118,6 +120,7 @@ export async function sendStream(
       }
     }
     seq += n;
+    if (plan.progress) plan.progress.sent = seq;
   }
   const end = Math.max(seq, first < 0 ? seq : first);
   if (first < 0) first = seq;
