@@ -104,6 +104,21 @@ describe('bench', () => {
     );
   });
 
+  it('pingpong at rate 0: one in flight, each sent once the one before came back', async () => {
+    const s = await server();
+    const r = await runBench({
+      host: '127.0.0.1',
+      port: s.address().port,
+      mode: 'pingpong',
+      count: 300,
+      size: 64,
+      graceMs: 100,
+    });
+    expect(r.rtt).toMatchObject({ sent: 300, answered: 300, lost: 0 });
+    // One in flight: the server never saw two without an echo between (none reordered, no burst).
+    expect(r.receiver.figures).toMatchObject({ sent: 300, received: 300, reordered: 0 });
+  });
+
   it('foreign and garbled datagrams at the server are counted as such and change nothing', async () => {
     const s = await server();
     const noise = await openUdpSocket({ address: '127.0.0.1', port: 0 });

@@ -67,6 +67,9 @@ export interface BenchResult {
   garbled: number;
 }
 
+/** Pingpong one in flight: how long to wait for an echo before sending the next (it is lost). */
+const ECHO_TIMEOUT_MS = 1000;
+
 const DEFAULTS = {
   mode: 'throughput',
   size: 1400,
@@ -142,6 +145,23 @@ async function run(
     numberOfSignificantValueDigits: 3,
   });
   const echoes = new Set<number>();
+  // Pingpong at rate 0: one in flight, the next sent when the echo came (or after a second).
+  let awaited = -1;
+  let wakeEcho = () => {};
+  const echoed = (seq: number) =>
+    echoes.has(seq)
+      ? Promise.resolve()
+      : new Promise<void>((resolve) => {
+          awaited = seq;
+          const timer = setTimeout(done, ECHO_TIMEOUT_MS);
+          function done() {
+            clearTimeout(timer);
+            awaited = -1;
+            wakeEcho = () => {};
+            resolve();
+          }
+          wakeEcho = done;
+        });
   let foreign = 0;
   let garbled = 0;
   const done = socket.consume((m) => {
@@ -160,6 +180,7 @@ async function run(
       if (!echoes.has(d.seq)) {
         echoes.add(d.seq);
         rtt.recordValue(Math.max(1, Math.round((at - d.sentMs) * 1000)));
+        if (d.seq === awaited) wakeEcho();
       }
     } else foreign++;
   });
@@ -219,6 +240,7 @@ async function run(
       intervalMs: p.intervalMs,
       omitMs: p.omitMs,
       ...(progress && { progress }),
+      ...(p.mode === 'pingpong' && p.rate === 0 && { echoed }),
     },
     signal,
   );

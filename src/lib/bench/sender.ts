@@ -27,6 +27,11 @@ export interface SendPlan {
   intervalMs: number;
   /** Sent first and left out of the figures, ms. */
   omitMs: number;
+  /**
+   * One in flight (pingpong at rate 0): after each datagram, wait until this resolves (its echo
+   * came, or the wait timed out) before the next.
+   */
+  echoed?: ((seq: number) => Promise<void>) | undefined;
   /** Its `sent` counts the datagrams sent so far, for a status line. */
   progress?: { sent: number } | undefined;
   /** Where to send, for an unconnected socket. */
@@ -90,7 +95,8 @@ export async function sendStream(
       if (now >= stopAt || seq - first >= limit) break;
     }
     if (aborted()) break;
-    const want = first >= 0 ? Math.min(BATCH, limit - (seq - first)) : BATCH;
+    const batch = plan.echoed ? 1 : BATCH;
+    const want = first >= 0 ? Math.min(batch, limit - (seq - first)) : batch;
     let n: number;
     try {
       n = await pacer.take(want, signal);
@@ -121,6 +127,7 @@ export async function sendStream(
     }
     seq += n;
     if (plan.progress) plan.progress.sent = seq;
+    if (plan.echoed) await plan.echoed(seq - 1);
   }
   const end = Math.max(seq, first < 0 ? seq : first);
   if (first < 0) first = seq;
