@@ -6,7 +6,8 @@
 //      WORK (default a new folder under the system's temp dir), SKIP_PEERS=1 to reuse the
 //      peers' results of the last run in WORK, SKIP_PROXY=1 to leave the proxy out,
 //      PROXY_REPS (default 3). The proxy's comparison needs socat and gcc, and sockperf for
-//      its latency (else a Node client measures it, its own time included).
+//      its latency (else a Node client measures it, its own time included). SKIP_BENCH=1
+//      leaves out udpkit bench against iperf3 and sockperf, BENCH_REPS (default 3).
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -378,6 +379,37 @@ if (process.env.SKIP_PROXY !== '1') {
     '<=',
     256,
     `${p.flows.beforeMB.toFixed(0)} -> ${p.flows.afterMB.toFixed(0)} MB, ${p.flows.answered} of 10000 answered`,
+  );
+}
+
+// udpkit bench against iperf3 and sockperf (bench/bench.mjs).
+if (process.env.SKIP_BENCH !== '1') {
+  console.error('bench: udpkit bench against iperf3 and sockperf');
+  const b = JSON.parse(
+    execFileSync(node, [join(root, 'bench', 'bench.mjs')], {
+      encoding: 'utf8',
+      env: { ...process.env, REPS: process.env.BENCH_REPS ?? '3' },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    }),
+  );
+  writeFileSync(join(work, 'bench.json'), JSON.stringify(b, null, 2));
+  const u = b.throughput.udpkit;
+  const i = b.throughput.iperf3;
+  check(
+    'bench, 1400 B at full speed: bits/s delivered / iperf3 -u -b 0 -l 1400',
+    ratio(u?.bps, i?.bps),
+    '>=',
+    1,
+    `${((u?.bps ?? 0) / 1e9).toFixed(2)} vs ${((i?.bps ?? 0) / 1e9).toFixed(2)} Gbit/s; loss ${u?.lostPercent?.toFixed(1)} % (all of it the receiver's kernel drops: ${u?.drops}) vs ${i?.lostPercent?.toFixed(1)} %`,
+  );
+  const up = b.pingpong.udpkit;
+  const sp = b.pingpong.sockperf;
+  check(
+    'bench pingpong, one in flight, 64 B: round-trip p50 / sockperf ping-pong',
+    ratio(up?.p50, sp?.p50),
+    '<=',
+    2,
+    `p50 / p99 ${up?.p50} / ${up?.p99} us vs ${sp?.p50?.toFixed(1)} / ${sp?.p99?.toFixed(1)} us (sockperf's half round trips doubled); ${up?.count} vs ${sp?.count} round trips`,
   );
 }
 
