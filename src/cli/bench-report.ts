@@ -64,7 +64,7 @@ export interface BenchDocument {
   mode: string;
   reverse: boolean;
   server: { address: string; port: number; family: string };
-  params: Record<string, number | null>;
+  params: Record<string, unknown>;
   summary: JsonSummary;
   intervals: JsonInterval[];
 }
@@ -109,6 +109,7 @@ export function jsonDocument(r: BenchResult): BenchDocument {
       interval_ms: r.params.intervalMs,
       omit_ms: r.params.omitMs,
       grace_ms: r.params.graceMs,
+      size_dist: r.params.sizeDist ?? null,
     },
     summary: {
       sent: f.sent,

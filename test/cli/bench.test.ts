@@ -181,6 +181,12 @@ describe('udpkit bench', () => {
       [['--rate', '1k', '--bitrate', '1M'], '--rate and --bitrate: give one'],
       [['--mode', 'pingpong', '-R'], 'pingpong goes both ways'],
       [['--duration', 'soon'], "duration 'soon' is not a duration"],
+      [
+        ['--size-dist', 'bimodal'],
+        "size distribution 'bimodal' is not imix, uniform:MIN-MAX or SIZE[*WEIGHT],...",
+      ],
+      [['--size-dist', 'uniform:900-100'], 'size range 900-100: the first is the smaller'],
+      [['--size', '100', '--size-dist', 'imix'], '--size and --size-dist: give one'],
     ] as const) {
       const r = await runCli(['bench', 'client', '127.0.0.1', '9', ...args]);
       expect(r.code).toBe(2);

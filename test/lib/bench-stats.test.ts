@@ -8,6 +8,7 @@ import { JitterTracker } from '../../src/lib/bench/jitter.js';
 import { ReceiveStats } from '../../src/lib/bench/receiver.js';
 import { ReorderTracker } from '../../src/lib/bench/reorder.js';
 import { SequenceSet } from '../../src/lib/bench/sequence.js';
+import { IMIX, sizePicker } from '../../src/lib/bench/sizes.js';
 import { seededRandom } from '../../src/lib/index.js';
 
 describe('SequenceSet', () => {
@@ -187,5 +188,37 @@ describe('ReceiveStats', () => {
       lost: 0,
       delay: { min: 0, max: 2, mean: 1 },
     });
+  });
+});
+
+describe('size distributions', () => {
+  it('IMIX draws 7:4:1 within the binomial 99.9 % interval over 120k; uniform covers its range evenly', () => {
+    const n = 120_000;
+    const pick = sizePicker(IMIX, seededRandom(5));
+    const counts = new Map<number, number>();
+    for (let i = 0; i < n; i++) {
+      const s = pick();
+      counts.set(s, (counts.get(s) ?? 0) + 1);
+    }
+    expect([...counts.keys()].sort((a, b) => a - b)).toEqual([64, 548, 1472]);
+    for (const [size, p] of [
+      [64, 7 / 12],
+      [548, 4 / 12],
+      [1472, 1 / 12],
+    ] as const) {
+      const sd = Math.sqrt(n * p * (1 - p));
+      expect(Math.abs((counts.get(size) as number) - n * p)).toBeLessThan(3.29 * sd);
+    }
+    const uniform = sizePicker({ uniform: [100, 109] }, seededRandom(6));
+    const seen = new Map<number, number>();
+    for (let i = 0; i < 100_000; i++) {
+      const s = uniform();
+      seen.set(s, (seen.get(s) ?? 0) + 1);
+    }
+    expect([...seen.keys()].sort((a, b) => a - b)).toEqual([
+      100, 101, 102, 103, 104, 105, 106, 107, 108, 109,
+    ]);
+    const sd = Math.sqrt(100_000 * 0.1 * 0.9);
+    for (const c of seen.values()) expect(Math.abs(c - 10_000)).toBeLessThan(3.29 * sd);
   });
 });

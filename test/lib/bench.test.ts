@@ -5,8 +5,9 @@
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { runBench } from '../../src/lib/bench/client.js';
 import { startBenchServer } from '../../src/lib/bench/server.js';
-import { Kind } from '../../src/lib/bench/wire.js';
+import { decode, encodeControl, Kind } from '../../src/lib/bench/wire.js';
 import { createProxy, openUdpSocket, type PolicyDecision } from '../../src/lib/index.js';
+import { until } from '../helpers/time.js';
 
 async function server() {
   const s = await startBenchServer({ address: '127.0.0.1' });
@@ -138,6 +139,42 @@ describe('bench', () => {
     const r = await runBench({ host: '127.0.0.1', port, count: 300, rate: 3000, size: 64, graceMs: 100 });
     expect(r.receiver.figures).toMatchObject({ sent: 300, received: 300, lost: 0, duplicates: 0 });
     expect([s.foreign, s.garbled]).toEqual([2, 1]);
+  });
+
+  it('refuses a hello whose parameters it will not run, and says why', async () => {
+    const s = await server();
+    const c = await openUdpSocket({ address: '127.0.0.1', port: 0 });
+    onTestFinished(() => c.close());
+    const answers: unknown[] = [];
+    c.consume((m) => {
+      const d = decode(m.data);
+      if (d.kind === Kind.Control) answers.push(d.message);
+    });
+    const params = {
+      mode: 'throughput',
+      size: 1e9,
+      rate: 0,
+      intervalMs: 1000,
+      omitMs: 0,
+      reverse: false,
+      graceMs: 100,
+    };
+    await c.send(
+      encodeControl(0, { type: 'hello', version: 1, nonce: 'a', params }),
+      s.address().port,
+      '127.0.0.1',
+    );
+    await c.send(
+      encodeControl(0, { type: 'hello', version: 9, nonce: 'b', params: { ...params, size: 100 } }),
+      s.address().port,
+      '127.0.0.1',
+    );
+    await until(() => answers.length === 2);
+    expect(answers).toEqual([
+      { type: 'refused', nonce: 'a', reason: 'size is not 32-65507' },
+      { type: 'refused', nonce: 'b', reason: 'protocol version 9 is not 1' },
+    ]);
+    expect([s.sessions, s.garbled]).toEqual([0, 2]);
   });
 
   it('fails with a clear message when no server answers', async () => {

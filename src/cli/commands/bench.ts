@@ -8,8 +8,9 @@ import { writeFileSync } from 'node:fs';
 import type { BenchProgress } from '../../lib/bench/client.js';
 import { runBench } from '../../lib/bench/client.js';
 import { startBenchServer } from '../../lib/bench/server.js';
+import { checkSizes, IMIX, type SizeDistribution } from '../../lib/bench/sizes.js';
 import { AbortError, formatEndpoint, OutputError } from '../../lib/index.js';
-import { parseCount, parseDuration, parseListenPositionals, parseRate, UsageError } from '../args.js';
+import { parseCount, parseDuration, parseListenPositionals, parseRate, UsageError, usage } from '../args.js';
 import { svgChart, terminalChart } from '../bench-chart.js';
 import { formatBits, intervalLine, jsonDocument, jsonInterval, summaryLines } from '../bench-report.js';
 import { Command } from '../commander.js';
@@ -34,6 +35,7 @@ interface ClientFlags {
   jsonStream?: boolean;
   svg?: string;
   chart?: boolean;
+  sizeDist?: string;
 }
 
 const BITRATE = /^(\d+(?:\.\d+)?)([kKmMgG]?)$/;
@@ -46,6 +48,13 @@ function parseBitrate(text: string): number {
   if (!(bits >= 1))
     throw new UsageError(`bitrate '${text}' is not a number of bits per second (e.g. 100M, 1.5G, 800k)`);
   return bits;
+}
+
+/** The mean size of a distribution: what a bitrate divides by. */
+function meanSize(d: SizeDistribution): number {
+  if ('uniform' in d) return (d.uniform[0] + d.uniform[1]) / 2;
+  const total = d.weighted.reduce((a, [, w]) => a + w, 0);
+  return d.weighted.reduce((a, [s, w]) => a + s * w, 0) / total;
 }
 
 function isTty(stream: unknown): boolean {
@@ -91,19 +100,54 @@ function startStatus(
   };
 }
 
+/**
+ * --size-dist: `imix`, `uniform:MIN-MAX`, or sizes with weights `64*7,548*4,1472` (a weight of
+ * 1 where none is given).
+ */
+export function parseSizeDist(text: string): SizeDistribution {
+  const t = text.trim();
+  if (t === 'imix') return IMIX;
+  const u = /^uniform:(\d+)-(\d+)$/.exec(t);
+  const d: SizeDistribution = u
+    ? { uniform: [Number(u[1]), Number(u[2])] }
+    : {
+        weighted: t.split(',').map((part) => {
+          const m = /^(\d+)(?:\*(\d+(?:\.\d+)?))?$/.exec(part.trim());
+          if (!m)
+            throw new UsageError(
+              `size distribution '${text}' is not imix, uniform:MIN-MAX or SIZE[*WEIGHT],...`,
+            );
+          return [Number(m[1]), m[2] === undefined ? 1 : Number(m[2])] as [number, number];
+        }),
+      };
+  usage(() => checkSizes(d), 'size distribution');
+  return d;
+}
+
 /** Parses and checks the client's flags into runBench's options. */
 export function parseClientFlags(flags: ClientFlags) {
   const mode = flags.mode ?? 'throughput';
   if (mode !== 'throughput' && mode !== 'pingpong')
     throw new UsageError(`mode '${mode}' is not throughput or pingpong`);
-  const size = flags.size === undefined ? (mode === 'pingpong' ? 64 : 1400) : parseCount(flags.size, 'size');
+  if (flags.size !== undefined && flags.sizeDist !== undefined)
+    throw new UsageError('--size and --size-dist: give one');
+  const sizeDist = flags.sizeDist === undefined ? undefined : parseSizeDist(flags.sizeDist);
+  const size =
+    sizeDist !== undefined
+      ? checkSizes(sizeDist)
+      : flags.size === undefined
+        ? mode === 'pingpong'
+          ? 64
+          : 1400
+        : parseCount(flags.size, 'size');
   if (size < 32 || size > 65507)
     throw new UsageError(`size ${size} is not 32-65507 bytes (the bench's header takes 32)`);
   if (flags.rate !== undefined && flags.bitrate !== undefined)
     throw new UsageError('--rate and --bitrate: give one');
   let rate = 0;
   if (flags.rate !== undefined) rate = flags.rate.trim() === '0' ? 0 : parseRate(flags.rate);
-  if (flags.bitrate !== undefined) rate = parseBitrate(flags.bitrate) / (8 * size);
+  if (flags.bitrate !== undefined)
+    rate = parseBitrate(flags.bitrate) / (8 * (sizeDist ? meanSize(sizeDist) : size));
   if (mode === 'pingpong' && flags.reverse)
     throw new UsageError('pingpong goes both ways: --reverse does not apply');
   const count = flags.count === undefined ? undefined : parseCount(flags.count, 'count');
@@ -116,6 +160,7 @@ export function parseClientFlags(flags: ClientFlags) {
   return {
     mode: mode as 'throughput' | 'pingpong',
     size,
+    ...(sizeDist && { sizeDist }),
     rate,
     count,
     durationMs,
@@ -138,7 +183,7 @@ async function runClient(args: string[], flags: ClientFlags, io: CliIO): Promise
     const what =
       options.mode === 'pingpong'
         ? `pingpong, ${options.size} B`
-        : `throughput${options.reverse ? ' (reversed: the server sends)' : ''}, ${options.size} B at ${options.rate === 0 ? 'full speed' : `${Math.round(options.rate)}/s`}`;
+        : `throughput${options.reverse ? ' (reversed: the server sends)' : ''}, ${flags.sizeDist === undefined ? `${options.size} B` : `sizes ${flags.sizeDist}`} at ${options.rate === 0 ? 'full speed' : `${Math.round(options.rate)}/s`}`;
     const until =
       options.count !== undefined
         ? `${options.count} datagrams`
@@ -259,6 +304,10 @@ export function benchCommand(io: CliIO, setExit: (code: number) => void): Comman
     .option('--rate <n>', 'datagrams per second (50k, 1M); 0 is as fast as possible (default)')
     .option('--bitrate <bits>', 'bits per second of payload (100M, 1.5G), instead of --rate')
     .option('--size <bytes>', 'bytes per datagram, 32-65507 (default 1400; pingpong 64)')
+    .option(
+      '--size-dist <dist>',
+      "sizes drawn per datagram: 'imix', 'uniform:64-1400', or '64*7,548*4,1472' (size*weight)",
+    )
     .option('-t, --duration <time>', 'how long to send (default 10s)')
     .option('-n, --count <n>', 'how many datagrams to send, instead of a duration')
     .option('-R, --reverse', 'the server sends, this end receives')

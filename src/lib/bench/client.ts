@@ -6,7 +6,8 @@
  */
 import hdr from 'hdr-histogram-js';
 import { type Endpoint, type LookupFunction, resolveHost } from '../address.js';
-import { InvalidArgumentError } from '../errors.js';
+import { InvalidArgumentError, SocketError, TimeoutError } from '../errors.js';
+import { seededRandom } from '../impair/random.js';
 import { openUdpSocket, type UdpSocket } from '../socket.js';
 import type { TransportKind } from '../transport.js';
 import { RealtimeClock } from './clock.js';
@@ -15,6 +16,7 @@ import { ReceiveStats } from './receiver.js';
 import { type SendReport, sendStream } from './sender.js';
 import type { ReceiverReport } from './server.js';
 import { type BenchParams, clockId, PROTOCOL_VERSION } from './session.js';
+import { checkSizes, sizePicker } from './sizes.js';
 import { DATA_HEADER, decode, encodeControl, Kind } from './wire.js';
 
 export interface BenchClientOptions extends Partial<Omit<BenchParams, 'size'>> {
@@ -93,6 +95,10 @@ function params(options: BenchClientOptions): BenchParams {
     reverse: options.reverse ?? DEFAULTS.reverse,
     graceMs: options.graceMs ?? DEFAULTS.graceMs,
   };
+  if (options.sizeDist !== undefined) {
+    p.sizeDist = options.sizeDist;
+    p.size = checkSizes(options.sizeDist);
+  }
   if (!Number.isInteger(p.size) || p.size < DATA_HEADER || p.size > 65507)
     throw new InvalidArgumentError(
       `size ${p.size} is not ${DATA_HEADER}-65507 bytes (the header takes ${DATA_HEADER})`,
@@ -189,13 +195,26 @@ async function run(
   const nonce = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
   const clock = clockId();
   const where = `${server.family === 'IPv6' ? `[${server.address}]` : server.address}:${server.port}`;
-  const welcome = await ask(
-    mailbox,
-    () => send({ type: 'hello', version: PROTOCOL_VERSION, nonce, clock, params: p }),
-    'welcome',
-    { timeoutMs: options.connectTimeoutMs ?? 5000, signal, failure: `no bench server answered at ${where}` },
-    (m) => m.nonce === nonce,
-  );
+  // A server that will not run these parameters says why, instead of welcoming.
+  const refused = mailbox.next('refused', (m) => m.nonce === nonce);
+  const stopHello = new AbortController();
+  const welcome = await Promise.race([
+    ask(
+      mailbox,
+      () => send({ type: 'hello', version: PROTOCOL_VERSION, nonce, clock, params: p }),
+      'welcome',
+      {
+        timeoutMs: options.connectTimeoutMs ?? 5000,
+        signal: signal ? AbortSignal.any([signal, stopHello.signal]) : stopHello.signal,
+        failure: `no bench server answered at ${where}`,
+      },
+      (m) => m.nonce === nonce,
+    ),
+    refused.promise.then((m) => {
+      stopHello.abort();
+      throw new SocketError(`the bench server at ${where} refused the run: ${String(m.reason)}`);
+    }),
+  ]).finally(() => refused.cancel());
   session = Number(welcome.session);
   const sharedClock = welcome.clock === clock;
   const step = { timeoutMs: 10_000, signal, failure: `the bench server at ${where} stopped answering` };
@@ -208,7 +227,19 @@ async function run(
     });
     const sentMessage = mailbox.next('sent');
     await ask(mailbox, () => send({ type: 'start' }), 'started', step);
-    const sent = (await sentMessage.promise) as unknown as SendReport & ControlMessage;
+    // The server sends, then says so; if it falls silent for 10 s instead, it is gone.
+    let watchdog: NodeJS.Timeout | undefined;
+    const silent = new Promise<never>((_, reject) => {
+      let seen = -1;
+      watchdog = setInterval(() => {
+        const now = socket.packetsReceived;
+        if (now === seen) reject(new TimeoutError(`the bench server at ${where} fell silent for 10s`));
+        seen = now;
+      }, 10_000);
+    });
+    const sent = (await Promise.race([sentMessage.promise, silent]).finally(() =>
+      clearInterval(watchdog),
+    )) as unknown as SendReport & ControlMessage;
     await new Promise((r) => setTimeout(r, p.graceMs));
     const report: ReceiverReport = {
       figures: receiver.figures(sent.end),
@@ -239,6 +270,7 @@ async function run(
       durationMs: p.durationMs,
       intervalMs: p.intervalMs,
       omitMs: p.omitMs,
+      ...(p.sizeDist && { sizes: sizePicker(p.sizeDist, seededRandom(session, 7)) }),
       ...(progress && { progress }),
       ...(p.mode === 'pingpong' && p.rate === 0 && { echoed }),
     },

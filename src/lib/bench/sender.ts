@@ -15,8 +15,10 @@ export interface SendPlan {
   session: number;
   /** Stamps each datagram's send time. */
   clock: RealtimeClock;
-  /** Bytes per datagram, at least {@link DATA_HEADER}. */
+  /** Bytes per datagram, at least {@link DATA_HEADER}; the largest when `sizes` is given. */
   size: number;
+  /** Each datagram's size, drawn per datagram (a size distribution); none: all `size`. */
+  sizes?: (() => number) | undefined;
   /** Datagrams per second; 0: as fast as the socket takes them. */
   rate: number;
   /** Stop after this many (counted ones: after the omitted start). */
@@ -68,6 +70,9 @@ export async function sendStream(
   const buf = Buffer.alloc(size * BATCH);
   for (let i = 0; i < BATCH; i++) writeDataHeader(buf, i * size, Kind.Data, plan.session, 0, 0);
   const lengths = new Uint32Array(BATCH).fill(size);
+  // Where each datagram of a batch starts in `buf`: fixed, or packed one after another.
+  const offsets = Uint32Array.from({ length: BATCH }, (_, i) => i * size);
+  let bytes = 0;
   const pacer = new Pacer(rate);
   const wallClock = () => plan.clock.now();
   const begin = wallClock();
@@ -105,12 +110,22 @@ export async function sendStream(
       throw err;
     }
     const at = wallClock();
-    for (let i = 0; i < n; i++) stampDataHeader(buf, i * size, seq + i, at);
+    if (plan.sizes) {
+      let o = 0;
+      for (let i = 0; i < n; i++) {
+        const length = plan.sizes();
+        lengths[i] = length;
+        offsets[i] = o;
+        writeDataHeader(buf, o, Kind.Data, plan.session, seq + i, at);
+        o += length;
+      }
+    } else for (let i = 0; i < n; i++) stampDataHeader(buf, i * size, seq + i, at);
+    if (first >= 0) for (let i = 0; i < n; i++) bytes += lengths[i] as number;
     for (let done = 0; done < n; ) {
       try {
         await socket.sendPacked(
-          done === 0 ? buf : buf.subarray(done * size),
-          lengths,
+          done === 0 ? buf : buf.subarray(offsets[done]),
+          done === 0 ? lengths : lengths.subarray(done),
           n - done,
           plan.port,
           plan.host,
@@ -137,7 +152,7 @@ export async function sendStream(
     first,
     end,
     boundaries,
-    bytes: (end - first) * size,
+    bytes,
     errors,
     startMs,
     endMs: wallClock(),

@@ -5,13 +5,15 @@
  * all, is counted as foreign, and a malformed one as garbled, never as a measurement.
  */
 import type { Endpoint } from '../address.js';
+import { seededRandom } from '../impair/random.js';
 import { openUdpSocket, type UdpSocket } from '../socket.js';
 import type { TransportKind } from '../transport.js';
 import { RealtimeClock } from './clock.js';
 import { ask, type ControlMessage, Mailbox } from './control.js';
 import { type IntervalFigures, ReceiveStats, type StreamFigures } from './receiver.js';
 import { type SendReport, sendStream } from './sender.js';
-import { type BenchParams, clockId, PROTOCOL_VERSION } from './session.js';
+import { type BenchParams, clockId, PROTOCOL_VERSION, paramsProblem } from './session.js';
+import { sizePicker } from './sizes.js';
 import { decode, encodeControl, Kind, newSession } from './wire.js';
 
 /** What a session's receiver reports at the end. */
@@ -196,12 +198,13 @@ export class BenchServer {
     let s = [...this.#sessions.values()].find((x) => x.nonce === nonce);
     if (s === undefined) {
       const params = message.params as BenchParams;
-      if (message.version !== PROTOCOL_VERSION || typeof params !== 'object' || params === null) {
-        void this.#send(from, 0, {
-          type: 'refused',
-          nonce,
-          reason: `protocol version ${String(message.version)} is not ${PROTOCOL_VERSION}`,
-        }).catch(() => {});
+      const problem =
+        message.version !== PROTOCOL_VERSION
+          ? `protocol version ${String(message.version)} is not ${PROTOCOL_VERSION}`
+          : paramsProblem(params);
+      if (problem !== undefined) {
+        this.garbled++;
+        void this.#send(from, 0, { type: 'refused', nonce, reason: problem }).catch(() => {});
         return;
       }
       s = {
@@ -289,6 +292,7 @@ export class BenchServer {
             session: s.id,
             clock: this.#realtime,
             size: params.size,
+            ...(params.sizeDist && { sizes: sizePicker(params.sizeDist, seededRandom(s.id, 7)) }),
             rate: params.rate,
             count: params.count,
             durationMs: params.durationMs,

@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
+import { checkSizes, type SizeDistribution } from './sizes.js';
 
 export const PROTOCOL_VERSION = 1;
 
@@ -22,6 +23,8 @@ export interface BenchParams {
   reverse: boolean;
   /** How long the receiver waits after the sender's last datagram before counting losses. */
   graceMs: number;
+  /** Sizes drawn per datagram instead of `size` (then the largest of them). */
+  sizeDist?: SizeDistribution | undefined;
 }
 
 /**
@@ -36,4 +39,38 @@ export function clockId(): string {
     // Not Linux: the host name alone.
   }
   return `${hostname()}/${boot}`;
+}
+
+/**
+ * Whether a hello's parameters are ones this end will run: what a client sent may be anything.
+ * Returns what is wrong, or undefined.
+ */
+export function paramsProblem(p: unknown): string | undefined {
+  if (typeof p !== 'object' || p === null) return 'no parameters';
+  const q = p as Record<string, unknown>;
+  const num = (k: string, min: number, max: number, optional = false) => {
+    const v = q[k];
+    if (optional && (v === undefined || v === null)) return undefined;
+    return typeof v === 'number' && Number.isFinite(v) && v >= min && v <= max
+      ? undefined
+      : `${k} is not ${min}-${max}`;
+  };
+  if (q.mode !== 'throughput' && q.mode !== 'pingpong') return 'mode is not throughput or pingpong';
+  if (typeof q.reverse !== 'boolean') return 'reverse is not true or false';
+  if (q.sizeDist !== undefined) {
+    try {
+      checkSizes(q.sizeDist as SizeDistribution);
+    } catch (err) {
+      return (err as Error).message;
+    }
+  }
+  return (
+    num('size', 32, 65507) ??
+    num('rate', 0, 1e9) ??
+    num('count', 1, Number.MAX_SAFE_INTEGER, true) ??
+    num('durationMs', 1, 2_147_483_647, true) ??
+    num('intervalMs', 10, 3_600_000) ??
+    num('omitMs', 0, 3_600_000) ??
+    num('graceMs', 0, 3_600_000)
+  );
 }
