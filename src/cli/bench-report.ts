@@ -45,6 +45,14 @@ export interface JsonSummary {
   receiver_kernel_drops: number | null;
   foreign: number;
   garbled: number;
+  frames?: {
+    sent: number;
+    complete: number;
+    missed: number;
+    late: number;
+    best_ms: number | null;
+    period_ms: number;
+  };
   rtt_us?: {
     min: number;
     p50: number;
@@ -110,6 +118,7 @@ export function jsonDocument(r: BenchResult): BenchDocument {
       omit_ms: r.params.omitMs,
       grace_ms: r.params.graceMs,
       size_dist: r.params.sizeDist ?? null,
+      isochronous: r.params.isochronous ?? null,
     },
     summary: {
       sent: f.sent,
@@ -137,6 +146,16 @@ export function jsonDocument(r: BenchResult): BenchDocument {
       receiver_kernel_drops: r.receiver.kernelDrops ?? null,
       foreign: r.foreign,
       garbled: r.garbled,
+      ...(r.receiver.frames && {
+        frames: {
+          sent: r.receiver.frames.sent,
+          complete: r.receiver.frames.complete,
+          missed: r.receiver.frames.missed,
+          late: r.receiver.frames.late,
+          best_ms: r.receiver.frames.bestMs ?? null,
+          period_ms: r.receiver.frames.periodMs,
+        },
+      }),
       ...(r.rtt && {
         rtt_us: {
           min: r.rtt.min,
@@ -183,6 +202,12 @@ export function summaryLines(doc: BenchDocument): string[] {
   if (s.delay_ms) {
     lines.push(
       `one-way delay ${s.delay_ms.absolute ? '' : '(above the least: the ends do not share a clock) '}min ${s.delay_ms.min} / p50 ${s.delay_ms.p50} / p99 ${s.delay_ms.p99} / max ${s.delay_ms.max} ms`,
+    );
+  }
+  if (s.frames) {
+    const f = s.frames;
+    lines.push(
+      `frames: sent ${f.sent}, complete ${f.complete}, missed ${f.missed}, late ${f.late} (more than one ${round(f.period_ms)} ms period past the best, ${f.best_ms} ms)`,
     );
   }
   if (s.rtt_us) {

@@ -187,6 +187,10 @@ describe('udpkit bench', () => {
       ],
       [['--size-dist', 'uniform:900-100'], 'size range 900-100: the first is the smaller'],
       [['--size', '100', '--size-dist', 'imix'], '--size and --size-dist: give one'],
+      [['--isochronous', '50'], "isochronous '50' is not FPS:BYTES"],
+      [['--isochronous', '50:1200', '--rate', '1k'], '--isochronous sets the rate and the sizes'],
+      [['--isochronous', '50:100000'], 'a frame of 100000 bytes is not 40 to 89600 (64 datagrams of 1400)'],
+      [['--isochronous', '50:1200', '--mode', 'pingpong'], '--isochronous is a throughput run'],
     ] as const) {
       const r = await runCli(['bench', 'client', '127.0.0.1', '9', ...args]);
       expect(r.code).toBe(2);

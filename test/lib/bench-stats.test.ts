@@ -4,6 +4,7 @@
  * against an independent computation written here).
  */
 import { describe, expect, it } from 'vitest';
+import { FrameTracker, framePieces } from '../../src/lib/bench/frames.js';
 import { JitterTracker } from '../../src/lib/bench/jitter.js';
 import { ReceiveStats } from '../../src/lib/bench/receiver.js';
 import { ReorderTracker } from '../../src/lib/bench/reorder.js';
@@ -220,5 +221,23 @@ describe('size distributions', () => {
     ]);
     const sd = Math.sqrt(100_000 * 0.1 * 0.9);
     for (const c of seen.values()) expect(Math.abs(c - 10_000)).toBeLessThan(3.29 * sd);
+  });
+});
+
+describe('FrameTracker', () => {
+  it('complete, missed and late frames from a known log; pieces of a frame', () => {
+    expect(framePieces(3000, 1400)).toEqual([1400, 1400, 200]);
+    expect(framePieces(1410, 1400)).toEqual([1400, 40]);
+    // 20 ms frames of two pieces, sent at 20 k ms.
+    const t = new FrameTracker(20);
+    const frame = (k: number, arrivals: (number | undefined)[]) =>
+      arrivals.forEach((at, piece) => at !== undefined && t.add(k, piece, 2, k * 20, k * 20 + at));
+    frame(0, [5, 6]); // 6 ms: the best
+    frame(1, [5, 25]); // 25 ms: within a period of the best (6 + 20 = 26)
+    frame(2, [5, 27]); // 27 ms: late
+    frame(3, [5, undefined]); // missed
+    frame(4, [7, 8]);
+    t.add(4, 1, 2, 80, 80 + 9); // a duplicate piece changes nothing
+    expect(t.figures(0, 6)).toEqual({ sent: 6, complete: 4, missed: 2, late: 1, bestMs: 6, periodMs: 20 });
   });
 });

@@ -86,6 +86,34 @@ describe('bench', () => {
     expect(Math.abs(lostData.up - 900)).toBeLessThan(100);
   });
 
+  it('isochronous: a frame with a piece lost is missed, one held past a period is late, exactly', async () => {
+    const s = await server();
+    // 100 frames a second of 3000 bytes in pieces of 1000: data datagram i is frame i / 3.
+    let data = 0;
+    const proxy = await createProxy({
+      target: { host: '127.0.0.1', port: s.address().port },
+      policy: ({ data: bytes, direction }): PolicyDecision => {
+        if (direction !== 'up' || bytes[4] !== Kind.Data) return 'pass';
+        const i = data++;
+        if (i === 30 || i === 61) return 'drop'; // frames 10 and 20
+        if (i === 150) return { delay: 40 }; // frame 50, four periods late
+        return 'pass';
+      },
+    });
+    onTestFinished(() => proxy.close());
+    const r = await runBench({
+      host: '127.0.0.1',
+      port: proxy.address().port,
+      isochronous: { fps: 100, bytes: 3000 },
+      size: 1000,
+      count: 100,
+      graceMs: 200,
+    });
+    expect(r.sender).toMatchObject({ end: 300, frames: { first: 0, sent: 100 } });
+    expect(r.receiver.figures).toMatchObject({ sent: 300, lost: 2 });
+    expect(r.receiver.frames).toMatchObject({ sent: 100, complete: 98, missed: 2, late: 1, periodMs: 10 });
+  });
+
   it('pingpong: every round trip timed, percentiles in order', async () => {
     const s = await server();
     const r = await runBench({

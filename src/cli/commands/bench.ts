@@ -36,6 +36,7 @@ interface ClientFlags {
   svg?: string;
   chart?: boolean;
   sizeDist?: string;
+  isochronous?: string;
 }
 
 const BITRATE = /^(\d+(?:\.\d+)?)([kKmMgG]?)$/;
@@ -157,11 +158,31 @@ export function parseClientFlags(flags: ClientFlags) {
         ? 10_000
         : undefined
       : parseDuration(flags.duration, 'duration');
+  let isochronous: { fps: number; bytes: number } | undefined;
+  if (flags.isochronous !== undefined) {
+    const m = /^(\d+(?:\.\d+)?):(\d+)$/.exec(flags.isochronous.trim());
+    if (!m)
+      throw new UsageError(
+        `isochronous '${flags.isochronous}' is not FPS:BYTES (frames a second, bytes a frame: 50:1200)`,
+      );
+    if (flags.rate !== undefined || flags.bitrate !== undefined || sizeDist !== undefined)
+      throw new UsageError('--isochronous sets the rate and the sizes: no --rate, --bitrate or --size-dist');
+    if (mode !== 'throughput') throw new UsageError('--isochronous is a throughput run');
+    isochronous = { fps: Number(m[1]), bytes: Number(m[2]) };
+    if (!(isochronous.fps > 0 && isochronous.fps <= 100_000))
+      throw new UsageError(`${m[1]} frames a second is not 1-100000`);
+    const largest = flags.size === undefined ? 1400 : size;
+    if (!(isochronous.bytes >= 40 && isochronous.bytes <= 64 * largest))
+      throw new UsageError(
+        `a frame of ${isochronous.bytes} bytes is not 40 to ${64 * largest} (64 datagrams of ${largest})`,
+      );
+  }
   return {
     mode: mode as 'throughput' | 'pingpong',
-    size,
+    size: isochronous && flags.size === undefined ? Math.min(1400, Math.max(40, isochronous.bytes)) : size,
+    ...(isochronous && { isochronous }),
     ...(sizeDist && { sizeDist }),
-    rate,
+    rate: isochronous ? isochronous.fps : rate,
     count,
     durationMs,
     reverse: flags.reverse === true,
@@ -304,6 +325,10 @@ export function benchCommand(io: CliIO, setExit: (code: number) => void): Comman
     .option('--rate <n>', 'datagrams per second (50k, 1M); 0 is as fast as possible (default)')
     .option('--bitrate <bits>', 'bits per second of payload (100M, 1.5G), instead of --rate')
     .option('--size <bytes>', 'bytes per datagram, 32-65507 (default 1400; pingpong 64)')
+    .option(
+      '--isochronous <fps:bytes>',
+      'frames a second and bytes a frame (50:1200), as VoIP and games send; reports frames late and missed',
+    )
     .option(
       '--size-dist <dist>',
       "sizes drawn per datagram: 'imix', 'uniform:64-1400', or '64*7,548*4,1472' (size*weight)",

@@ -12,6 +12,7 @@ import { openUdpSocket, type UdpSocket } from '../socket.js';
 import type { TransportKind } from '../transport.js';
 import { RealtimeClock } from './clock.js';
 import { ask, type ControlMessage, Mailbox } from './control.js';
+import { FRAME_HEADER, FrameTracker, framePieces, readFrame } from './frames.js';
 import { ReceiveStats } from './receiver.js';
 import { type SendReport, sendStream } from './sender.js';
 import type { ReceiverReport } from './server.js';
@@ -95,6 +96,12 @@ function params(options: BenchClientOptions): BenchParams {
     reverse: options.reverse ?? DEFAULTS.reverse,
     graceMs: options.graceMs ?? DEFAULTS.graceMs,
   };
+  if (options.isochronous !== undefined) {
+    p.isochronous = options.isochronous;
+    p.rate = options.isochronous.fps;
+    if (options.size === undefined)
+      p.size = Math.min(1400, Math.max(FRAME_HEADER, options.isochronous.bytes));
+  }
   if (options.sizeDist !== undefined) {
     p.sizeDist = options.sizeDist;
     p.size = checkSizes(options.sizeDist);
@@ -106,6 +113,16 @@ function params(options: BenchClientOptions): BenchParams {
   if (!(p.intervalMs >= 10)) throw new InvalidArgumentError(`interval ${p.intervalMs} ms is under 10 ms`);
   if (p.mode === 'pingpong' && p.reverse)
     throw new InvalidArgumentError('pingpong goes both ways: no reverse');
+  if (p.isochronous) {
+    const { fps, bytes } = p.isochronous;
+    if (p.mode !== 'throughput') throw new InvalidArgumentError('isochronous traffic is a throughput run');
+    if (!(fps > 0 && fps <= 100_000))
+      throw new InvalidArgumentError(`${fps} frames a second is not 1-100000`);
+    if (!(Number.isInteger(bytes) && bytes >= FRAME_HEADER && bytes <= 64 * p.size))
+      throw new InvalidArgumentError(
+        `a frame of ${bytes} bytes is not ${FRAME_HEADER} to ${64 * p.size} (64 datagrams of ${p.size})`,
+      );
+  }
   return p;
 }
 
@@ -145,6 +162,7 @@ async function run(
   const transport = socket.transport;
   let session = 0;
   let receiver: ReceiveStats | undefined;
+  const frames = p.isochronous ? new FrameTracker(1000 / p.isochronous.fps) : undefined;
   const rtt = hdr.build({
     lowestDiscernibleValue: 1,
     highestTrackableValue: 3_600_000_000,
@@ -179,7 +197,10 @@ async function run(
       if (!mailbox.deliver(d.message as ControlMessage)) garbled++;
     } else if (d.session !== session) foreign++;
     else if (d.kind === Kind.Data && receiver !== undefined) {
-      receiver.add(d.seq, d.sentMs, at, m.data.length);
+      if (receiver.add(d.seq, d.sentMs, at, m.data.length) && frames) {
+        const f = readFrame(m.data);
+        if (f) frames.add(f.frame, f.piece, f.pieces, d.sentMs, at);
+      }
       if (progress) progress.received++;
     } else if (d.kind === Kind.Echo) {
       // The first echo of each counts; a duplicate echo is not another round trip.
@@ -246,6 +267,7 @@ async function run(
       intervals: receiver.intervals(sent.boundaries),
       kernelDrops: socket.kernelDrops,
       sharedClock,
+      ...(frames && sent.frames && { frames: frames.figures(sent.frames.first, sent.frames.sent) }),
     };
     // The server waits for it: said a few times, as the other control messages are.
     for (let i = 0; i < 3; i++) await send({ type: 'report', ...report }).catch(() => {});
@@ -270,6 +292,7 @@ async function run(
       durationMs: p.durationMs,
       intervalMs: p.intervalMs,
       omitMs: p.omitMs,
+      ...(p.isochronous && { frame: framePieces(p.isochronous.bytes, p.size) }),
       ...(p.sizeDist && { sizes: sizePicker(p.sizeDist, seededRandom(session, 7)) }),
       ...(progress && { progress }),
       ...(p.mode === 'pingpong' && p.rate === 0 && { echoed }),

@@ -8,6 +8,7 @@ import { ConnectionRefusedError } from '../errors.js';
 import { Pacer } from '../pacer.js';
 import type { UdpSocket } from '../socket.js';
 import type { RealtimeClock } from './clock.js';
+import { writeFrame } from './frames.js';
 import { Kind, stampDataHeader, writeDataHeader } from './wire.js';
 
 /** What to send. */
@@ -17,6 +18,11 @@ export interface SendPlan {
   clock: RealtimeClock;
   /** Bytes per datagram, at least {@link DATA_HEADER}; the largest when `sizes` is given. */
   size: number;
+  /**
+   * Isochronous: `rate` frames a second, each of these datagram sizes (one frame's pieces,
+   * at most 64); `count` then counts frames.
+   */
+  frame?: number[] | undefined;
   /** Each datagram's size, drawn per datagram (a size distribution); none: all `size`. */
   sizes?: (() => number) | undefined;
   /** Datagrams per second; 0: as fast as the socket takes them. */
@@ -47,6 +53,8 @@ export interface SendReport {
   first: number;
   /** One past the last sent: `end - first` were counted. */
   end: number;
+  /** Isochronous: the first frame counted, and how many were. */
+  frames?: { first: number; sent: number } | undefined;
   /** The sequence number each interval started at, and `end` last. */
   boundaries: number[];
   /** Bytes counted. */
@@ -82,7 +90,10 @@ export async function sendStream(
   let seq = 0;
   let errors = 0;
   const stopAt = plan.durationMs === undefined ? Number.POSITIVE_INFINITY : startMs + plan.durationMs;
-  const limit = plan.count ?? Number.POSITIVE_INFINITY;
+  const pieces = plan.frame;
+  const limit = (plan.count ?? Number.POSITIVE_INFINITY) * (pieces?.length ?? 1);
+  let frameNo = 0;
+  let firstFrame = -1;
   const aborted = () => signal?.aborted === true;
   for (;;) {
     const now = wallClock();
@@ -100,7 +111,7 @@ export async function sendStream(
       if (now >= stopAt || seq - first >= limit) break;
     }
     if (aborted()) break;
-    const batch = plan.echoed ? 1 : BATCH;
+    const batch = plan.echoed || pieces ? 1 : BATCH;
     const want = first >= 0 ? Math.min(batch, limit - (seq - first)) : batch;
     let n: number;
     try {
@@ -110,7 +121,20 @@ export async function sendStream(
       throw err;
     }
     const at = wallClock();
-    if (plan.sizes) {
+    if (pieces) {
+      // One frame, its pieces back to back.
+      n = pieces.length;
+      let o = 0;
+      for (let i = 0; i < n; i++) {
+        lengths[i] = pieces[i] as number;
+        offsets[i] = o;
+        writeDataHeader(buf, o, Kind.Data, plan.session, seq + i, at);
+        writeFrame(buf, o, frameNo, i, n);
+        o += pieces[i] as number;
+      }
+      if (first >= 0 && firstFrame < 0) firstFrame = frameNo;
+      frameNo++;
+    } else if (plan.sizes) {
       let o = 0;
       for (let i = 0; i < n; i++) {
         const length = plan.sizes();
@@ -153,6 +177,9 @@ export async function sendStream(
     end,
     boundaries,
     bytes,
+    ...(pieces && {
+      frames: { first: Math.max(0, firstFrame), sent: firstFrame < 0 ? 0 : frameNo - firstFrame },
+    }),
     errors,
     startMs,
     endMs: wallClock(),

@@ -10,6 +10,7 @@ import { openUdpSocket, type UdpSocket } from '../socket.js';
 import type { TransportKind } from '../transport.js';
 import { RealtimeClock } from './clock.js';
 import { ask, type ControlMessage, Mailbox } from './control.js';
+import { type FrameFigures, FrameTracker, framePieces, readFrame } from './frames.js';
 import { type IntervalFigures, ReceiveStats, type StreamFigures } from './receiver.js';
 import { type SendReport, sendStream } from './sender.js';
 import { type BenchParams, clockId, PROTOCOL_VERSION, paramsProblem } from './session.js';
@@ -23,6 +24,8 @@ export interface ReceiverReport {
   /** The receiving socket's kernel drops over the run (a receive buffer full), if known. */
   kernelDrops: number | undefined;
   sharedClock: boolean;
+  /** Isochronous runs: what became of the frames. */
+  frames?: FrameFigures | undefined;
 }
 
 /** A session's events, for a server's output. */
@@ -49,6 +52,7 @@ interface Session {
   params: BenchParams;
   sharedClock: boolean;
   stats: ReceiveStats | undefined;
+  frames: FrameTracker | undefined;
   /** The receiver's own boundaries, for live intervals: highest + 1 at each interval's end. */
   live: number[];
   ticker: NodeJS.Timeout | undefined;
@@ -147,7 +151,10 @@ export class BenchServer {
     }
     s.lastSeen = receivedAt;
     if (d.kind === Kind.Data) {
-      s.stats.add(d.seq, d.sentMs, receivedAt, data.length);
+      if (s.stats.add(d.seq, d.sentMs, receivedAt, data.length) && s.frames) {
+        const f = readFrame(data);
+        if (f) s.frames.add(f.frame, f.piece, f.pieces, d.sentMs, receivedAt);
+      }
       if (s.params.mode === 'pingpong') {
         // Back as it came, marked as the echo: the client times the round trip on its clock.
         data[4] = Kind.Echo;
@@ -214,6 +221,7 @@ export class BenchServer {
         params,
         sharedClock: message.clock === this.#clock,
         stats: undefined,
+        frames: undefined,
         live: [],
         ticker: undefined,
         report: undefined,
@@ -240,6 +248,7 @@ export class BenchServer {
     }
     const startMs = this.#realtime.now() + params.omitMs;
     s.stats = new ReceiveStats({ startMs, intervalMs: params.intervalMs, sharedClock: s.sharedClock });
+    if (params.isochronous) s.frames = new FrameTracker(1000 / params.isochronous.fps);
     // Live intervals: what arrived, and as lost what has not come yet below the highest.
     s.live = [];
     const tick = () => {
@@ -273,6 +282,7 @@ export class BenchServer {
         intervals: stats.intervals(sent.boundaries),
         kernelDrops: this.#socket.kernelDrops,
         sharedClock: s.sharedClock,
+        ...(s.frames && sent.frames && { frames: s.frames.figures(sent.frames.first, sent.frames.sent) }),
       };
       this.#emit({ type: 'report', session: s.id, client: s.client, report: s.report, sender: sent });
       void this.#send(s.client, s.id, { type: 'report', ...s.report }).catch(() => {});
@@ -292,6 +302,7 @@ export class BenchServer {
             session: s.id,
             clock: this.#realtime,
             size: params.size,
+            ...(params.isochronous && { frame: framePieces(params.isochronous.bytes, params.size) }),
             ...(params.sizeDist && { sizes: sizePicker(params.sizeDist, seededRandom(s.id, 7)) }),
             rate: params.rate,
             count: params.count,

@@ -23,6 +23,8 @@ export interface BenchParams {
   reverse: boolean;
   /** How long the receiver waits after the sender's last datagram before counting losses. */
   graceMs: number;
+  /** Isochronous: frames a second and bytes a frame (sent in pieces of at most `size`). */
+  isochronous?: { fps: number; bytes: number } | undefined;
   /** Sizes drawn per datagram instead of `size` (then the largest of them). */
   sizeDist?: SizeDistribution | undefined;
 }
@@ -57,6 +59,19 @@ export function paramsProblem(p: unknown): string | undefined {
   };
   if (q.mode !== 'throughput' && q.mode !== 'pingpong') return 'mode is not throughput or pingpong';
   if (typeof q.reverse !== 'boolean') return 'reverse is not true or false';
+  if (q.isochronous !== undefined) {
+    const iso = q.isochronous as { fps?: unknown; bytes?: unknown } | null;
+    const size = typeof q.size === 'number' ? q.size : 0;
+    if (
+      typeof iso !== 'object' ||
+      iso === null ||
+      typeof iso.fps !== 'number' ||
+      !(iso.fps > 0 && iso.fps <= 100_000) ||
+      typeof iso.bytes !== 'number' ||
+      !(Number.isInteger(iso.bytes) && iso.bytes >= 40 && iso.bytes <= 64 * size)
+    )
+      return 'isochronous is not frames a second (up to 100000) and 40 bytes or more a frame, in at most 64 pieces';
+  }
   if (q.sizeDist !== undefined) {
     try {
       checkSizes(q.sizeDist as SizeDistribution);
