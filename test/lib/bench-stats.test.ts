@@ -230,8 +230,10 @@ describe('FrameTracker', () => {
     expect(framePieces(1410, 1400)).toEqual([1400, 40]);
     // 20 ms frames of two pieces, sent at 20 k ms.
     const t = new FrameTracker(20);
-    const frame = (k: number, arrivals: (number | undefined)[]) =>
-      arrivals.forEach((at, piece) => at !== undefined && t.add(k, piece, 2, k * 20, k * 20 + at));
+    const frame = (k: number, arrivals: (number | undefined)[]) => {
+      for (const [piece, at] of arrivals.entries())
+        if (at !== undefined) t.add(k, piece, 2, k * 20, k * 20 + at);
+    };
     frame(0, [5, 6]); // 6 ms: the best
     frame(1, [5, 25]); // 25 ms: within a period of the best (6 + 20 = 26)
     frame(2, [5, 27]); // 27 ms: late
