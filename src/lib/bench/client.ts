@@ -6,7 +6,7 @@
  */
 import hdr from 'hdr-histogram-js';
 import { type Endpoint, type LookupFunction, resolveHost } from '../address.js';
-import { InvalidArgumentError, SocketError, TimeoutError } from '../errors.js';
+import { ConnectionRefusedError, InvalidArgumentError, SocketError, TimeoutError } from '../errors.js';
 import { seededRandom } from '../impair/random.js';
 import { openUdpSocket, type UdpSocket } from '../socket.js';
 import type { TransportKind } from '../transport.js';
@@ -213,6 +213,12 @@ async function run(
   });
   done.catch(() => {});
   const send = (message: ControlMessage) => socket.send(encodeControl(session, message));
+  // An ICMP port unreachable heard on the receive path: nobody is there; asking ends at once.
+  let refusal: Error | undefined;
+  socket.onReceiveError((err) => {
+    if (err instanceof ConnectionRefusedError) refusal ??= err;
+  });
+  const fatal = () => refusal;
   const nonce = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
   const clock = clockId();
   const where = `${server.family === 'IPv6' ? `[${server.address}]` : server.address}:${server.port}`;
@@ -228,6 +234,7 @@ async function run(
         timeoutMs: options.connectTimeoutMs ?? 5000,
         signal: signal ? AbortSignal.any([signal, stopHello.signal]) : stopHello.signal,
         failure: `no bench server answered at ${where}`,
+        fatal,
       },
       (m) => m.nonce === nonce,
     ),
@@ -238,7 +245,12 @@ async function run(
   ]).finally(() => refused.cancel());
   session = Number(welcome.session);
   const sharedClock = welcome.clock === clock;
-  const step = { timeoutMs: 10_000, signal, failure: `the bench server at ${where} stopped answering` };
+  const step = {
+    timeoutMs: 10_000,
+    signal,
+    fatal,
+    failure: `the bench server at ${where} stopped answering`,
+  };
   if (progress) progress.startedMs = realtime.now() + p.omitMs;
   if (p.reverse) {
     receiver = new ReceiveStats({

@@ -3,7 +3,7 @@
  * until its answer arrives or time runs out, so a run gets through a path that loses a good
  * share of everything, and fails with a clear message when nobody answers.
  */
-import { AbortError, TimeoutError } from '../errors.js';
+import { AbortError, ConnectionRefusedError, SocketError, TimeoutError } from '../errors.js';
 
 /** A control message: JSON with a `type`. */
 export interface ControlMessage {
@@ -60,6 +60,11 @@ export interface AskOptions {
   signal?: AbortSignal | undefined;
   /** Says what was asked, for the timeout's message: `no bench server answered at ...`. */
   failure: string;
+  /**
+   * An error that ends the asking at once (the peer's ICMP port unreachable, heard by a send or
+   * by the receive path): checked after each send and at each retry.
+   */
+  fatal?: () => Error | undefined;
 }
 
 /**
@@ -90,7 +95,16 @@ export async function ask(
         signal?.removeEventListener('abort', onAbort);
         resolve(m);
       });
+      const fail = (err: Error) => {
+        signal?.removeEventListener('abort', onAbort);
+        reject(new SocketError(`${options.failure}: ${err.message}`, { cause: err }));
+      };
       const attempt = () => {
+        const fatal = options.fatal?.();
+        if (fatal) {
+          fail(fatal);
+          return;
+        }
         const left = timeoutMs - (performance.now() - started);
         if (left <= 0) {
           signal?.removeEventListener('abort', onAbort);
@@ -104,6 +118,10 @@ export async function ask(
           },
           (err: unknown) => {
             lastError = err;
+            if (err instanceof ConnectionRefusedError) {
+              clearTimeout(timer);
+              fail(err);
+            }
           },
         );
         timer = setTimeout(attempt, Math.min(retryMs, left));
