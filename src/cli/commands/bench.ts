@@ -5,7 +5,7 @@
  */
 
 import { writeFileSync } from 'node:fs';
-import type { BenchProgress } from '../../lib/bench/client.js';
+import type { BenchProgress, LiveInterval } from '../../lib/bench/client.js';
 import { runBench } from '../../lib/bench/client.js';
 import { startBenchServer } from '../../lib/bench/server.js';
 import { checkSizes, IMIX, type SizeDistribution } from '../../lib/bench/sizes.js';
@@ -215,8 +215,36 @@ async function runClient(args: string[], flags: ClientFlags, io: CliIO): Promise
   const progress: BenchProgress = { sent: 0, received: 0, startedMs: 0 };
   const status =
     isTty(io.stderr) && !flags.json && !flags.jsonStream ? startStatus(io, options, progress) : undefined;
+  // Each interval as it ends: this end's sending, or (reversed) what it received.
+  const onInterval = (e: LiveInterval) => {
+    if (flags.json) return;
+    if (flags.jsonStream) {
+      out(
+        JSON.stringify(
+          e.side === 'sender'
+            ? {
+                type: 'interval',
+                side: 'sender',
+                start: e.start,
+                end: e.end,
+                sent: e.sent,
+                bytes: e.bytes,
+                bits_per_second: Math.round((e.bytes * 8) / (e.end - e.start)),
+              }
+            : { type: 'interval', side: 'receiver', ...jsonInterval(e.interval) },
+        ),
+      );
+      return;
+    }
+    if (status) io.stderr.write('\r\x1b[K');
+    if (e.side === 'sender')
+      out(
+        `  ${e.start.toFixed(1)}-${e.end.toFixed(1)} s  sent ${e.sent}  offered ${formatBits((e.bytes * 8) / (e.end - e.start))}`,
+      );
+    else out(`  ${intervalLine(jsonInterval(e.interval))}`);
+  };
   try {
-    result = await runBench({ host: target.host, port, ...options, signal: io.signal, progress });
+    result = await runBench({ host: target.host, port, ...options, signal: io.signal, progress, onInterval });
   } catch (err) {
     // Ctrl-C before the end: nothing to report.
     if (err instanceof AbortError) return EXIT_FAILURE;
@@ -226,7 +254,6 @@ async function runClient(args: string[], flags: ClientFlags, io: CliIO): Promise
   }
   const doc = jsonDocument(result);
   if (flags.jsonStream) {
-    for (const i of doc.intervals) out(JSON.stringify({ type: 'interval', ...i }));
     out(JSON.stringify({ type: 'end', ...doc }));
   } else if (flags.json) out(JSON.stringify(doc, null, 2));
   else {

@@ -13,7 +13,7 @@ import type { TransportKind } from '../transport.js';
 import { RealtimeClock } from './clock.js';
 import { ask, type ControlMessage, Mailbox } from './control.js';
 import { FRAME_HEADER, FrameTracker, framePieces, readFrame } from './frames.js';
-import { ReceiveStats } from './receiver.js';
+import { type IntervalFigures, ReceiveStats } from './receiver.js';
 import { type SendReport, sendStream } from './sender.js';
 import type { ReceiverReport } from './server.js';
 import { type BenchParams, clockId, PROTOCOL_VERSION } from './session.js';
@@ -34,7 +34,17 @@ export interface BenchClientOptions extends Partial<Omit<BenchParams, 'size'>> {
    * and when the measured part started (real time, ms since the epoch; 0 until it has).
    */
   progress?: BenchProgress;
+  /**
+   * Each interval as it ends, live: this end's sending (sent, bytes), or, reversed, what it
+   * received (loss then counts what has not come yet; the final report is exact).
+   */
+  onInterval?: (event: LiveInterval) => void;
 }
+
+/** An interval as it ends: see {@link BenchClientOptions.onInterval}. */
+export type LiveInterval =
+  | { side: 'sender'; start: number; end: number; sent: number; bytes: number }
+  | { side: 'receiver'; interval: IntervalFigures };
 
 /** How far a run is: see {@link BenchClientOptions.progress}. */
 export interface BenchProgress {
@@ -154,7 +164,7 @@ async function run(
   options: BenchClientOptions,
   p: BenchParams,
 ): Promise<BenchResult> {
-  const { signal, port, progress } = options;
+  const { signal, port, progress, onInterval } = options;
   await socket.connect(port, address, signal ? { signal } : {});
   const server = socket.remoteAddress() as Endpoint;
   const mailbox = new Mailbox();
@@ -259,6 +269,19 @@ async function run(
       sharedClock,
     });
     const sentMessage = mailbox.next('sent');
+    // Live intervals of what arrives: highest + 1 at each interval's end stands for the sender's.
+    const live: number[] = [];
+    let ticker: NodeJS.Timeout | undefined;
+    const tick = () => {
+      const r = receiver as ReceiveStats;
+      live.push(r.highest + 1);
+      const interval = live.length >= 2 ? r.intervals(live)[live.length - 2] : undefined;
+      if (interval) onInterval?.({ side: 'receiver', interval });
+    };
+    const first = setTimeout(() => {
+      tick();
+      ticker = setInterval(tick, p.intervalMs);
+    }, p.omitMs);
     await ask(mailbox, () => send({ type: 'start' }), 'started', step);
     // The server sends, then says so; if it falls silent for 10 s instead, it is gone.
     let watchdog: NodeJS.Timeout | undefined;
@@ -270,9 +293,11 @@ async function run(
         seen = now;
       }, 10_000);
     });
-    const sent = (await Promise.race([sentMessage.promise, silent]).finally(() =>
-      clearInterval(watchdog),
-    )) as unknown as SendReport & ControlMessage;
+    const sent = (await Promise.race([sentMessage.promise, silent]).finally(() => {
+      clearInterval(watchdog);
+      clearTimeout(first);
+      clearInterval(ticker);
+    })) as unknown as SendReport & ControlMessage;
     await new Promise((r) => setTimeout(r, p.graceMs));
     const report: ReceiverReport = {
       figures: receiver.figures(sent.end),
@@ -307,6 +332,16 @@ async function run(
       ...(p.isochronous && { frame: framePieces(p.isochronous.bytes, p.size) }),
       ...(p.sizeDist && { sizes: sizePicker(p.sizeDist, seededRandom(session, 7)) }),
       ...(progress && { progress }),
+      ...(onInterval && {
+        onInterval: (k: number, sent: number, bytes: number, ms: number) =>
+          onInterval({
+            side: 'sender',
+            start: (k * p.intervalMs) / 1000,
+            end: Math.round(k * p.intervalMs + ms) / 1000,
+            sent,
+            bytes,
+          }),
+      }),
       ...(p.mode === 'pingpong' && p.rate === 0 && { echoed }),
     },
     signal,

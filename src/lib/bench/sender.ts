@@ -40,6 +40,11 @@ export interface SendPlan {
    * came, or the wait timed out) before the next.
    */
   echoed?: ((seq: number) => Promise<void>) | undefined;
+  /**
+   * Each interval as it ends: its number (from 0), datagrams and bytes sent in it, and how long
+   * it lasted, ms (the last one may be short).
+   */
+  onInterval?: ((index: number, sent: number, bytes: number, ms: number) => void) | undefined;
   /** Its `sent` counts the datagrams sent so far, for a status line. */
   progress?: { sent: number } | undefined;
   /** Where to send, for an unconnected socket. */
@@ -81,6 +86,14 @@ export async function sendStream(
   // Where each datagram of a batch starts in `buf`: fixed, or packed one after another.
   const offsets = Uint32Array.from({ length: BATCH }, (_, i) => i * size);
   let bytes = 0;
+  let bytesBefore = 0;
+  // The interval that just ended, to whoever follows the run.
+  const intervalEnded = () => {
+    const k = boundaries.length - 2;
+    const ms = Math.min(intervalMs, wallClock() - startMs - k * intervalMs);
+    plan.onInterval?.(k, (boundaries[k + 1] as number) - (boundaries[k] as number), bytes - bytesBefore, ms);
+    bytesBefore = bytes;
+  };
   const pacer = new Pacer(rate);
   const wallClock = () => plan.clock.now();
   const begin = wallClock();
@@ -106,8 +119,10 @@ export async function sendStream(
       while (
         startMs + boundaries.length * intervalMs <= now &&
         startMs + boundaries.length * intervalMs < stopAt
-      )
+      ) {
         boundaries.push(seq);
+        intervalEnded();
+      }
       if (now >= stopAt || seq - first >= limit) break;
     }
     if (aborted()) break;
@@ -172,6 +187,7 @@ export async function sendStream(
   if (first < 0) first = seq;
   if (boundaries.length === 0) boundaries.push(first);
   boundaries.push(end);
+  intervalEnded();
   return {
     first,
     end,
