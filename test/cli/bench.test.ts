@@ -81,7 +81,7 @@ describe('udpkit bench', () => {
     ]);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(
-      /^Benchmarking 127\.0\.0\.1:\d+: pingpong, 64 B, 200 datagrams\n {2}0\.0-1\.0 s {2}sent 200 {2}offered [\d.]+ kbit\/s\n/,
+      /^Benchmarking 127\.0\.0\.1:\d+: pingpong, 64 B, 200 datagrams\n {2}0\.0-\d\.\d s {2}sent 200 {2}offered [\d.]+ [kM]bit\/s\n/,
     );
     expect(r.stdout).toMatch(/\nsent 200, received 200 \(\+0 duplicates\), lost 0 \(0 %\)/);
     expect(r.stdout).toMatch(
