@@ -156,6 +156,8 @@ describe('ReceiveStats', () => {
     // By arrival: 3 in the first interval (0, 1, 2); 6 in the second.
     expect(a).toMatchObject({ start: 0, end: 0.05, received: 3, bytes: 300, duplicates: 0, reordered: 0 });
     expect(b).toMatchObject({ received: 6, duplicates: 1, reordered: 2 });
+    // The last interval ends with the last arrival (81 ms), not at its full width.
+    expect(b?.end).toBe(0.081);
     // By sending: 3 and 4, late, are the first interval's and not lost; 6 and 9 are the second's.
     expect(a).toMatchObject({ sent: 5, lost: 0 });
     expect(b).toMatchObject({ sent: 5, lost: 2, lossRuns: { count: 2, lost: 2, max: 1 } });

@@ -85,6 +85,11 @@ function startStatus(
     const fraction =
       options.count !== undefined ? moved / options.count : elapsed / ((options.durationMs as number) / 1000);
     const width = 20;
+    if (fraction >= 1) {
+      // Sent: the receiver waits out the grace period before it reports.
+      io.stderr.write(`\r\x1b[K[${'#'.repeat(width)}] sent; waiting for the receiver's report`);
+      return;
+    }
     const done = Math.max(0, Math.min(width, Math.round(fraction * width)));
     const where =
       options.count !== undefined

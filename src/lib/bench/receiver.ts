@@ -141,6 +141,8 @@ export class ReceiveStats {
   #buckets: Bucket[] = [];
   #total = { received: 0, bytes: 0, duplicates: 0 };
   #delay = new DelayHistogram();
+  /** The latest arrival, ms: the last interval ends there rather than at its full width. */
+  #lastArrival = Number.NEGATIVE_INFINITY;
 
   /**
    * @param startMs when the measurement starts, on this clock: intervals count from it
@@ -173,6 +175,7 @@ export class ReceiveStats {
   add(seq: number, sentMs: number, receivedMs: number, size: number): boolean {
     if (seq < this.#first) return false;
     const b = this.#bucket(receivedMs);
+    if (receivedMs > this.#lastArrival) this.#lastArrival = receivedMs;
     b.received++;
     b.bytes += size;
     this.#total.received++;
@@ -212,9 +215,14 @@ export class ReceiveStats {
       const to = boundaries[k + 1];
       const sent = from !== undefined && to !== undefined ? to - from : 0;
       const received = sent > 0 ? this.#seen.countIn(from as number, to as number) : 0;
+      const start = (k * this.intervalMs) / 1000;
+      let end = ((k + 1) * this.intervalMs) / 1000;
+      // The last interval with arrivals ends with them (a run rarely fills its last one).
+      if (k === this.#buckets.length - 1 && k === n - 1)
+        end = Math.max(start + 0.001, Math.min(end, Math.ceil(this.#lastArrival - this.startMs) / 1000));
       out.push({
-        start: (k * this.intervalMs) / 1000,
-        end: ((k + 1) * this.intervalMs) / 1000,
+        start,
+        end,
         received: b?.received ?? 0,
         bytes: b?.bytes ?? 0,
         duplicates: b?.duplicates ?? 0,
