@@ -1,5 +1,6 @@
 // udpkit bench against the tools a user would otherwise pick, in one run: throughput at full
-// speed against iperf3 -u -b 0 (the bytes each delivers, and the loss each reports), and
+// speed against iperf3 -u -b 0 and iperf2 -u -b 100G (the bytes each delivers, and the loss
+// each reports), and
 // ping-pong round trips against sockperf's ping-pong (C at both ends). Servers on core 1,
 // clients on core 0. Prints JSON; `npm run bench` folds it into its targets.
 //
@@ -117,6 +118,37 @@ async function iperf3Throughput() {
   }
 }
 
+/** iperf2 (2.1, -e): its server's report, as the client prints it. */
+async function iperf2Throughput() {
+  const port = nextPort++;
+  const s = await server(['iperf', '-s', '-u', '-e', '-p', `${port}`], port, 'udp');
+  try {
+    const out = client([
+      'iperf',
+      '-c',
+      '127.0.0.1',
+      '-p',
+      `${port}`,
+      '-u',
+      '-b',
+      '100G',
+      '-l',
+      '1400',
+      '-t',
+      `${SECONDS}`,
+      '-e',
+    ]);
+    const m =
+      /Server Report:[\s\S]*?sec\s+[\d.]+ \w+\s+([\d.]+) ([KMG])bits\/sec\s+[\d.]+ ms\s+\d+\/\d+ \(([\d.]+)%\)/.exec(
+        out,
+      );
+    const unit = { K: 1e3, M: 1e6, G: 1e9 }[m?.[2] ?? 'G'];
+    return { bps: Number(m?.[1]) * unit, lostPercent: Number(m?.[3]) };
+  } finally {
+    stop(s);
+  }
+}
+
 async function udpkitPingpong() {
   const port = nextPort++;
   const s = await server([node, cli, 'bench', 'server', '127.0.0.1', `${port}`, '-q'], port, 'udp');
@@ -178,6 +210,7 @@ const runs = async (fn) => {
 };
 out.throughput.udpkit = await runs(udpkitThroughput);
 if (have('iperf3')) out.throughput.iperf3 = await runs(iperf3Throughput);
+if (have('iperf')) out.throughput.iperf2 = await runs(iperf2Throughput);
 out.pingpong.udpkit = await runs(udpkitPingpong);
 if (have('sockperf')) out.pingpong.sockperf = await runs(sockperfPingpong);
 for (const group of Object.values(out))

@@ -402,6 +402,14 @@ if (process.env.SKIP_BENCH !== '1') {
     1,
     `${((u?.bps ?? 0) / 1e9).toFixed(2)} vs ${((i?.bps ?? 0) / 1e9).toFixed(2)} Gbit/s; loss ${u?.lostPercent?.toFixed(1)} % (all of it the receiver's kernel drops: ${u?.drops}) vs ${i?.lostPercent?.toFixed(1)} %`,
   );
+  const i2 = b.throughput.iperf2;
+  check(
+    'bench, 1400 B at full speed: bits/s delivered / iperf2 -u -b 100G -l 1400',
+    ratio(u?.bps, i2?.bps),
+    '>=',
+    1,
+    `${((u?.bps ?? 0) / 1e9).toFixed(2)} vs ${((i2?.bps ?? 0) / 1e9).toFixed(2)} Gbit/s; iperf2's loss ${i2?.lostPercent?.toFixed(1)} %`,
+  );
   const up = b.pingpong.udpkit;
   const sp = b.pingpong.sockperf;
   check(
