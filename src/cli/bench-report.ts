@@ -2,8 +2,8 @@
  * How `udpkit bench` says what it measured: the final JSON document (a stable schema,
  * docs/bench.md), interval lines and the summary for people. Pure.
  */
-import type { BenchResult } from '../lib/bench/client.js';
-import type { IntervalFigures, StreamFigures } from '../lib/bench/receiver.js';
+import type { BenchResult, RttFigures } from '../lib/bench/client.js';
+import type { DelayFigures, IntervalFigures, StreamFigures } from '../lib/bench/receiver.js';
 
 /** One interval of the JSON document. */
 export interface JsonInterval {
@@ -19,7 +19,7 @@ export interface JsonInterval {
   pps: number;
   bits_per_second: number;
   jitter_ms: number;
-  delay_ms: { min: number; mean: number; p50: number; p99: number; max: number } | null;
+  delay_ms: DelayFigures | null;
 }
 
 /** The summary of the JSON document. */
@@ -40,7 +40,7 @@ export interface JsonSummary {
   pps: number;
   bits_per_second: number;
   jitter_ms: number;
-  delay_ms: { min: number; mean: number; p50: number; p99: number; max: number; absolute: boolean } | null;
+  delay_ms: (DelayFigures & { absolute: boolean }) | null;
   sender_errors: number;
   receiver_kernel_drops: number | null;
   foreign: number;
@@ -53,17 +53,7 @@ export interface JsonSummary {
     best_ms: number | null;
     period_ms: number;
   };
-  rtt_us?: {
-    min: number;
-    p50: number;
-    p90: number;
-    p99: number;
-    p999: number;
-    max: number;
-    mean: number;
-    answered: number;
-    lost: number;
-  };
+  rtt_us?: Omit<RttFigures, 'sent'>;
 }
 
 /** `bench client --json`'s document. */
@@ -156,19 +146,7 @@ export function jsonDocument(r: BenchResult): BenchDocument {
           period_ms: r.receiver.frames.periodMs,
         },
       }),
-      ...(r.rtt && {
-        rtt_us: {
-          min: r.rtt.min,
-          p50: r.rtt.p50,
-          p90: r.rtt.p90,
-          p99: r.rtt.p99,
-          p999: r.rtt.p999,
-          max: r.rtt.max,
-          mean: r.rtt.mean,
-          answered: r.rtt.answered,
-          lost: r.rtt.lost,
-        },
-      }),
+      ...(r.rtt && { rtt_us: (({ sent: _, ...rest }) => rest)(r.rtt) }),
     },
     intervals: r.receiver.intervals.map(jsonInterval),
   };

@@ -6,8 +6,25 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import { runBench } from '../../src/lib/bench/client.js';
 import { startBenchServer } from '../../src/lib/bench/server.js';
 import { decode, encodeControl, Kind } from '../../src/lib/bench/wire.js';
-import { createProxy, openUdpSocket, type PolicyDecision } from '../../src/lib/index.js';
+import { createProxy, openUdpSocket, type Policy, type PolicyDecision } from '../../src/lib/index.js';
 import { until } from '../helpers/time.js';
+
+/** A proxy in front of `target` whose policy decides each datagram, closed when the test ends. */
+async function proxyTo(target: { address(): { port: number } }, policy: Policy, seed?: number) {
+  const proxy = await createProxy({
+    target: { host: '127.0.0.1', port: target.address().port },
+    policy,
+    ...(seed !== undefined && { seed }),
+  });
+  onTestFinished(() => proxy.close());
+  return proxy;
+}
+
+/** A policy for the data datagrams going up, by their index from 0 (byte 4 is the kind); the rest pass. */
+function upData(decide: (i: number) => PolicyDecision): Policy {
+  let i = 0;
+  return ({ data, direction }) => (direction === 'up' && data[4] === Kind.Data ? decide(i++) : 'pass');
+}
 
 async function server() {
   const s = await startBenchServer({ address: '127.0.0.1' });
@@ -20,19 +37,15 @@ describe('bench', () => {
     const s = await server();
     // Data datagrams only (byte 4 is the kind): every 50th dropped, every 40th (not dropped)
     // duplicated, and every 200th held 10 ms so that the next ones (about 50) overtake it.
-    let data = 0;
-    const proxy = await createProxy({
-      target: { host: '127.0.0.1', port: s.address().port },
-      policy: ({ data: bytes, direction }): PolicyDecision => {
-        if (direction !== 'up' || bytes[4] !== Kind.Data) return 'pass';
-        const i = data++;
+    const proxy = await proxyTo(
+      s,
+      upData((i) => {
         if (i % 50 === 49) return 'drop';
         if (i % 40 === 39) return 'duplicate';
         if (i % 200 === 10) return { delay: 10 };
         return 'pass';
-      },
-    });
-    onTestFinished(() => proxy.close());
+      }),
+    );
     const r = await runBench({
       host: '127.0.0.1',
       port: proxy.address().port,
@@ -61,16 +74,15 @@ describe('bench', () => {
   it('gets through a path that loses 30 % of everything, control included, and reports the loss exactly', async () => {
     const s = await server();
     const lostData = { up: 0 };
-    const proxy = await createProxy({
-      target: { host: '127.0.0.1', port: s.address().port },
-      seed: 30,
-      policy: ({ data: bytes, direction }, { random }): PolicyDecision => {
+    const proxy = await proxyTo(
+      s,
+      ({ data: bytes, direction }, { random }) => {
         if (random.next() >= 0.3) return 'pass';
         if (direction === 'up' && bytes[4] === Kind.Data) lostData.up++;
         return 'drop';
       },
-    });
-    onTestFinished(() => proxy.close());
+      30,
+    );
     const r = await runBench({
       host: '127.0.0.1',
       port: proxy.address().port,
@@ -90,18 +102,14 @@ describe('bench', () => {
     const s = await server();
     // 20 frames a second (a 50 ms period: a loaded machine's delays stay well within it) of 3000
     // bytes in pieces of 1000: data datagram i is frame i / 3.
-    let data = 0;
-    const proxy = await createProxy({
-      target: { host: '127.0.0.1', port: s.address().port },
-      policy: ({ data: bytes, direction }): PolicyDecision => {
-        if (direction !== 'up' || bytes[4] !== Kind.Data) return 'pass';
-        const i = data++;
+    const proxy = await proxyTo(
+      s,
+      upData((i) => {
         if (i === 30 || i === 61) return 'drop'; // frames 10 and 20
         if (i === 90) return { delay: 250 }; // frame 30, five periods late
         return 'pass';
-      },
-    });
-    onTestFinished(() => proxy.close());
+      }),
+    );
     const r = await runBench({
       host: '127.0.0.1',
       port: proxy.address().port,
