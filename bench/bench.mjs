@@ -9,6 +9,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { have } from './util.mjs';
 
 const root = resolve(fileURLToPath(new URL('..', import.meta.url)));
 const cli = join(root, 'dist', 'cli', 'main.js');
@@ -18,15 +19,6 @@ const SECONDS = Number(process.env.SECONDS ?? 3);
 let nextPort = 33000 + Math.floor(Math.random() * 2000) * 10;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-
-function have(command) {
-  try {
-    execFileSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** Whether something is bound to a port, on any address, in /proc/net/TABLE or TABLE6. */
 function bound(port, table) {

@@ -10,6 +10,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import hdr from 'hdr-histogram-js';
 import { openUdpSocket, Pacer } from '../dist/lib/index.js';
+import { have } from './util.mjs';
 
 const root = resolve(fileURLToPath(new URL('..', import.meta.url)));
 const work = process.argv[2];
@@ -94,16 +95,6 @@ async function throughput(kind, size, count) {
   if (r) stop(r);
   const m = /received=(\d+) .*pps=(\d+)/.exec(err);
   return { pps: Number(m?.[2] ?? 0), delivered: Number(m?.[1] ?? 0) / count };
-}
-
-/** Whether a command is on PATH. */
-function have(command) {
-  try {
-    execFileSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /**
