@@ -5,16 +5,20 @@
 import type { BenchResult, RttFigures } from '../lib/bench/client.js';
 import type { DelayFigures, IntervalFigures, StreamFigures } from '../lib/bench/receiver.js';
 
-/** One interval of the JSON document. */
-export interface JsonInterval {
-  start: number;
-  end: number;
+/** The counts an interval and the summary both give. */
+interface JsonCounts {
   sent: number;
   received: number;
   lost: number;
   lost_percent: number;
   duplicates: number;
   reordered: number;
+}
+
+/** One interval of the JSON document. */
+export interface JsonInterval extends JsonCounts {
+  start: number;
+  end: number;
   bytes: number;
   pps: number;
   bits_per_second: number;
@@ -23,13 +27,7 @@ export interface JsonInterval {
 }
 
 /** The summary of the JSON document. */
-export interface JsonSummary {
-  sent: number;
-  received: number;
-  lost: number;
-  lost_percent: number;
-  duplicates: number;
-  reordered: number;
+export interface JsonSummary extends JsonCounts {
   reorder_extent: { max: number; mean: number };
   loss_runs: { count: number; mean: number; max: number };
   unexpected: number;

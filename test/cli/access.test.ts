@@ -62,7 +62,7 @@ describe('listen --allow / --deny', () => {
       ['--allow', '10.1.2.3/8'],
       "--allow: '10.1.2.3/8' has bits set past its /8 prefix: did you mean 10.0.0.0/8?",
     ],
-    [['--deny', 'example.com'], "--deny: 'example.com' is not an address block"],
+    [['--deny', 'example.invalid'], "--deny: 'example.invalid' is not an address block"],
     [['--allow', '::/129'], "--allow: '::/129': the prefix length must be 0-128 for IPv6"],
     [['--deny'], "option '--deny <cidr>' argument missing"],
   ])('refuses %j with one line and exit 2', async ([args, message], context) => {
