@@ -1,11 +1,13 @@
-// udpkit bench against the tools a user would otherwise pick, in one run: throughput at full
-// speed against iperf3 -u -b 0 and iperf2 -u -b 100G (the bytes each delivers, and the loss
-// each reports), and
-// ping-pong round trips against sockperf's ping-pong (C at both ends). Servers on core 1,
-// clients on core 0. Prints JSON; `npm run bench` folds it into its targets.
+// udpkit bench against the tools a user would otherwise pick, in one run:
+// - throughput: datagrams and bits delivered at 64 B and 1400 B with no rate limit (iperf3
+//   -u -b 0, iperf2 -u -b 100G), the loss each reports at fixed offered rates, and the CPU
+//   each end spends per datagram (user + system time of the process, from /proc);
+// - latency: ping-pong round trips against sockperf's ping-pong (C at both ends).
+// Servers on core 1, clients on core 0. Prints JSON; `npm run bench` folds it into its
+// targets.
 //
 //   node bench/bench.mjs   (REPS, default 3; SECONDS per run, default 3)
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,18 +18,32 @@ const cli = join(root, 'dist', 'cli', 'main.js');
 const node = process.execPath;
 const REPS = Number(process.env.REPS ?? 3);
 const SECONDS = Number(process.env.SECONDS ?? 3);
+const TICK_US = 1e6 / Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }));
 let nextPort = 33000 + Math.floor(Math.random() * 2000) * 10;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+/** A command line's words (none has a space). */
+const words = (line) => line.split(' ');
+/** The built CLI's command line. */
+const udpkit = (line) => [node, cli, ...words(line)];
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+/** The cases: size in bytes of payload, rate in datagrams/s (0: as fast as it goes). */
+const CASES = [
+  { name: '64-unlimited', size: 64, rate: 0 },
+  { name: '1400-unlimited', size: 1400, rate: 0 },
+  { name: '64-at-100k', size: 64, rate: 100_000 },
+  { name: '64-at-250k', size: 64, rate: 250_000 },
+  { name: '1400-at-100k', size: 1400, rate: 100_000 },
+];
 
 /** Whether something is bound to a port, on any address, in /proc/net/TABLE or TABLE6. */
 function bound(port, table) {
-  const hex = `:${port.toString(16).toUpperCase().padStart(4, '0')} `;
+  const hex = `:${port.toString(16).toUpperCase().padStart(4, '0')}`;
   return [table, `${table}6`].some((t) => {
     try {
       return readFileSync(`/proc/net/${t}`, 'utf8')
         .split('\n')
-        .some((line) => line.trim().split(/\s+/)[1]?.endsWith(hex.trim()));
+        .some((line) => line.trim().split(/\s+/)[1]?.endsWith(hex));
     } catch {
       return false;
     }
@@ -38,173 +54,152 @@ async function waitBound(port, table = 'udp') {
   if (!bound(port, table)) throw new Error(`nothing bound to ${port}`);
 }
 
-function server(args, port, table) {
-  const p = spawn('taskset', ['-c', '1', ...args], { stdio: 'ignore', detached: true });
-  return waitBound(port, table).then(() => p);
+/** User + system CPU time of a process so far, in µs (all its threads). */
+function cpuUs(pid) {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(f[11]) + Number(f[12])) * TICK_US;
 }
-function stop(p) {
-  try {
-    process.kill(-p.pid, 'SIGKILL');
-  } catch {}
-}
-const client = (args) =>
-  execFileSync('taskset', ['-c', '0', ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 
-async function udpkitThroughput() {
-  const port = nextPort++;
-  const s = await server([node, cli, 'bench', 'server', '127.0.0.1', `${port}`, '-q'], port, 'udp');
+/** A server on core 1, to the end of a client on core 0: the client's stdout and each one's CPU. */
+async function pair(serverArgs, port, table, clientArgs) {
+  const p = spawn('taskset', ['-c', '1', ...serverArgs], { stdio: 'ignore', detached: true });
   try {
-    const d = JSON.parse(
-      client([
-        node,
-        cli,
-        'bench',
-        'client',
-        '127.0.0.1',
-        `${port}`,
-        '--rate',
-        '0',
-        '--size',
-        '1400',
-        '-t',
-        `${SECONDS}s`,
-        '--json',
-      ]),
+    await waitBound(port, table);
+    const before = cpuUs(p.pid);
+    // The shell that waited for the client reads the client's CPU from its children's times.
+    const r = spawnSync(
+      'sh',
+      ['-c', 'taskset -c 0 "$@"; s=$?; echo; cat /proc/$$/stat >&2; exit $s', 'sh', ...clientArgs],
+      { encoding: 'utf8', maxBuffer: 64 << 20 },
     );
-    return {
-      bps: d.summary.bits_per_second,
-      lostPercent: d.summary.lost_percent,
-      drops: d.summary.receiver_kernel_drops,
-    };
+    const cpuServer = cpuUs(p.pid) - before;
+    if (r.status !== 0) throw new Error(`${clientArgs.join(' ')}: exit ${r.status}: ${r.stderr}`);
+    const f = r.stderr
+      .split('\n')
+      .find((l) => /^\d+ \(sh\) /.test(l))
+      .split(') ')[1]
+      .split(' ');
+    return { out: r.stdout, cpuClient: (Number(f[13]) + Number(f[14])) * TICK_US, cpuServer };
   } finally {
-    stop(s);
+    try {
+      process.kill(-p.pid, 'SIGKILL');
+    } catch {}
   }
 }
 
-async function iperf3Throughput() {
+/** What a throughput run gives, whichever the tool. */
+const result = (sent, received, seconds, size, lostPercent, cpuClient, cpuServer, extra = {}) => ({
+  pps: received / seconds,
+  bps: (received * size * 8) / seconds,
+  lostPercent,
+  sent,
+  received,
+  clientUsPerDatagram: cpuClient / sent,
+  serverUsPerDatagram: cpuServer / received,
+  ...extra,
+});
+
+async function udpkitThroughput({ size, rate }) {
   const port = nextPort++;
-  const s = await server(['iperf3', '-s', '-1', '-p', `${port}`], port, 'tcp');
-  try {
-    const d = JSON.parse(
-      client([
-        'iperf3',
-        '-c',
-        '127.0.0.1',
-        '-p',
-        `${port}`,
-        '-u',
-        '-b',
-        '0',
-        '-l',
-        '1400',
-        '-t',
-        `${SECONDS}`,
-        '--json',
-      ]),
-    );
-    // The receiver's view: what arrived, over the test's length.
-    const sum = d.end.sum;
-    return { bps: sum.bits_per_second * (1 - sum.lost_percent / 100), lostPercent: sum.lost_percent };
-  } finally {
-    stop(s);
-  }
+  const c = await pair(
+    udpkit(`bench server 127.0.0.1 ${port} -q`),
+    port,
+    'udp',
+    udpkit(`bench client 127.0.0.1 ${port} --rate ${rate} --size ${size} -t ${SECONDS}s --json`),
+  );
+  const d = JSON.parse(c.out).summary;
+  const distinct = d.received - d.duplicates;
+  return result(d.sent, distinct, d.seconds, size, d.lost_percent, c.cpuClient, c.cpuServer, {
+    drops: d.receiver_kernel_drops,
+  });
+}
+
+async function iperf3Throughput({ size, rate }) {
+  const port = nextPort++;
+  const c = await pair(
+    words(`iperf3 -s -p ${port}`),
+    port,
+    'tcp',
+    words(`iperf3 -c 127.0.0.1 -p ${port} -u -b ${rate * size * 8} -l ${size} -t ${SECONDS} --json`),
+  );
+  // The receiver's view: what arrived, over the test's length.
+  const d = JSON.parse(c.out).end.sum;
+  return result(
+    d.packets,
+    d.packets - d.lost_packets,
+    d.seconds,
+    size,
+    d.lost_percent,
+    c.cpuClient,
+    c.cpuServer,
+  );
 }
 
 /** iperf2 (2.1, -e): its server's report, as the client prints it. */
-async function iperf2Throughput() {
+async function iperf2Throughput({ size, rate }) {
   const port = nextPort++;
-  const s = await server(['iperf', '-s', '-u', '-e', '-p', `${port}`], port, 'udp');
-  try {
-    const out = client([
-      'iperf',
-      '-c',
-      '127.0.0.1',
-      '-p',
-      `${port}`,
-      '-u',
-      '-b',
-      '100G',
-      '-l',
-      '1400',
-      '-t',
-      `${SECONDS}`,
-      '-e',
-    ]);
-    const m =
-      /Server Report:[\s\S]*?sec\s+[\d.]+ \w+\s+([\d.]+) ([KMG])bits\/sec\s+[\d.]+ ms\s+\d+\/\d+ \(([\d.]+)%\)/.exec(
-        out,
-      );
-    const unit = { K: 1e3, M: 1e6, G: 1e9 }[m?.[2] ?? 'G'];
-    return { bps: Number(m?.[1]) * unit, lostPercent: Number(m?.[3]) };
-  } finally {
-    stop(s);
-  }
+  const c = await pair(
+    words(`iperf -s -u -e -p ${port}`),
+    port,
+    'udp',
+    words(`iperf -c 127.0.0.1 -p ${port} -u -b ${rate ? `${rate}pps` : '100G'} -l ${size} -t ${SECONDS} -e`),
+  );
+  const sent = Number(/Sent (\d+) datagrams/.exec(c.out)?.[1]);
+  const m = /Server Report:[\s\S]*?([\d.]+)-([\d.]+) sec[^\n]*? (\d+)\/(\d+) \(([\d.e+-]+)%\)/.exec(c.out);
+  if (!m) throw new Error(`no server report from iperf2:\n${c.out}`);
+  const [lost, total] = [Number(m[3]), Number(m[4])];
+  return result(
+    sent,
+    total - lost,
+    Number(m[2]) - Number(m[1]),
+    size,
+    Number(m[5]),
+    c.cpuClient,
+    c.cpuServer,
+  );
 }
 
 async function udpkitPingpong() {
   const port = nextPort++;
-  const s = await server([node, cli, 'bench', 'server', '127.0.0.1', `${port}`, '-q'], port, 'udp');
-  try {
-    const d = JSON.parse(
-      client([
-        node,
-        cli,
-        'bench',
-        'client',
-        '127.0.0.1',
-        `${port}`,
-        '--mode',
-        'pingpong',
-        '--size',
-        '64',
-        '-t',
-        `${SECONDS}s`,
-        '--json',
-      ]),
-    );
-    return { p50: d.summary.rtt_us.p50, p99: d.summary.rtt_us.p99, count: d.summary.rtt_us.answered };
-  } finally {
-    stop(s);
-  }
+  const c = await pair(
+    udpkit(`bench server 127.0.0.1 ${port} -q`),
+    port,
+    'udp',
+    udpkit(`bench client 127.0.0.1 ${port} --mode pingpong --size 64 -t ${SECONDS}s --json`),
+  );
+  const d = JSON.parse(c.out).summary;
+  return { p50: d.rtt_us.p50, p99: d.rtt_us.p99, count: d.rtt_us.answered };
 }
 
 async function sockperfPingpong() {
   const port = nextPort++;
-  const s = await server(['sockperf', 'server', '-i', '127.0.0.1', '-p', `${port}`], port, 'udp');
-  try {
-    const out = client([
-      'sockperf',
-      'ping-pong',
-      '-i',
-      '127.0.0.1',
-      '-p',
-      `${port}`,
-      '--mps',
-      'max',
-      '-t',
-      `${SECONDS}`,
-      '-m',
-      '64',
-    ]);
-    // sockperf reports half of each round trip.
-    const pct = (p) => 2 * Number(new RegExp(`percentile ${p} =\\s*([\\d.]+)`).exec(out)?.[1]);
-    return { p50: pct('50.000'), p99: pct('99.000'), count: Number(/SentMessages=(\d+)/.exec(out)?.[1]) };
-  } finally {
-    stop(s);
-  }
+  const c = await pair(
+    words(`sockperf server -i 127.0.0.1 -p ${port}`),
+    port,
+    'udp',
+    words(`sockperf ping-pong -i 127.0.0.1 -p ${port} --mps max -t ${SECONDS} -m 64`),
+  );
+  // sockperf reports half of each round trip.
+  const pct = (p) => 2 * Number(new RegExp(`percentile ${p} =\\s*([\\d.]+)`).exec(c.out)?.[1]);
+  return { p50: pct('50.000'), p99: pct('99.000'), count: Number(/SentMessages=(\d+)/.exec(c.out)?.[1]) };
 }
 
+const tools = [['udpkit', udpkitThroughput]];
+if (have('iperf3')) tools.push(['iperf3', iperf3Throughput]);
+if (have('iperf')) tools.push(['iperf2', iperf2Throughput]);
+
+/** Each case's repetitions, the tools interleaved so that a noisy minute hits them alike. */
 const out = { throughput: {}, pingpong: {} };
-const runs = async (fn) => {
-  const all = [];
-  for (let i = 0; i < REPS; i++) all.push(await fn());
-  return all;
+const add = (group, key, r) => {
+  group[key] ??= [];
+  group[key].push(r);
 };
-out.throughput.udpkit = await runs(udpkitThroughput);
-if (have('iperf3')) out.throughput.iperf3 = await runs(iperf3Throughput);
-if (have('iperf')) out.throughput.iperf2 = await runs(iperf2Throughput);
-out.pingpong.udpkit = await runs(udpkitPingpong);
-if (have('sockperf')) out.pingpong.sockperf = await runs(sockperfPingpong);
+for (let i = 0; i < REPS; i++) {
+  for (const c of CASES)
+    for (const [tool, fn] of tools) add(out.throughput, `${tool}-${c.name}`, await fn(c));
+  add(out.pingpong, 'udpkit', await udpkitPingpong());
+  if (have('sockperf')) add(out.pingpong, 'sockperf', await sockperfPingpong());
+}
 for (const group of Object.values(out))
   for (const [k, rs] of Object.entries(group))
     group[k] = {

@@ -67,6 +67,8 @@ export interface BenchDocument {
 
 const percent = (part: number, whole: number) => (whole > 0 ? Math.round((part / whole) * 1e6) / 1e4 : 0);
 const round = (v: number, digits = 3) => Math.round(v * 10 ** digits) / 10 ** digits;
+/** A percentage for people: two decimals (the document keeps four). */
+const twoDigits = (p: number) => round(p, 2);
 
 export function jsonInterval(i: IntervalFigures): JsonInterval {
   const seconds = i.end - i.start;
@@ -165,14 +167,14 @@ export function formatBits(bps: number): string {
 /** An interval line of the receiver's report. */
 export function intervalLine(i: JsonInterval): string {
   const delay = i.delay_ms ? `  delay ${i.delay_ms.p50}/${i.delay_ms.p99} ms` : '';
-  return `${i.start.toFixed(1)}-${i.end.toFixed(1)} s  received ${i.received}  lost ${i.lost}/${i.sent} (${i.lost_percent} %)  ${formatBits(i.bits_per_second)}  jitter ${i.jitter_ms} ms${delay}${i.duplicates ? `  dup ${i.duplicates}` : ''}${i.reordered ? `  reordered ${i.reordered}` : ''}`;
+  return `${i.start.toFixed(1)}-${i.end.toFixed(1)} s  received ${i.received}  lost ${i.lost}/${i.sent} (${twoDigits(i.lost_percent)} %)  ${formatBits(i.bits_per_second)}  jitter ${i.jitter_ms} ms${delay}${i.duplicates ? `  dup ${i.duplicates}` : ''}${i.reordered ? `  reordered ${i.reordered}` : ''}`;
 }
 
 /** The summary lines of a run, for people. */
 export function summaryLines(doc: BenchDocument): string[] {
   const s = doc.summary;
   const lines = [
-    `sent ${s.sent}, received ${s.received - s.duplicates} (+${s.duplicates} duplicates), lost ${s.lost} (${Math.round(s.lost_percent * 100) / 100} %) in ${s.loss_runs.count} runs (mean ${s.loss_runs.mean}, max ${s.loss_runs.max}), reordered ${s.reordered} (extent max ${s.reorder_extent.max})`,
+    `sent ${s.sent}, received ${s.received - s.duplicates} (+${s.duplicates} duplicates), lost ${s.lost} (${twoDigits(s.lost_percent)} %) in ${s.loss_runs.count} runs (mean ${s.loss_runs.mean}, max ${s.loss_runs.max}), reordered ${s.reordered} (extent max ${s.reorder_extent.max})`,
     `${s.seconds} s: offered ${formatBits(s.offered_bits_per_second)}, achieved ${formatBits(s.bits_per_second)} (${s.pps} datagrams/s), jitter ${s.jitter_ms} ms`,
   ];
   if (s.delay_ms) {

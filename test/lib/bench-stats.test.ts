@@ -3,9 +3,10 @@
  * loss, duplicates, reordering (RFC 4737), loss runs (RFC 3357) and jitter (RFC 3550, checked
  * against an independent computation written here).
  */
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { FrameTracker, framePieces } from '../../src/lib/bench/frames.js';
 import { JitterTracker } from '../../src/lib/bench/jitter.js';
+import { liveIntervals } from '../../src/lib/bench/live.js';
 import { ReceiveStats } from '../../src/lib/bench/receiver.js';
 import { ReorderTracker } from '../../src/lib/bench/reorder.js';
 import { SequenceSet } from '../../src/lib/bench/sequence.js';
@@ -191,6 +192,41 @@ describe('ReceiveStats', () => {
       lost: 0,
       delay: { min: 0, max: 2, mean: 1 },
     });
+  });
+});
+
+describe('liveIntervals', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('each interval as it ends, at its full length across a silence, from the highest seen', () => {
+    vi.useFakeTimers({ now: 0 });
+    const stats = new ReceiveStats({ startMs: 500, intervalMs: 1000, sharedClock: true });
+    const seen: { start: number; end: number; sent: number; received: number; lost: number }[] = [];
+    const stop = liveIntervals(stats, 500, 1000, (i) => seen.push(i));
+    // Omitted half a second; then 0-9 arrive in the first interval with 4 and 7 missing, and the
+    // second hears nothing (a link down): it still spans its whole second.
+    vi.advanceTimersByTime(500);
+    for (const seq of [0, 1, 2, 3, 5, 6, 8, 9]) stats.add(seq, 0, 600 + seq * 10, 100);
+    expect(seen).toEqual([]);
+    vi.advanceTimersByTime(1000);
+    expect(seen).toMatchObject([{ start: 0, end: 1, sent: 10, received: 8, lost: 2 }]);
+    vi.advanceTimersByTime(1000);
+    expect(seen[1]).toMatchObject({ start: 1, end: 2, sent: 0, received: 0, lost: 0 });
+    stop();
+    vi.advanceTimersByTime(5000);
+    expect(seen).toHaveLength(2);
+  });
+
+  it('stopped during the omitted start, it never ticks', () => {
+    vi.useFakeTimers({ now: 0 });
+    const stats = new ReceiveStats({ startMs: 2000, intervalMs: 1000, sharedClock: true });
+    const emit = vi.fn();
+    liveIntervals(stats, 2000, 1000, emit)();
+    vi.advanceTimersByTime(10_000);
+    expect(emit).not.toHaveBeenCalled();
+    expect(vi.getTimerCount()).toBe(0);
   });
 });
 

@@ -13,6 +13,7 @@ import type { TransportKind } from '../transport.js';
 import { RealtimeClock } from './clock.js';
 import { ask, type ControlMessage, Mailbox } from './control.js';
 import { FRAME_HEADER, FrameTracker, framePieces, readFrame } from './frames.js';
+import { liveIntervals } from './live.js';
 import { type IntervalFigures, ReceiveStats } from './receiver.js';
 import { type SendReport, sendStream } from './sender.js';
 import type { ReceiverReport } from './server.js';
@@ -269,19 +270,9 @@ async function run(
       sharedClock,
     });
     const sentMessage = mailbox.next('sent');
-    // Live intervals of what arrives: highest + 1 at each interval's end stands for the sender's.
-    const live: number[] = [];
-    let ticker: NodeJS.Timeout | undefined;
-    const tick = () => {
-      const r = receiver as ReceiveStats;
-      live.push(r.highest + 1);
-      const interval = live.length >= 2 ? r.intervals(live)[live.length - 2] : undefined;
-      if (interval) onInterval?.({ side: 'receiver', interval });
-    };
-    const first = setTimeout(() => {
-      tick();
-      ticker = setInterval(tick, p.intervalMs);
-    }, p.omitMs);
+    const stopLive = liveIntervals(receiver, p.omitMs, p.intervalMs, (interval) =>
+      onInterval?.({ side: 'receiver', interval }),
+    );
     await ask(mailbox, () => send({ type: 'start' }), 'started', step);
     // The server sends, then says so; if it falls silent for 10 s instead, it is gone.
     let watchdog: NodeJS.Timeout | undefined;
@@ -295,8 +286,7 @@ async function run(
     });
     const sent = (await Promise.race([sentMessage.promise, silent]).finally(() => {
       clearInterval(watchdog);
-      clearTimeout(first);
-      clearInterval(ticker);
+      stopLive();
     })) as unknown as SendReport & ControlMessage;
     await new Promise((r) => setTimeout(r, p.graceMs));
     const report: ReceiverReport = {

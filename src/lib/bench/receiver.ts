@@ -204,38 +204,48 @@ export class ReceiveStats {
     return this.#seen.highest;
   }
 
-  /** The intervals so far, with loss as it stands (what has not arrived yet counts as lost). */
+  /**
+   * The intervals so far, the sender's interval k holding sequence numbers boundaries[k] to
+   * boundaries[k + 1] - 1, with loss as it stands (what has not arrived yet counts as lost). The
+   * last interval with arrivals ends with them (a run rarely fills its last one).
+   */
   intervals(boundaries: readonly number[]): IntervalFigures[] {
-    const base = this.sharedClock ? 0 : this.#delay.min;
     const n = Math.max(this.#buckets.length, boundaries.length - 1);
     const out: IntervalFigures[] = [];
-    for (let k = 0; k < n; k++) {
-      const b = this.#buckets[k];
-      const from = boundaries[k];
-      const to = boundaries[k + 1];
-      const sent = from !== undefined && to !== undefined ? to - from : 0;
-      const received = sent > 0 ? this.#seen.countIn(from as number, to as number) : 0;
-      const start = (k * this.intervalMs) / 1000;
-      let end = ((k + 1) * this.intervalMs) / 1000;
-      // The last interval with arrivals ends with them (a run rarely fills its last one).
-      if (k === this.#buckets.length - 1 && k === n - 1)
-        end = Math.max(start + 0.001, Math.min(end, Math.ceil(this.#lastArrival - this.startMs) / 1000));
-      out.push({
-        start,
-        end,
-        received: b?.received ?? 0,
-        bytes: b?.bytes ?? 0,
-        duplicates: b?.duplicates ?? 0,
-        reordered: b?.reordered ?? 0,
-        sent,
-        lost: sent - received,
-        lossRuns:
-          sent > 0 ? this.#seen.lossRuns(from as number, to as number) : { count: 0, lost: 0, max: 0 },
-        jitterMs: round3(b?.jitterMs ?? this.#jitter.jitter),
-        delay: b?.delay.figures(base),
-      });
-    }
+    for (let k = 0; k < n; k++)
+      out.push(
+        this.interval(k, boundaries[k], boundaries[k + 1], k === n - 1 ? this.#lastArrival : undefined),
+      );
     return out;
+  }
+
+  /**
+   * Interval k alone: arrivals in its time, and sequence numbers from to to - 1 as sent in it
+   * (none if either is missing). With endAt (a real time in ms), it ends there if that is
+   * sooner than its full length.
+   */
+  interval(k: number, from?: number, to?: number, endAt?: number): IntervalFigures {
+    const base = this.sharedClock ? 0 : this.#delay.min;
+    const b = this.#buckets[k];
+    const sent = from !== undefined && to !== undefined ? to - from : 0;
+    const received = sent > 0 ? this.#seen.countIn(from as number, to as number) : 0;
+    const start = (k * this.intervalMs) / 1000;
+    let end = ((k + 1) * this.intervalMs) / 1000;
+    if (endAt !== undefined && k === this.#buckets.length - 1)
+      end = Math.max(start + 0.001, Math.min(end, Math.ceil(endAt - this.startMs) / 1000));
+    return {
+      start,
+      end,
+      received: b?.received ?? 0,
+      bytes: b?.bytes ?? 0,
+      duplicates: b?.duplicates ?? 0,
+      reordered: b?.reordered ?? 0,
+      sent,
+      lost: sent - received,
+      lossRuns: sent > 0 ? this.#seen.lossRuns(from as number, to as number) : { count: 0, lost: 0, max: 0 },
+      jitterMs: round3(b?.jitterMs ?? this.#jitter.jitter),
+      delay: b?.delay.figures(base),
+    };
   }
 
   /**

@@ -11,6 +11,7 @@ import type { TransportKind } from '../transport.js';
 import { RealtimeClock } from './clock.js';
 import { ask, type ControlMessage, Mailbox } from './control.js';
 import { type FrameFigures, FrameTracker, framePieces, readFrame } from './frames.js';
+import { liveIntervals } from './live.js';
 import { type IntervalFigures, ReceiveStats, type StreamFigures } from './receiver.js';
 import { type SendReport, sendStream } from './sender.js';
 import { type BenchParams, clockId, PROTOCOL_VERSION, paramsProblem } from './session.js';
@@ -53,9 +54,10 @@ interface Session {
   sharedClock: boolean;
   stats: ReceiveStats | undefined;
   frames: FrameTracker | undefined;
-  /** The receiver's own boundaries, for live intervals: highest + 1 at each interval's end. */
-  live: number[];
-  ticker: NodeJS.Timeout | undefined;
+  /** Stops the live intervals. */
+  stopLive: () => void;
+  /** The report's timer, during the grace period. */
+  reportTimer?: NodeJS.Timeout;
   report: ReceiverReport | undefined;
   reporting: boolean;
   lastSeen: number;
@@ -125,7 +127,8 @@ export class BenchServer {
   }
 
   #forget(s: Session): void {
-    clearInterval(s.ticker);
+    s.stopLive();
+    clearTimeout(s.reportTimer);
     s.sending?.abort();
     this.#sessions.delete(s.id);
   }
@@ -222,8 +225,7 @@ export class BenchServer {
         sharedClock: message.clock === this.#clock,
         stats: undefined,
         frames: undefined,
-        live: [],
-        ticker: undefined,
+        stopLive: () => {},
         report: undefined,
         reporting: false,
         lastSeen: this.#realtime.now(),
@@ -249,21 +251,9 @@ export class BenchServer {
     const startMs = this.#realtime.now() + params.omitMs;
     s.stats = new ReceiveStats({ startMs, intervalMs: params.intervalMs, sharedClock: s.sharedClock });
     if (params.isochronous) s.frames = new FrameTracker(1000 / params.isochronous.fps);
-    // Live intervals: what arrived, and as lost what has not come yet below the highest.
-    s.live = [];
-    const tick = () => {
-      const stats = s.stats as ReceiveStats;
-      s.live.push(stats.highest + 1);
-      if (s.live.length >= 2) {
-        const all = stats.intervals(s.live);
-        const interval = all[s.live.length - 2];
-        if (interval) this.#emit({ type: 'interval', session: s.id, interval });
-      }
-    };
-    setTimeout(() => {
-      tick();
-      s.ticker = setInterval(tick, params.intervalMs);
-    }, params.omitMs).unref();
+    s.stopLive = liveIntervals(s.stats, params.omitMs, params.intervalMs, (interval) =>
+      this.#emit({ type: 'interval', session: s.id, interval }),
+    );
   }
 
   /** The sender says what it sent: after the grace period, the report, kept for its retries. */
@@ -274,8 +264,8 @@ export class BenchServer {
     }
     if (s.reporting || s.stats === undefined) return;
     s.reporting = true;
-    setTimeout(() => {
-      clearInterval(s.ticker);
+    s.reportTimer = setTimeout(() => {
+      s.stopLive();
       const stats = s.stats as ReceiveStats;
       s.report = {
         figures: stats.figures(sent.end),
