@@ -77,12 +77,14 @@ export function svgChart(doc: BenchDocument): string {
   const parts: string[] = [];
   const s = doc.summary;
   const title = `udpkit bench: ${doc.mode}${doc.reverse ? ' (reversed)' : ''} to ${doc.server.address}:${doc.server.port}`;
-  const sub = `sent ${s.sent}, lost ${s.lost} (${s.lost_percent} %), ${formatBits(s.bits_per_second)} achieved of ${formatBits(s.offered_bits_per_second)} offered, jitter ${s.jitter_ms} ms`;
+  const sub = `sent ${s.sent}, lost ${s.lost} (${round(s.lost_percent)} %), ${formatBits(s.bits_per_second)} achieved of ${formatBits(s.offered_bits_per_second)} offered, jitter ${s.jitter_ms} ms`;
   parts.push(`<text x="${left}" y="22" font-size="16" font-weight="bold">${esc(title)}</text>`);
   parts.push(`<text x="${left}" y="42" font-size="12" fill="#444">${esc(sub)}</text>`);
   for (const p of panels) {
     const values = intervals.map((i) => (p.key === 'bits' ? i.bits_per_second : i.lost_percent));
-    const max = niceMax(Math.max(0, ...values));
+    // The throughput panel has room for the rate offered, drawn dashed across it.
+    const offered = p.key === 'bits' ? s.offered_bits_per_second : 0;
+    const max = niceMax(Math.max(0, offered, ...values));
     const y = (v: number) => p.top + p.height - (v / max) * p.height;
     parts.push(`<text x="${left}" y="${p.top - 6}" font-size="12" font-weight="bold">${esc(p.title)}</text>`);
     parts.push(
@@ -106,6 +108,11 @@ export function svgChart(doc: BenchDocument): string {
         `<rect x="${x0.toFixed(1)}" y="${y(v).toFixed(1)}" width="${w.toFixed(1)}" height="${(p.top + p.height - y(v)).toFixed(1)}" fill="${p.color}"/>`,
       );
     });
+    if (offered > 0)
+      parts.push(
+        `<line x1="${left}" x2="${left + plotW}" y1="${y(offered).toFixed(1)}" y2="${y(offered).toFixed(1)}" stroke="#222" stroke-dasharray="6 4"/>`,
+        `<text x="${left + plotW - 4}" y="${(y(offered) - 4).toFixed(1)}" font-size="11" text-anchor="end">offered ${esc(formatBits(offered))}</text>`,
+      );
   }
   const bottom = panels[1] as (typeof panels)[number];
   const axisY = bottom.top + bottom.height;

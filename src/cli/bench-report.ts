@@ -166,7 +166,7 @@ export function formatBits(bps: number): string {
 
 /** An interval line of the receiver's report. */
 export function intervalLine(i: JsonInterval): string {
-  const delay = i.delay_ms ? `  delay ${i.delay_ms.p50}/${i.delay_ms.p99} ms` : '';
+  const delay = i.delay_ms ? `  delay p50/p99 ${i.delay_ms.p50}/${i.delay_ms.p99} ms` : '';
   return `${i.start.toFixed(1)}-${i.end.toFixed(1)} s  received ${i.received}  lost ${i.lost}/${i.sent} (${twoDigits(i.lost_percent)} %)  ${formatBits(i.bits_per_second)}  jitter ${i.jitter_ms} ms${delay}${i.duplicates ? `  dup ${i.duplicates}` : ''}${i.reordered ? `  reordered ${i.reordered}` : ''}`;
 }
 

@@ -72,5 +72,8 @@ describe('bench charts', () => {
     expect(svg).toContain('sent 4000, lost 100 (2.5 %), 7.8 Mbit/s achieved of 8.0 Mbit/s offered');
     expect(svg).toContain('>10.0 Mbit/s<');
     expect(svg).toContain('>seconds<');
+    // The rate offered, dashed across the throughput panel: 8 of its 10 Mbit/s, 150 px high from 80.
+    expect(svg).toMatch(/<line x1="90" x2="780" y1="110.0" y2="110.0" stroke="#222" stroke-dasharray/);
+    expect(svg).toContain('>offered 8.0 Mbit/s<');
   });
 });

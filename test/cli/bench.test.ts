@@ -63,6 +63,29 @@ describe('udpkit bench', () => {
     expect([sum('sent'), sum('received'), sum('lost'), sum('bytes')]).toEqual([3000, 3000, 0, 300_000]);
   });
 
+  it('client --isochronous: frames in the header and the report, -n counting frames', async () => {
+    const { port } = await benchServer();
+    const r = await runCli([
+      'bench',
+      'client',
+      '127.0.0.1',
+      port,
+      '--isochronous',
+      '100:3000',
+      '-n',
+      '20',
+      '--grace',
+      '200ms',
+    ]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(
+      /^Benchmarking 127\.0\.0\.1:\d+: isochronous, 100 frames\/s of 3000 B, 20 frames\n/,
+    );
+    // 3000 B a frame in pieces of at most 1400: three datagrams each.
+    expect(r.stdout).toMatch(/\nsent 60, received 60 \(\+0 duplicates\), lost 0 \(0 %\)/);
+    expect(r.stdout).toMatch(/\nframes: sent 20, complete 20, missed 0, late \d+ /);
+  });
+
   it('client: the report for people, pingpong with its round trips', async () => {
     const { port } = await benchServer();
     const r = await runCli([
@@ -81,7 +104,7 @@ describe('udpkit bench', () => {
     ]);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(
-      /^Benchmarking 127\.0\.0\.1:\d+: pingpong, 64 B, 200 datagrams\n {2}0\.0-\d\.\d s {2}sent 200 {2}offered [\d.]+ [kM]bit\/s\n/,
+      /^Benchmarking 127\.0\.0\.1:\d+: pingpong, 64 B, 2000\/s, 200 datagrams\n {2}0\.0-\d\.\d s {2}sent 200 {2}offered [\d.]+ [kM]bit\/s\n/,
     );
     expect(r.stdout).toMatch(/\nsent 200, received 200 \(\+0 duplicates\), lost 0 \(0 %\)/);
     expect(r.stdout).toMatch(

@@ -206,13 +206,17 @@ async function runClient(args: string[], flags: ClientFlags, io: CliIO): Promise
   const port = target.port ?? DEFAULT_BENCH_PORT;
   const out = (line: string) => io.stdout.write(`${line}\n`);
   if (!flags.json && !flags.jsonStream) {
+    const iso = options.isochronous;
+    const rate = options.rate === 0 ? 'full speed' : `${Math.round(options.rate)}/s`;
     const what =
       options.mode === 'pingpong'
-        ? `pingpong, ${options.size} B`
-        : `throughput${options.reverse ? ' (reversed: the server sends)' : ''}, ${flags.sizeDist === undefined ? `${options.size} B` : `sizes ${flags.sizeDist}`} at ${options.rate === 0 ? 'full speed' : `${Math.round(options.rate)}/s`}`;
+        ? `pingpong, ${options.size} B, ${options.rate === 0 ? 'one in flight' : rate}`
+        : iso
+          ? `isochronous, ${iso.fps} frames/s of ${iso.bytes} B`
+          : `throughput${options.reverse ? ' (reversed: the server sends)' : ''}, ${flags.sizeDist === undefined ? `${options.size} B` : `sizes ${flags.sizeDist}`} at ${rate}`;
     const until =
       options.count !== undefined
-        ? `${options.count} datagrams`
+        ? `${options.count} ${iso ? 'frames' : 'datagrams'}`
         : `${(options.durationMs as number) / 1000} s`;
     out(`Benchmarking ${formatEndpoint(target.host, port)}: ${what}, ${until}`);
   }
