@@ -127,6 +127,7 @@ export function svgChart(doc: BenchDocument): string {
   );
   return `<?xml version="1.0" encoding="UTF-8"?>
 <svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif">
+<title>${esc(title)}</title>
 <rect width="${W}" height="${H}" fill="white"/>
 ${parts.join('\n')}
 </svg>

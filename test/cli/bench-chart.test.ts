@@ -68,7 +68,7 @@ describe('bench charts', () => {
     expect(svg.trimEnd().endsWith('</svg>')).toBe(true);
     expect(svg.match(/fill="#2b6cb0"/g)).toHaveLength(4);
     expect(svg.match(/fill="#c53030"/g)).toHaveLength(1);
-    expect(svg).toContain('udpkit bench: throughput to 127.0.0.1:12345');
+    expect(svg).toContain('<title>udpkit bench: throughput to 127.0.0.1:12345</title>');
     expect(svg).toContain('sent 4000, lost 100 (2.5 %), 7.8 Mbit/s achieved of 8.0 Mbit/s offered');
     expect(svg).toContain('>10.0 Mbit/s<');
     expect(svg).toContain('>seconds<');
