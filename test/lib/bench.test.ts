@@ -5,7 +5,7 @@
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { runBench } from '../../src/lib/bench/client.js';
 import { startBenchServer } from '../../src/lib/bench/server.js';
-import { decode, encodeControl, Kind } from '../../src/lib/bench/wire.js';
+import { decode, encodeControl, Kind, writeDataHeader } from '../../src/lib/bench/wire.js';
 import { createProxy, openUdpSocket, type Policy, type PolicyDecision } from '../../src/lib/index.js';
 import { until } from '../helpers/time.js';
 
@@ -176,6 +176,60 @@ describe('bench', () => {
     const r = await runBench({ host: '127.0.0.1', port, count: 300, rate: 3000, size: 64, graceMs: 100 });
     expect(r.receiver.figures).toMatchObject({ sent: 300, received: 300, lost: 0, duplicates: 0 });
     expect([s.foreign, s.garbled]).toEqual([2, 1]);
+  });
+
+  it('during a run, foreign, garbled and other-session datagrams are counted and the run stays exact', async () => {
+    let session = -1;
+    const s = await startBenchServer({
+      address: '127.0.0.1',
+      onEvent: (e) => {
+        if (e.type === 'session') session = e.session;
+      },
+    });
+    onTestFinished(() => s.close());
+    const noise = await openUdpSocket({ address: '127.0.0.1', port: 0 });
+    onTestFinished(() => noise.close());
+    const port = s.address().port;
+    const data = (id: number, seq: number) => {
+      const d = Buffer.alloc(64);
+      writeDataHeader(d, 0, Kind.Data, id, seq, Date.now());
+      return d;
+    };
+    // At each of the sender's intervals, four datagrams beside the run: one not the bench's,
+    // one of its session cut short, one of another session, and a control message that is not
+    // JSON. The last two carry sequence numbers the run also uses.
+    let rounds = 0;
+    const r = await runBench({
+      host: '127.0.0.1',
+      port,
+      count: 600,
+      rate: 3000,
+      size: 64,
+      intervalMs: 50,
+      graceMs: 100,
+      onInterval: () => {
+        rounds++;
+        const bad = Buffer.from(encodeControl(session, { type: 'start' }));
+        bad.write('{{{{', 16);
+        void noise
+          .sendEach(
+            [Buffer.from('hello'), data(session, 5).subarray(0, 20), data(session + 1, 7), bad],
+            port,
+            '127.0.0.1',
+          )
+          .catch(() => {});
+      },
+    });
+    expect(rounds).toBeGreaterThanOrEqual(3);
+    expect(r.receiver.figures).toMatchObject({
+      sent: 600,
+      received: 600,
+      lost: 0,
+      duplicates: 0,
+      reordered: 0,
+    });
+    await until(() => s.foreign + s.garbled >= 4 * rounds, 2000);
+    expect([s.foreign, s.garbled]).toEqual([2 * rounds, 2 * rounds]);
   });
 
   it('refuses a hello whose parameters it will not run, and says why', async () => {
