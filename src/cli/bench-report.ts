@@ -164,10 +164,15 @@ export function formatBits(bps: number): string {
   return `${v.toFixed(u === 0 ? 0 : 1)} ${units[u]}`;
 }
 
+/** Seconds for people: to the millisecond, with at least one decimal (1.0, 0.25, 10.533). */
+export function formatSeconds(t: number): string {
+  return t.toFixed(3).replace(/0{1,2}$/, '');
+}
+
 /** An interval line of the receiver's report. */
 export function intervalLine(i: JsonInterval): string {
   const delay = i.delay_ms ? `  delay p50/p99 ${i.delay_ms.p50}/${i.delay_ms.p99} ms` : '';
-  return `${i.start.toFixed(1)}-${i.end.toFixed(1)} s  received ${i.received}  lost ${i.lost}/${i.sent} (${twoDigits(i.lost_percent)} %)  ${formatBits(i.bits_per_second)}  jitter ${i.jitter_ms} ms${delay}${i.duplicates ? `  dup ${i.duplicates}` : ''}${i.reordered ? `  reordered ${i.reordered}` : ''}`;
+  return `${formatSeconds(i.start)}-${formatSeconds(i.end)} s  received ${i.received}  lost ${i.lost}/${i.sent} (${twoDigits(i.lost_percent)} %)  ${formatBits(i.bits_per_second)}  jitter ${i.jitter_ms} ms${delay}${i.duplicates ? `  dup ${i.duplicates}` : ''}${i.reordered ? `  reordered ${i.reordered}` : ''}`;
 }
 
 /** The summary lines of a run, for people. */
@@ -175,7 +180,7 @@ export function summaryLines(doc: BenchDocument): string[] {
   const s = doc.summary;
   const lines = [
     `sent ${s.sent}, received ${s.received - s.duplicates} (+${s.duplicates} duplicates), lost ${s.lost} (${twoDigits(s.lost_percent)} %) in ${s.loss_runs.count} runs (mean ${s.loss_runs.mean}, max ${s.loss_runs.max}), reordered ${s.reordered} (extent max ${s.reorder_extent.max})`,
-    `${s.seconds} s: offered ${formatBits(s.offered_bits_per_second)}, achieved ${formatBits(s.bits_per_second)} (${s.pps} datagrams/s), jitter ${s.jitter_ms} ms`,
+    `${formatSeconds(s.seconds)} s: offered ${formatBits(s.offered_bits_per_second)}, achieved ${formatBits(s.bits_per_second)} (${s.pps} datagrams/s), jitter ${s.jitter_ms} ms`,
   ];
   if (s.delay_ms) {
     lines.push(

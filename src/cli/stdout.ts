@@ -51,3 +51,11 @@ export function outputFailure(err: Error | undefined): OutputError | undefined {
   if (code !== undefined && READER_GONE.has(code)) return undefined;
   return OutputError.fromSystemError(err);
 }
+
+/** An output file named by an option that cannot be written: `cannot write --svg x.svg: no such file or directory (ENOENT)`. */
+export function outputFileError(option: string, file: string, err: unknown): OutputError {
+  const base = err instanceof Error ? OutputError.fromSystemError(err) : new OutputError(String(err));
+  return new OutputError(base.message.replace('cannot write output', `cannot write ${option} ${file}`), {
+    cause: err,
+  });
+}

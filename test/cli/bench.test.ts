@@ -6,7 +6,8 @@ import { readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { runCli, startCli } from '../helpers/cli.js';
+import { CLI, runCli, start, startCli } from '../helpers/cli.js';
+import { until } from '../helpers/time.js';
 
 async function benchServer() {
   const running = startCli(['bench', 'server', '127.0.0.1', '0']);
@@ -104,7 +105,7 @@ describe('udpkit bench', () => {
     ]);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(
-      /^Benchmarking 127\.0\.0\.1:\d+: pingpong, 64 B, 2000\/s, 200 datagrams\n {2}0\.0-\d\.\d s {2}sent 200 {2}offered [\d.]+ [kM]bit\/s\n/,
+      /^Benchmarking 127\.0\.0\.1:\d+: pingpong, 64 B, 2000\/s, 200 datagrams\n {2}0\.0-\d\.\d+ s {2}sent 200 {2}offered [\d.]+ [kM]bit\/s\n/,
     );
     expect(r.stdout).toMatch(/\nsent 200, received 200 \(\+0 duplicates\), lost 0 \(0 %\)/);
     expect(r.stdout).toMatch(
@@ -153,7 +154,11 @@ describe('udpkit bench', () => {
       '/nonexistent/x.svg',
     ]);
     expect(bad.code).toBe(1);
-    expect(bad.stderr).toBe('udpkit bench client: cannot write --svg /nonexistent/x.svg: ENOENT\n');
+    // Before the run: nothing sent, nothing printed.
+    expect(bad.stdout).toBe('');
+    expect(bad.stderr).toBe(
+      'udpkit bench client: cannot write --svg /nonexistent/x.svg: no such file or directory (ENOENT)\n',
+    );
   });
 
   it('--json-stream: the intervals, then the end document', async () => {
@@ -215,12 +220,114 @@ describe('udpkit bench', () => {
       [['--isochronous', '50:1200', '--rate', '1k'], '--isochronous sets the rate and the sizes'],
       [['--isochronous', '50:100000'], 'a frame of 100000 bytes is not 40 to 89600 (64 datagrams of 1400)'],
       [['--isochronous', '50:1200', '--mode', 'pingpong'], '--isochronous is a throughput run'],
+      [['-n', '10', '-t', '1s'], '-n and -t: give one'],
+      [['--json', '--json-stream'], '--json and --json-stream: give one'],
+      [['-i', '1ms'], 'interval 1 ms is under 10 ms'],
+      [['--omit', '2h'], 'omit (ms) is not 0-3600000'],
     ] as const) {
       const r = await runCli(['bench', 'client', '127.0.0.1', '9', ...args]);
       expect(r.code).toBe(2);
+      // Refused before anything: no header either.
+      expect(r.stdout).toBe('');
       expect(r.stderr).toContain(message);
       expect(r.stderr.trim().split('\n')).toHaveLength(1);
     }
+  });
+
+  it('port 0 is no destination: exit 2', async () => {
+    const r = await runCli(['bench', 'client', '127.0.0.1', '0']);
+    expect([r.code, r.stderr]).toEqual([
+      2,
+      "udpkit bench client: port 0 is not a valid destination (1-65535) (see 'udpkit bench client --help')\n",
+    ]);
+  });
+
+  it('--omit: the omitted start is in no figure; the intervals add up to the summary', async () => {
+    const { port } = await benchServer();
+    for (const extra of [[], ['-R'], ['--mode', 'pingpong']]) {
+      const r = await runCli([
+        'bench',
+        'client',
+        '127.0.0.1',
+        port,
+        ...extra,
+        '--omit',
+        '300ms',
+        '-n',
+        '600',
+        '--rate',
+        '3k',
+        '-i',
+        '100ms',
+        '--grace',
+        '200ms',
+        '--json',
+      ]);
+      expect(r.code).toBe(0);
+      const doc = JSON.parse(r.stdout);
+      expect(doc.summary).toMatchObject({ sent: 600, received: 600, lost: 0, duplicates: 0, garbled: 0 });
+      const sum = (k: string) =>
+        doc.intervals.reduce((a: number, i: Record<string, number>) => a + (i[k] as number), 0);
+      expect([sum('sent'), sum('received')]).toEqual([600, 600]);
+      // Offered datagrams and bits agree: both over the counted part alone.
+      const { offered_pps: pps, offered_bits_per_second: bps } = doc.summary;
+      expect(Math.abs(bps - pps * doc.params.size * 8)).toBeLessThan(0.01 * bps);
+      if (extra[0] === '--mode') expect(doc.summary.rtt_us.answered).toBe(600);
+    }
+  });
+
+  it('Ctrl-C mid-run: the sending stops, the report of what was sent is printed, exit 130', async () => {
+    const { port } = await benchServer();
+    for (const extra of [[], ['-R']]) {
+      const c = startCli([
+        'bench',
+        'client',
+        '127.0.0.1',
+        port,
+        ...extra,
+        '-t',
+        '20s',
+        '--rate',
+        '2k',
+        '-i',
+        '200ms',
+      ]);
+      await c.waitFor('stdout', /\n {2}0\.0-0\.2 s/);
+      c.child.kill('SIGINT');
+      const r = await c.wait();
+      expect(r.code).toBe(130);
+      expect(r.stderr).toBe(
+        'udpkit bench client: stopped early: the report covers what was sent until then\n',
+      );
+      const m = /\nsent (\d+), received (\d+) \(\+0 duplicates\), lost 0 /.exec(r.stdout);
+      expect(Number(m?.[1])).toBeGreaterThan(0);
+      expect(m?.[1]).toBe(m?.[2]);
+      // Reversed, the last live interval is printed when the server says it is done.
+      expect(r.stdout).toMatch(/Receiver's report/);
+    }
+  });
+
+  it('bench server | head -1: the server ends when its reader goes', async () => {
+    const err = join(tmpdir(), `udpkit-bench-head-${process.pid}.txt`);
+    onTestFinished(() => rmSync(err, { force: true }));
+    const pipeline = start('sh', [
+      '-c',
+      `"${process.execPath}" "${CLI}" bench server 127.0.0.1 0 2>"${err}" | head -1`,
+    ]);
+    let port = '';
+    await until(() => {
+      port =
+        /Bench server on 127\.0\.0\.1:(\d+)/.exec(readFileSync(err, { encoding: 'utf8', flag: 'a+' }))?.[1] ??
+        '';
+      return port !== '';
+    }, 5000);
+    // The session's first line goes to head, which exits; its next meets a closed pipe and the
+    // server ends (the client then hears it gone: exit 1).
+    await runCli(['bench', 'client', '127.0.0.1', port, '-n', '10', '--grace', '50ms']);
+    const r = await pipeline.wait(10_000);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^\[[0-9a-f]{12}\] 127\.0\.0\.1:\d+: throughput, 1400 B\n$/);
+    expect(readFileSync(err, 'utf8')).toMatch(/\nudpkit bench server: foreign 0, garbled 0\n$/);
   });
 
   it("docs/bench.md's JSON document has exactly the fields a pingpong run writes", async () => {

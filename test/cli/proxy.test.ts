@@ -318,7 +318,10 @@ describe('udpkit proxy', () => {
         'udpkit proxy: cannot read --scenario /nonexistent/s.json: ENOENT',
       ],
       [['--trace-up', '/nonexistent/t'], 'udpkit proxy: cannot read the link trace /nonexistent/t: ENOENT'],
-      [['--log', '/nonexistent/dir/log'], 'udpkit proxy: cannot write --log /nonexistent/dir/log: ENOENT'],
+      [
+        ['--log', '/nonexistent/dir/log'],
+        'udpkit proxy: cannot write --log /nonexistent/dir/log: no such file or directory (ENOENT)',
+      ],
     ] as const) {
       const r = await runCli(['proxy', '--listen', '127.0.0.1:0', '--target', '127.0.0.1:9', ...args]);
       expect(r.code).toBe(1);

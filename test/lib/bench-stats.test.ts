@@ -164,6 +164,19 @@ describe('ReceiveStats', () => {
     expect(b).toMatchObject({ sent: 5, lost: 2, lossRuns: { count: 2, lost: 2, max: 1 } });
   });
 
+  it("what arrives after the sender's last interval belongs to it, which then ends with the last arrival", () => {
+    const stats = new ReceiveStats({ startMs: 0, intervalMs: 100, sharedClock: true });
+    // 0-9 sent in the first 100 ms, 10-19 in the next; 18 and 19 still in flight at 200 ms.
+    for (let seq = 0; seq < 18; seq++) stats.add(seq, seq * 10, seq * 10 + 5, 100);
+    stats.add(18, 180, 203, 100);
+    stats.add(19, 190, 206, 100);
+    const all = stats.intervals([0, 10, 20]);
+    expect(all).toHaveLength(2);
+    expect(all[1]).toMatchObject({ start: 0.1, end: 0.206, sent: 10, received: 10, lost: 0, bytes: 1000 });
+    expect(all[1]?.delay).toMatchObject({ min: 5, max: 23 });
+    expect(all.reduce((a, i) => a + i.received, 0)).toBe(stats.figures(20).received);
+  });
+
   it('loss is never negative nor above 100 %, whatever arrives', () => {
     const stats = new ReceiveStats({ startMs: 0, intervalMs: 1000, sharedClock: true });
     // Numbers past what the sender says it sent are not its own: unexpected, not negative loss.

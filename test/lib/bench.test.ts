@@ -262,7 +262,7 @@ describe('bench', () => {
     );
     await until(() => answers.length === 2);
     expect(answers).toEqual([
-      { type: 'refused', nonce: 'a', reason: 'size is not 32-65507' },
+      { type: 'refused', nonce: 'a', reason: 'size (bytes) is not 32-65507' },
       { type: 'refused', nonce: 'b', reason: 'protocol version 9 is not 1' },
     ]);
     expect([s.sessions, s.garbled]).toEqual([0, 2]);

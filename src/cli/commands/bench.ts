@@ -6,15 +6,23 @@
 
 import { writeFileSync } from 'node:fs';
 import type { BenchProgress, LiveInterval } from '../../lib/bench/client.js';
-import { runBench } from '../../lib/bench/client.js';
+import { benchParams, runBench } from '../../lib/bench/client.js';
 import { startBenchServer } from '../../lib/bench/server.js';
 import { checkSizes, IMIX, type SizeDistribution } from '../../lib/bench/sizes.js';
-import { AbortError, formatEndpoint, OutputError } from '../../lib/index.js';
+import { AbortError, formatEndpoint } from '../../lib/index.js';
 import { parseCount, parseDuration, parseListenPositionals, parseRate, UsageError, usage } from '../args.js';
 import { svgChart, terminalChart } from '../bench-chart.js';
-import { formatBits, intervalLine, jsonDocument, jsonInterval, summaryLines } from '../bench-report.js';
+import {
+  formatBits,
+  formatSeconds,
+  intervalLine,
+  jsonDocument,
+  jsonInterval,
+  summaryLines,
+} from '../bench-report.js';
 import { Command } from '../commander.js';
 import { type CliIO, EXIT_FAILURE, EXIT_OK } from '../io.js';
+import { outputFailure, outputFileError } from '../stdout.js';
 
 /** The port both ends use unless told otherwise. */
 export const DEFAULT_BENCH_PORT = 12345;
@@ -86,8 +94,10 @@ function startStatus(
       options.count !== undefined ? moved / options.count : elapsed / ((options.durationMs as number) / 1000);
     const width = 20;
     if (fraction >= 1) {
-      // Sent: the receiver waits out the grace period before it reports.
-      io.stderr.write(`\r\x1b[K[${'#'.repeat(width)}] sent; waiting for the receiver's report`);
+      // Sent: the receiver waits out the grace period for stragglers before it reports.
+      io.stderr.write(
+        `\r\x1b[K[${'#'.repeat(width)}] ${options.reverse ? 'sent; waiting for stragglers' : "sent; waiting for the receiver's report"}`,
+      );
       return;
     }
     const done = Math.max(0, Math.min(width, Math.round(fraction * width)));
@@ -156,6 +166,8 @@ export function parseClientFlags(flags: ClientFlags) {
     rate = parseBitrate(flags.bitrate) / (8 * (sizeDist ? meanSize(sizeDist) : size));
   if (mode === 'pingpong' && flags.reverse)
     throw new UsageError('pingpong goes both ways: --reverse does not apply');
+  if (flags.count !== undefined && flags.duration !== undefined)
+    throw new UsageError('-n and -t: give one (how many datagrams, or how long)');
   const count = flags.count === undefined ? undefined : parseCount(flags.count, 'count');
   const durationMs =
     flags.duration === undefined
@@ -182,7 +194,7 @@ export function parseClientFlags(flags: ClientFlags) {
         `a frame of ${isochronous.bytes} bytes is not 40 to ${64 * largest} (64 datagrams of ${largest})`,
       );
   }
-  return {
+  const options = {
     mode: mode as 'throughput' | 'pingpong',
     size: isochronous && flags.size === undefined ? Math.min(1400, Math.max(40, isochronous.bytes)) : size,
     ...(isochronous && { isochronous }),
@@ -197,13 +209,26 @@ export function parseClientFlags(flags: ClientFlags) {
     connectTimeoutMs:
       flags.connectTimeout === undefined ? 5000 : parseDuration(flags.connectTimeout, 'connect timeout'),
   };
+  // What no server would run is a usage error here, before anything is sent.
+  usage(() => benchParams(options));
+  return options;
 }
 
 async function runClient(args: string[], flags: ClientFlags, io: CliIO): Promise<number> {
   const target = parseListenPositionals(args);
   if (target.host === undefined) throw new UsageError('bench client needs the server: host [port]');
   const options = parseClientFlags(flags);
+  if (flags.json && flags.jsonStream) throw new UsageError('--json and --json-stream: give one');
   const port = target.port ?? DEFAULT_BENCH_PORT;
+  if (port === 0) throw new UsageError('port 0 is not a valid destination (1-65535)');
+  // The chart's file is made now: one that cannot be written fails before the run, not after.
+  if (flags.svg !== undefined) {
+    try {
+      writeFileSync(flags.svg, '');
+    } catch (err) {
+      throw outputFileError('--svg', flags.svg, err);
+    }
+  }
   const out = (line: string) => io.stdout.write(`${line}\n`);
   if (!flags.json && !flags.jsonStream) {
     const iso = options.isochronous;
@@ -248,7 +273,7 @@ async function runClient(args: string[], flags: ClientFlags, io: CliIO): Promise
     if (status) io.stderr.write('\r\x1b[K');
     if (e.side === 'sender')
       out(
-        `  ${e.start.toFixed(1)}-${e.end.toFixed(1)} s  sent ${e.sent}  offered ${formatBits((e.bytes * 8) / (e.end - e.start))}`,
+        `  ${formatSeconds(e.start)}-${formatSeconds(e.end)} s  sent ${e.sent}  offered ${formatBits((e.bytes * 8) / (e.end - e.start))}`,
       );
     else out(`  ${intervalLine(jsonInterval(e.interval))}`);
   };
@@ -261,6 +286,8 @@ async function runClient(args: string[], flags: ClientFlags, io: CliIO): Promise
   } finally {
     status?.();
   }
+  if (result.stopped)
+    io.stderr.write('udpkit bench client: stopped early: the report covers what was sent until then\n');
   const doc = jsonDocument(result);
   if (flags.jsonStream) {
     out(JSON.stringify({ type: 'end', ...doc }));
@@ -275,7 +302,7 @@ async function runClient(args: string[], flags: ClientFlags, io: CliIO): Promise
     try {
       writeFileSync(flags.svg, svgChart(doc));
     } catch (err) {
-      throw new OutputError(`cannot write --svg ${flags.svg}: ${(err as NodeJS.ErrnoException).code ?? err}`);
+      throw outputFileError('--svg', flags.svg, err);
     }
   }
   return EXIT_OK;
@@ -293,7 +320,7 @@ async function runServer(
     port: where.port ?? DEFAULT_BENCH_PORT,
     signal: io.signal,
     onEvent: (e) => {
-      const id = e.session.toString(16);
+      const id = e.session.toString(16).padStart(12, '0');
       if (flags.json) {
         out(
           JSON.stringify(
@@ -319,9 +346,19 @@ async function runServer(
   });
   const here = server.address();
   if (!flags.quiet) io.stderr.write(`Bench server on ${formatEndpoint(here.address, here.port)}\n`);
-  await new Promise<void>((resolve) => io.signal.addEventListener('abort', () => resolve(), { once: true }));
+  // Until Ctrl-C, or until stdout fails: a reader gone (`| head -1`) ends it quietly.
+  let outputError: Error | undefined;
+  await new Promise<void>((resolve) => {
+    io.signal.addEventListener('abort', () => resolve(), { once: true });
+    io.stdout.once('error', (err: Error) => {
+      outputError = err;
+      resolve();
+    });
+  });
   await server.close();
   io.stderr.write(`udpkit bench server: foreign ${server.foreign}, garbled ${server.garbled}\n`);
+  const failure = outputFailure(outputError);
+  if (failure) throw failure;
   return EXIT_OK;
 }
 
@@ -372,8 +409,8 @@ export function benchCommand(io: CliIO, setExit: (code: number) => void): Comman
     .option('-t, --duration <time>', 'how long to send (default 10s)')
     .option('-n, --count <n>', 'how many datagrams to send, instead of a duration')
     .option('-R, --reverse', 'the server sends, this end receives')
-    .option('--omit <time>', 'send this long first and leave it out of the figures')
-    .option('-i, --interval <time>', 'report interval (default 1s)')
+    .option('--omit <time>', 'send this long first and leave it out of the figures (at most 1h)')
+    .option('-i, --interval <time>', 'report interval, at least 10ms (default 1s)')
     .option('--grace <time>', 'wait this long after the last datagram before counting losses (default 1s)')
     .option('--connect-timeout <time>', 'give up when no server answers within this (default 5s)')
     .option('--json', 'one JSON document at the end (docs/bench.md)')

@@ -31,6 +31,7 @@ import {
 } from '../impairments.js';
 import { type CliIO, EXIT_OK, settleSignals } from '../io.js';
 import { type Counters, formatCounters, startStats } from '../stats.js';
+import { outputFileError } from '../stdout.js';
 
 /** The flags commander hands over. */
 interface ProxyFlags extends ImpairmentFlags {
@@ -250,7 +251,7 @@ function openLog(file: string, option: string): BatchWriter {
   try {
     fd = openSync(file, 'w');
   } catch (err) {
-    throw new OutputError(`cannot write ${option} ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`);
+    throw outputFileError(option, file, err);
   }
   return new BatchWriter(fd);
 }

@@ -5,19 +5,27 @@
  * step retried, so that a run gets through a lossy path, and a clear error when no one answers.
  */
 import hdr from 'hdr-histogram-js';
+import { throwIfAborted } from '../abort.js';
 import { type Endpoint, type LookupFunction, resolveHost } from '../address.js';
-import { ConnectionRefusedError, InvalidArgumentError, SocketError, TimeoutError } from '../errors.js';
+import {
+  AbortError,
+  ConnectionRefusedError,
+  InvalidArgumentError,
+  SocketError,
+  TimeoutError,
+} from '../errors.js';
 import { seededRandom } from '../impair/random.js';
 import { openUdpSocket, type UdpSocket } from '../socket.js';
 import type { TransportKind } from '../transport.js';
 import { RealtimeClock } from './clock.js';
-import { ask, type ControlMessage, Mailbox } from './control.js';
+import { ask, CONTROL_TYPES, type ControlMessage, Mailbox } from './control.js';
 import { FRAME_HEADER, FrameTracker, framePieces, readFrame } from './frames.js';
 import { liveIntervals } from './live.js';
 import { type IntervalFigures, ReceiveStats } from './receiver.js';
 import { type SendReport, sendStream } from './sender.js';
+import { SequenceSet } from './sequence.js';
 import type { ReceiverReport } from './server.js';
-import { type BenchParams, clockId, PROTOCOL_VERSION } from './session.js';
+import { type BenchParams, clockId, PROTOCOL_VERSION, paramsProblem } from './session.js';
 import { checkSizes, sizePicker } from './sizes.js';
 import { DATA_HEADER, decode, encodeControl, Kind } from './wire.js';
 
@@ -29,6 +37,11 @@ export interface BenchClientOptions extends Partial<Omit<BenchParams, 'size'>> {
   connectTimeoutMs?: number;
   transport?: TransportKind | 'auto';
   lookup?: LookupFunction;
+  /**
+   * Before the stream starts, aborts the run (`AbortError`, and the server is told); once it
+   * has, stops the stream early, and the run ends as usual with the receiver's report of what
+   * was sent ({@link BenchResult.stopped}).
+   */
   signal?: AbortSignal;
   /**
    * Filled in as the run goes, for a status line: datagrams this end sent or received so far,
@@ -79,6 +92,8 @@ export interface BenchResult {
   /** Datagrams the client received that were not the bench's, or garbled. */
   foreign: number;
   garbled: number;
+  /** The signal stopped the stream early: the figures cover what was sent until then. */
+  stopped: boolean;
 }
 
 /** Pingpong one in flight: how long to wait for an echo before sending the next (it is lost). */
@@ -95,7 +110,12 @@ const DEFAULTS = {
 } as const;
 
 /** Checks what a run asks for. */
-function params(options: BenchClientOptions): BenchParams {
+/**
+ * The parameters a run sends in its hello, from the options and their defaults.
+ *
+ * @throws {InvalidArgumentError} `UDP_ERR_INVALID_ARG` on options no server would run
+ */
+export function benchParams(options: Omit<BenchClientOptions, 'host' | 'port'>): BenchParams {
   const p: BenchParams = {
     mode: options.mode ?? DEFAULTS.mode,
     size: options.size ?? DEFAULTS.size,
@@ -134,6 +154,8 @@ function params(options: BenchClientOptions): BenchParams {
         `a frame of ${bytes} bytes is not ${FRAME_HEADER} to ${64 * p.size} (64 datagrams of ${p.size})`,
       );
   }
+  const problem = paramsProblem(p);
+  if (problem !== undefined) throw new InvalidArgumentError(problem);
   return p;
 }
 
@@ -143,7 +165,7 @@ function params(options: BenchClientOptions): BenchParams {
  * @throws {TimeoutError} when the server does not answer (hello) or does not report
  */
 export async function runBench(options: BenchClientOptions): Promise<BenchResult> {
-  const p = params(options);
+  const p = benchParams(options);
   const { signal } = options;
   const resolved = await resolveHost(options.host, { signal, lookup: options.lookup });
   const socket = await openUdpSocket({
@@ -179,7 +201,8 @@ async function run(
     highestTrackableValue: 3_600_000_000,
     numberOfSignificantValueDigits: 3,
   });
-  const echoes = new Set<number>();
+  // Sequence numbers echoed (the omitted start's too), as a bitmap: a long run stays small.
+  const echoes = new SequenceSet();
   // Pingpong at rate 0: one in flight, the next sent when the echo came (or after a second).
   let awaited = -1;
   let wakeEcho = () => {};
@@ -205,19 +228,21 @@ async function run(
     if (d.kind === 'foreign') foreign++;
     else if (d.kind === 'garbled') garbled++;
     else if (d.kind === Kind.Control) {
-      if (!mailbox.deliver(d.message as ControlMessage)) garbled++;
+      // One nobody awaits is a repeat (each is said until answered), unless no such message exists.
+      const message = d.message as ControlMessage;
+      if (!mailbox.deliver(message) && !CONTROL_TYPES.has(message.type)) garbled++;
     } else if (d.session !== session) foreign++;
     else if (d.kind === Kind.Data && receiver !== undefined) {
-      if (receiver.add(d.seq, d.sentMs, at, m.data.length) && frames) {
+      if (!d.omitted && receiver.add(d.seq, d.sentMs, at, m.data.length) && frames) {
         const f = readFrame(m.data);
         if (f) frames.add(f.frame, f.piece, f.pieces, d.sentMs, at);
       }
       if (progress) progress.received++;
     } else if (d.kind === Kind.Echo) {
-      // The first echo of each counts; a duplicate echo is not another round trip.
-      if (!echoes.has(d.seq)) {
-        echoes.add(d.seq);
-        rtt.recordValue(Math.max(1, Math.round((at - d.sentMs) * 1000)));
+      // The first echo of each is timed (not in the omitted start); a duplicate echo is not
+      // another round trip.
+      if (echoes.add(d.seq)) {
+        if (!d.omitted) rtt.recordValue(Math.max(1, Math.round((at - d.sentMs) * 1000)));
         if (d.seq === awaited) wakeEcho();
       }
     } else foreign++;
@@ -262,6 +287,15 @@ async function run(
     fatal,
     failure: `the bench server at ${where} stopped answering`,
   };
+  // Once the stream has begun, the signal stops it early and the run still ends with the
+  // receiver's report: the end goes on without the signal, bounded by its timeouts.
+  const finish = { ...step, signal: undefined };
+  // Stopped before the stream began: the server is told, so that it forgets the session now.
+  const start = () =>
+    ask(mailbox, () => send({ type: 'start' }), 'started', step).catch(async (err) => {
+      if (err instanceof AbortError) await send({ type: 'bye' }).catch(() => {});
+      throw err;
+    });
   if (progress) progress.startedMs = realtime.now() + p.omitMs;
   if (p.reverse) {
     receiver = new ReceiveStats({
@@ -273,7 +307,7 @@ async function run(
     const stopLive = liveIntervals(receiver, p.omitMs, p.intervalMs, (interval) =>
       onInterval?.({ side: 'receiver', interval }),
     );
-    await ask(mailbox, () => send({ type: 'start' }), 'started', step);
+    await start();
     // The server sends, then says so; if it falls silent for 10 s instead, it is gone.
     let watchdog: NodeJS.Timeout | undefined;
     const silent = new Promise<never>((_, reject) => {
@@ -284,13 +318,19 @@ async function run(
         seen = now;
       }, 10_000);
     });
+    // Ctrl-C: the server stops sending, then says what it sent, and the run ends as usual.
+    const stopped = new Promise<void>((resolve) => {
+      if (signal?.aborted) resolve();
+      signal?.addEventListener('abort', () => resolve(), { once: true });
+    });
+    void stopped.then(() => ask(mailbox, () => send({ type: 'stop' }), 'stopping', finish).catch(() => {}));
     const sent = (await Promise.race([sentMessage.promise, silent]).finally(() => {
       clearInterval(watchdog);
-      stopLive();
     })) as unknown as SendReport & ControlMessage;
+    stopLive(sent.end);
     await new Promise((r) => setTimeout(r, p.graceMs));
     const report: ReceiverReport = {
-      figures: receiver.figures(sent.end),
+      figures: receiver.figures(sent.end, sent.first),
       intervals: receiver.intervals(sent.boundaries),
       kernelDrops: socket.kernelDrops,
       sharedClock,
@@ -305,9 +345,10 @@ async function run(
       receiver: report,
       foreign,
       garbled,
+      stopped: signal?.aborted === true,
     };
   }
-  await ask(mailbox, () => send({ type: 'start' }), 'started', step);
+  await start();
   const sender = await sendStream(
     socket,
     {
@@ -336,23 +377,38 @@ async function run(
     },
     signal,
   );
+  // Stopped before the omitted start was over: nothing to measure.
+  if (signal?.aborted && sender.end === sender.first && p.omitMs > 0) {
+    await send({ type: 'bye' }).catch(() => {});
+    throwIfAborted(signal);
+  }
+  // Stopped early by the signal or not, the run ends with the receiver's report.
   const reported = await ask(mailbox, () => send({ type: 'sent', ...sender }), 'report', {
-    ...step,
+    ...finish,
     timeoutMs: p.graceMs + 10_000,
   });
   void send({ type: 'bye' }).catch(() => {});
   const receiverReport = strip(reported) as unknown as ReceiverReport;
-  const result: BenchResult = { server, params: p, sender, receiver: receiverReport, foreign, garbled };
+  const result: BenchResult = {
+    server,
+    params: p,
+    sender,
+    receiver: receiverReport,
+    foreign,
+    garbled,
+    stopped: signal?.aborted === true,
+  };
   if (p.mode === 'pingpong') {
     const sentCount = sender.end - sender.first;
+    const answered = echoes.countIn(sender.first, sender.end);
     const min = rtt.totalCount ? rtt.minNonZeroValue : 0;
     const max = rtt.maxValue;
     // HDR percentiles are equivalent values: kept within what was seen.
     const at = (p: number) => Math.max(min, Math.min(max, rtt.getValueAtPercentile(p)));
     result.rtt = {
       sent: sentCount,
-      answered: echoes.size,
-      lost: Math.max(0, sentCount - echoes.size),
+      answered,
+      lost: Math.max(0, sentCount - answered),
       min,
       p50: at(50),
       p90: at(90),

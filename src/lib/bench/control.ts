@@ -11,6 +11,20 @@ export interface ControlMessage {
   [key: string]: unknown;
 }
 
+/** Every control message there is: one of these that nobody awaits is a repeat. */
+export const CONTROL_TYPES: ReadonlySet<string> = new Set([
+  'hello',
+  'welcome',
+  'refused',
+  'start',
+  'started',
+  'stop',
+  'stopping',
+  'sent',
+  'report',
+  'bye',
+]);
+
 /** Where answers are awaited: the receive loop hands it every control message. */
 interface Waiter {
   accept: (m: ControlMessage) => boolean;

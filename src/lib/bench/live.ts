@@ -7,14 +7,16 @@ import type { IntervalFigures, ReceiveStats } from './receiver.js';
 
 /**
  * Calls emit with interval k at the end of each, the first ending delayMs + intervalMs from
- * now (delayMs: the omitted start). Returns what stops it; the timers never hold the process.
+ * now (delayMs: the omitted start). Returns what stops it: given where the sender's last
+ * interval ended (one past its last sequence number), it emits the interval in progress
+ * first. The timers never hold the process.
  */
 export function liveIntervals(
   stats: ReceiveStats,
   delayMs: number,
   intervalMs: number,
   emit: (interval: IntervalFigures) => void,
-): () => void {
+): (end?: number) => void {
   const boundaries: number[] = [];
   let ticker: NodeJS.Timeout | undefined;
   const tick = () => {
@@ -26,8 +28,13 @@ export function liveIntervals(
     tick();
     ticker = setInterval(tick, intervalMs).unref();
   }, delayMs).unref();
-  return () => {
+  return (end?: number) => {
     clearTimeout(first);
     clearInterval(ticker);
+    if (end === undefined || boundaries.length === 0) return;
+    boundaries.push(end);
+    const k = boundaries.length - 2;
+    emit(stats.interval(k, boundaries[k], end, true));
+    boundaries.length = 0;
   };
 }

@@ -9,7 +9,7 @@ import { Pacer } from '../pacer.js';
 import type { UdpSocket } from '../socket.js';
 import type { RealtimeClock } from './clock.js';
 import { writeFrame } from './frames.js';
-import { Kind, stampDataHeader, writeDataHeader } from './wire.js';
+import { Kind, OMITTED, stampDataHeader, writeDataHeader } from './wire.js';
 
 /** What to send. */
 export interface SendPlan {
@@ -108,24 +108,14 @@ export async function sendStream(
   let frameNo = 0;
   let firstFrame = -1;
   const aborted = () => signal?.aborted === true;
+  // The omitted start's datagrams say so (their flag), so that the receiver leaves them out.
+  let flags = plan.omitMs > 0 ? OMITTED : 0;
+  const flagAll = () => {
+    for (let i = 0; i < BATCH; i++) buf[i * size + 5] = flags;
+  };
+  flagAll();
   for (;;) {
-    const now = wallClock();
-    if (first < 0 && now >= startMs) {
-      first = seq;
-      boundaries.push(seq);
-    }
-    if (first >= 0) {
-      // A new interval: the sequence number it starts at.
-      while (
-        startMs + boundaries.length * intervalMs <= now &&
-        startMs + boundaries.length * intervalMs < stopAt
-      ) {
-        boundaries.push(seq);
-        intervalEnded();
-      }
-      if (now >= stopAt || seq - first >= limit) break;
-    }
-    if (aborted()) break;
+    if (aborted() || (first >= 0 && seq - first >= limit)) break;
     const batch = plan.echoed || pieces ? 1 : BATCH;
     const want = first >= 0 ? Math.min(batch, limit - (seq - first)) : batch;
     let n: number;
@@ -135,7 +125,27 @@ export async function sendStream(
       if (aborted()) break;
       throw err;
     }
+    // The time decides before anything goes: the end of the omitted start, of an interval, of
+    // the run (a datagram due at the very end is not sent).
     const at = wallClock();
+    if (first < 0 && at >= startMs) {
+      first = seq;
+      boundaries.push(seq);
+      flags = 0;
+      flagAll();
+    }
+    if (first >= 0) {
+      // A new interval: the sequence number it starts at.
+      while (
+        startMs + boundaries.length * intervalMs <= at &&
+        startMs + boundaries.length * intervalMs < stopAt
+      ) {
+        boundaries.push(seq);
+        intervalEnded();
+      }
+      if (at >= stopAt) break;
+      n = Math.min(n, limit - (seq - first));
+    }
     if (pieces) {
       // One frame, its pieces back to back.
       n = pieces.length;
@@ -143,7 +153,7 @@ export async function sendStream(
       for (let i = 0; i < n; i++) {
         lengths[i] = pieces[i] as number;
         offsets[i] = o;
-        writeDataHeader(buf, o, Kind.Data, plan.session, seq + i, at);
+        writeDataHeader(buf, o, Kind.Data, plan.session, seq + i, at, flags);
         writeFrame(buf, o, frameNo, i, n);
         o += pieces[i] as number;
       }
@@ -155,7 +165,7 @@ export async function sendStream(
         const length = plan.sizes();
         lengths[i] = length;
         offsets[i] = o;
-        writeDataHeader(buf, o, Kind.Data, plan.session, seq + i, at);
+        writeDataHeader(buf, o, Kind.Data, plan.session, seq + i, at, flags);
         o += length;
       }
     } else for (let i = 0; i < n; i++) stampDataHeader(buf, i * size, seq + i, at);
@@ -183,11 +193,13 @@ export async function sendStream(
     if (plan.progress) plan.progress.sent = seq;
     if (plan.echoed) await plan.echoed(seq - 1);
   }
-  const end = Math.max(seq, first < 0 ? seq : first);
-  if (first < 0) first = seq;
+  // Stopped during the omitted start: nothing was counted, and no interval ended.
+  const started = first >= 0;
+  const end = Math.max(seq, started ? first : seq);
+  if (!started) first = seq;
   if (boundaries.length === 0) boundaries.push(first);
   boundaries.push(end);
-  intervalEnded();
+  if (started) intervalEnded();
   return {
     first,
     end,

@@ -54,8 +54,12 @@ interface Session {
   sharedClock: boolean;
   stats: ReceiveStats | undefined;
   frames: FrameTracker | undefined;
-  /** Stops the live intervals. */
-  stopLive: () => void;
+  /** Stops the live intervals; given the sender's end, after the interval in progress. */
+  stopLive: (end?: number) => void;
+  /** The socket's kernel drops when the run started. */
+  dropsAtStart: number | undefined;
+  /** Reversed: stops the sending early (the client's Ctrl-C), the run then ending as usual. */
+  stopSending: AbortController;
   /** The report's timer, during the grace period. */
   reportTimer?: NodeJS.Timeout;
   report: ReceiverReport | undefined;
@@ -154,7 +158,8 @@ export class BenchServer {
     }
     s.lastSeen = receivedAt;
     if (d.kind === Kind.Data) {
-      if (s.stats.add(d.seq, d.sentMs, receivedAt, data.length) && s.frames) {
+      // The omitted start's datagrams are echoed in pingpong but never counted.
+      if (!d.omitted && s.stats.add(d.seq, d.sentMs, receivedAt, data.length) && s.frames) {
         const f = readFrame(data);
         if (f) s.frames.add(f.frame, f.piece, f.pieces, d.sentMs, receivedAt);
       }
@@ -195,6 +200,11 @@ export class BenchServer {
       case 'bye':
         this.#forget(s);
         return;
+      case 'stop':
+        // Reversed, the client stopped early: the sending ends, then says what it sent.
+        s.stopSending.abort();
+        void this.#send(from, s.id, { type: 'stopping' }).catch(() => {});
+        return;
       case 'report':
         // A repeat of a report already taken (the client says it more than once).
         return;
@@ -226,6 +236,8 @@ export class BenchServer {
         stats: undefined,
         frames: undefined,
         stopLive: () => {},
+        dropsAtStart: undefined,
+        stopSending: new AbortController(),
         report: undefined,
         reporting: false,
         lastSeen: this.#realtime.now(),
@@ -249,6 +261,7 @@ export class BenchServer {
       return;
     }
     const startMs = this.#realtime.now() + params.omitMs;
+    s.dropsAtStart = this.#socket.kernelDrops;
     s.stats = new ReceiveStats({ startMs, intervalMs: params.intervalMs, sharedClock: s.sharedClock });
     if (params.isochronous) s.frames = new FrameTracker(1000 / params.isochronous.fps);
     s.stopLive = liveIntervals(s.stats, params.omitMs, params.intervalMs, (interval) =>
@@ -264,13 +277,13 @@ export class BenchServer {
     }
     if (s.reporting || s.stats === undefined) return;
     s.reporting = true;
+    s.stopLive(sent.end);
     s.reportTimer = setTimeout(() => {
-      s.stopLive();
       const stats = s.stats as ReceiveStats;
       s.report = {
-        figures: stats.figures(sent.end),
+        figures: stats.figures(sent.end, sent.first),
         intervals: stats.intervals(sent.boundaries),
-        kernelDrops: this.#socket.kernelDrops,
+        kernelDrops: dropsSince(this.#socket.kernelDrops, s.dropsAtStart),
         sharedClock: s.sharedClock,
         ...(s.frames && sent.frames && { frames: s.frames.figures(sent.frames.first, sent.frames.sent) }),
       };
@@ -302,7 +315,7 @@ export class BenchServer {
             port: s.client.port,
             host: s.client.address,
           },
-          abort.signal,
+          AbortSignal.any([abort.signal, s.stopSending.signal]),
         );
         this.#emit({ type: 'sent', session: s.id, client: s.client, sender: sent });
         await ask(s.mailbox, () => this.#send(s.client, s.id, { type: 'sent', ...sent }), 'report', {
@@ -315,6 +328,11 @@ export class BenchServer {
       }
     })();
   }
+}
+
+/** Kernel drops since `before`, where the transport can tell. */
+function dropsSince(now: number | undefined, before: number | undefined): number | undefined {
+  return now === undefined ? undefined : now - (before ?? 0);
 }
 
 /** Starts a bench server: binds (default 0.0.0.0, a free port: read it with `address()`) and serves. */

@@ -43,6 +43,17 @@ export function clockId(): string {
   return `${hostname()}/${boot}`;
 }
 
+/** How a problem names each number: as the client's options say it. */
+const LABELS: Record<string, string> = {
+  size: 'size (bytes)',
+  rate: 'rate (datagrams/s)',
+  count: 'count',
+  durationMs: 'duration (ms)',
+  intervalMs: 'interval (ms)',
+  omitMs: 'omit (ms)',
+  graceMs: 'grace (ms)',
+};
+
 /**
  * Whether a hello's parameters are ones this end will run: what a client sent may be anything.
  * Returns what is wrong, or undefined.
@@ -55,7 +66,7 @@ export function paramsProblem(p: unknown): string | undefined {
     if (optional && (v === undefined || v === null)) return undefined;
     return typeof v === 'number' && Number.isFinite(v) && v >= min && v <= max
       ? undefined
-      : `${k} is not ${min}-${max}`;
+      : `${LABELS[k] ?? k} is not ${min}-${max}`;
   };
   if (q.mode !== 'throughput' && q.mode !== 'pingpong') return 'mode is not throughput or pingpong';
   if (typeof q.reverse !== 'boolean') return 'reverse is not true or false';

@@ -1,6 +1,7 @@
 /**
  * The bench's datagrams on the wire. Every one starts with the magic `UKB1` and a type. A data
- * datagram carries, big-endian: the session id (64 bits), its sequence number (64 bits) and
+ * datagram carries a flags byte (1: sent during --omit), then, big-endian, from byte 8: the
+ * session id (64 bits), its sequence number (64 bits) and
  * when it was sent (seconds and nanoseconds since the Unix epoch, 32 bits each), then padding
  * to its size. A control datagram carries the session id (0 before the server gave one) and a
  * JSON message. Decoding never throws: what is not a bench datagram, or is cut short, says so.
@@ -21,9 +22,14 @@ export enum Kind {
   Control = 3,
 }
 
+/** A data datagram's flag (its byte 5): sent during --omit, left out of the figures. */
+export const OMITTED = 1;
+
 /** A data or echo datagram's header. */
 export interface DataHeader {
   kind: Kind.Data | Kind.Echo;
+  /** Sent during the omitted start. */
+  omitted: boolean;
   session: number;
   /** 0 to 2^53 - 1. */
   seq: number;
@@ -48,10 +54,11 @@ export function writeDataHeader(
   session: number,
   seq: number,
   sentMs: number,
+  flags = 0,
 ): void {
   buf.writeUInt32BE(MAGIC, offset);
   buf[offset + 4] = kind;
-  buf[offset + 5] = 0;
+  buf[offset + 5] = flags;
   buf.writeUInt16BE(0, offset + 6);
   writeU64(buf, offset + 8, session);
   stampDataHeader(buf, offset, seq, sentMs);
@@ -95,9 +102,10 @@ export function encodeControl(session: number, message: object): Buffer {
 
 /** What `data` is: a data, echo or control datagram of the bench, or foreign, or garbled. */
 export function decode(data: Uint8Array): Decoded {
-  if (data.length < 5) return { kind: 'foreign' };
+  if (data.length < 4) return { kind: 'foreign' };
   const buf = Buffer.from(data.buffer, data.byteOffset, data.length);
   if (buf.readUInt32BE(0) !== MAGIC) return { kind: 'foreign' };
+  if (buf.length < 5) return { kind: 'garbled' };
   const kind = buf[4];
   if (kind === Kind.Data || kind === Kind.Echo) {
     if (buf.length < DATA_HEADER) return { kind: 'garbled' };
@@ -105,8 +113,10 @@ export function decode(data: Uint8Array): Decoded {
     const seq = readU64(buf, 16);
     const nanos = buf.readUInt32BE(28);
     // Past 2^53 a number is not exact: no sender of ours gets there.
-    if (session < 0 || seq < 0 || nanos > 999_999_999) return { kind: 'garbled' };
-    return { kind, session, seq, sentMs: buf.readUInt32BE(24) * 1000 + nanos / 1e6 };
+    const flags = buf[5] as number;
+    if (session < 0 || seq < 0 || nanos > 999_999_999 || flags > OMITTED) return { kind: 'garbled' };
+    const omitted = flags === OMITTED;
+    return { kind, omitted, session, seq, sentMs: buf.readUInt32BE(24) * 1000 + nanos / 1e6 };
   }
   if (kind === Kind.Control) {
     if (buf.length < CONTROL_HEADER) return { kind: 'garbled' };
