@@ -72,8 +72,9 @@ describe('udpkit proxy', () => {
       rtts.push(performance.now() - t);
     }
     rtts.sort((a, b) => a - b);
+    // Both delays, and not twice them: a machine busy with other tests adds some ms to a few.
     expect(rtts[0]).toBeGreaterThanOrEqual(40);
-    expect(rtts[5]).toBeLessThan(60);
+    expect(rtts[5]).toBeLessThan(80);
     const r = await running.wait();
     expect(r.code).toBe(0);
     expect(r.stderr).toMatch(
