@@ -98,6 +98,173 @@ describe('bench', () => {
     expect(Math.abs(lostData.up - 900)).toBeLessThan(100);
   });
 
+  it('a report of many intervals goes in parts, and gets through 30 % loss both ways, either direction', async () => {
+    for (const reverse of [false, true]) {
+      const s = await server();
+      const lostData = { n: 0 };
+      const proxy = await proxyTo(
+        s,
+        ({ data: bytes }, { random }) => {
+          if (random.next() >= 0.3) return 'pass';
+          if (bytes[4] === Kind.Data) lostData.n++;
+          return 'drop';
+        },
+        31,
+      );
+      // 100 intervals of 10 ms: a report of some 20 KB, in parts of 1200 B.
+      const r = await runBench({
+        host: '127.0.0.1',
+        port: proxy.address().port,
+        count: 2000,
+        rate: 2000,
+        size: 64,
+        intervalMs: 10,
+        graceMs: 200,
+        reverse,
+      });
+      expect(r.receiver.intervals.length).toBeGreaterThanOrEqual(99);
+      expect(r.receiver.figures).toMatchObject({ sent: 2000, lost: lostData.n, received: 2000 - lostData.n });
+      expect(r.receiver.intervals.reduce((a, i) => a + i.lost, 0)).toBe(lostData.n);
+    }
+  });
+
+  it('a server at its most sessions refuses the next hello and says why; a session gone frees its place', async () => {
+    const s = await startBenchServer({ address: '127.0.0.1', maxSessions: 1, sessionTimeoutMs: 300 });
+    onTestFinished(() => s.close());
+    const raw = await openUdpSocket({ address: '127.0.0.1', port: 0 });
+    onTestFinished(() => raw.close());
+    const params = {
+      mode: 'throughput',
+      reverse: false,
+      size: 64,
+      rate: 100,
+      count: 10,
+      intervalMs: 1000,
+      omitMs: 0,
+      graceMs: 100,
+    };
+    await raw.send(
+      encodeControl(0, { type: 'hello', version: 1, nonce: 'held', clock: 'c', params }),
+      s.address().port,
+      '127.0.0.1',
+    );
+    await until(() => s.sessions === 1, 2000);
+    const run = { host: '127.0.0.1', port: s.address().port, count: 10, rate: 1000, size: 64, graceMs: 50 };
+    await expect(runBench(run)).rejects.toThrow('refused the run: the server runs 1 sessions already');
+    // The silent session is forgotten after its timeout; then a run gets in.
+    await until(() => s.sessions === 0, 3000);
+    expect((await runBench(run)).receiver.figures).toMatchObject({ sent: 10, received: 10 });
+  });
+
+  it('a reversed run outlasts the session timeout: a server that sends keeps its session', async () => {
+    const s = await startBenchServer({ address: '127.0.0.1', sessionTimeoutMs: 300 });
+    onTestFinished(() => s.close());
+    const r = await runBench({
+      host: '127.0.0.1',
+      port: s.address().port,
+      reverse: true,
+      count: 1000,
+      rate: 1000,
+      size: 64,
+      graceMs: 100,
+    });
+    expect(r.receiver.figures).toMatchObject({ sent: 1000, received: 1000, lost: 0 });
+  });
+
+  it("intervals line up with the sender's, however many tries the start took", async () => {
+    const s = await server();
+    // The first two answers to start are lost: the sender starts half a second after the server heard start.
+    let started = 0;
+    const proxy = await proxyTo(s, ({ data: bytes, direction }) => {
+      if (
+        direction === 'down' &&
+        bytes[4] === Kind.Control &&
+        Buffer.from(bytes).toString('utf8', 16).includes('"started"')
+      )
+        return ++started <= 2 ? 'drop' : 'pass';
+      return 'pass';
+    });
+    const r = await runBench({
+      host: '127.0.0.1',
+      port: proxy.address().port,
+      count: 1500,
+      rate: 1000,
+      size: 64,
+      graceMs: 200,
+    });
+    expect(started).toBeGreaterThanOrEqual(3);
+    const [first] = r.receiver.intervals;
+    // Each interval's arrivals are what was sent in it, give or take a few in flight at its edges.
+    expect(Math.abs((first?.received ?? 0) - (first?.sent ?? 0))).toBeLessThan(20);
+  });
+
+  it("a hostile sent message or sequence number neither stops the server nor touches a run's figures", async () => {
+    const sessions: number[] = [];
+    const s = await startBenchServer({
+      address: '127.0.0.1',
+      onEvent: (e) => {
+        if (e.type === 'session') sessions.push(e.session);
+      },
+    });
+    onTestFinished(() => s.close());
+    const port = s.address().port;
+    const raw = await openUdpSocket({ address: '127.0.0.1', port: 0 });
+    onTestFinished(() => raw.close());
+    const heard: { type: string; session?: number }[] = [];
+    void raw.consume((m) => {
+      const d = decode(m.data);
+      if (d.kind === Kind.Control) heard.push(d.message as { type: string });
+    });
+    const to = (id: number, message: object) => raw.send(encodeControl(id, message), port, '127.0.0.1');
+    // A session of its own, started, then told nonsense about what was sent.
+    const params = {
+      mode: 'throughput',
+      reverse: false,
+      size: 64,
+      rate: 100,
+      count: 10,
+      intervalMs: 1000,
+      omitMs: 0,
+      graceMs: 100,
+    };
+    await to(0, { type: 'hello', version: 1, nonce: 'x', clock: 'c', params });
+    await until(() => heard.some((m) => m.type === 'welcome'), 2000);
+    const id = Number(heard.find((m) => m.type === 'welcome')?.session);
+    await to(id, { type: 'start' });
+    await until(() => heard.some((m) => m.type === 'started'), 2000);
+    const before = s.garbled;
+    await to(id, { type: 'sent', end: 1 });
+    await to(id, { type: 'sent', first: 5, end: 1, boundaries: [5, 1] });
+    await until(() => s.garbled >= before + 2, 2000);
+    // A run beside it, with a datagram of its own session numbered 2^52 thrown in.
+    let thrown = false;
+    const r = await runBench({
+      host: '127.0.0.1',
+      port,
+      count: 600,
+      rate: 3000,
+      size: 64,
+      intervalMs: 50,
+      graceMs: 100,
+      onInterval: () => {
+        const session = sessions[1];
+        if (thrown || session === undefined) return;
+        thrown = true;
+        const d = Buffer.alloc(64);
+        writeDataHeader(d, 0, Kind.Data, session, 2 ** 52, Date.now());
+        void raw.send(d, port, '127.0.0.1').catch(() => {});
+      },
+    });
+    expect(thrown).toBe(true);
+    expect(r.receiver.figures).toMatchObject({
+      sent: 600,
+      received: 600,
+      lost: 0,
+      duplicates: 0,
+      unexpected: 1,
+    });
+  });
+
   it('isochronous: a frame with a piece lost is missed, one held past a period is late, exactly', async () => {
     const s = await server();
     // 20 frames a second (a 50 ms period: a loaded machine's delays stay well within it) of 3000

@@ -298,6 +298,8 @@ async function runClient(args: string[], flags: ClientFlags, io: CliIO): Promise
     for (const line of summaryLines(doc)) out(line);
     if (flags.chart || isTty(io.stdout)) for (const line of terminalChart(doc)) out(line);
   }
+  // What was written reaches a pipe before the process exits (a document is often past 64 KB).
+  await new Promise<void>((resolve) => io.stdout.write('', () => resolve()));
   if (flags.svg !== undefined) {
     try {
       writeFileSync(flags.svg, svgChart(doc));

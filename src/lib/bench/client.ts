@@ -18,16 +18,16 @@ import { seededRandom } from '../impair/random.js';
 import { openUdpSocket, type UdpSocket } from '../socket.js';
 import type { TransportKind } from '../transport.js';
 import { RealtimeClock } from './clock.js';
-import { ask, CONTROL_TYPES, type ControlMessage, Mailbox } from './control.js';
+import { ask, CONTROL_TYPES, type ControlMessage, Mailbox, Reassembler } from './control.js';
 import { FRAME_HEADER, FrameTracker, framePieces, readFrame } from './frames.js';
 import { liveIntervals } from './live.js';
 import { type IntervalFigures, ReceiveStats } from './receiver.js';
 import { type SendReport, sendStream } from './sender.js';
 import { SequenceSet } from './sequence.js';
 import type { ReceiverReport } from './server.js';
-import { type BenchParams, clockId, PROTOCOL_VERSION, paramsProblem } from './session.js';
+import { type BenchParams, clockId, PROTOCOL_VERSION, paramsProblem, sentProblem } from './session.js';
 import { checkSizes, sizePicker } from './sizes.js';
-import { DATA_HEADER, decode, encodeControl, Kind } from './wire.js';
+import { DATA_HEADER, decode, encodeControlDatagrams, Kind } from './wire.js';
 
 export interface BenchClientOptions extends Partial<Omit<BenchParams, 'size'>> {
   host: string;
@@ -222,15 +222,21 @@ async function run(
         });
   let foreign = 0;
   let garbled = 0;
+  const parts = new Reassembler();
+  // One nobody awaits is a repeat (each is said until answered), unless no such message exists.
+  const control = (message: ControlMessage) => {
+    if (!mailbox.deliver(message) && !CONTROL_TYPES.has(message.type)) garbled++;
+  };
   const done = socket.consume((m) => {
     const d = decode(m.data);
     const at = realtime.received(m.receivedAt, transport);
     if (d.kind === 'foreign') foreign++;
     else if (d.kind === 'garbled') garbled++;
-    else if (d.kind === Kind.Control) {
-      // One nobody awaits is a repeat (each is said until answered), unless no such message exists.
-      const message = d.message as ControlMessage;
-      if (!mailbox.deliver(message) && !CONTROL_TYPES.has(message.type)) garbled++;
+    else if (d.kind === Kind.Control) control(d.message as ControlMessage);
+    else if (d.kind === Kind.Part) {
+      const whole = parts.add(d.id, d.index, d.count, d.data);
+      if (whole === 'garbled') garbled++;
+      else if (whole !== undefined) control(whole);
     } else if (d.session !== session) foreign++;
     else if (d.kind === Kind.Data && receiver !== undefined) {
       if (!d.omitted && receiver.add(d.seq, d.sentMs, at, m.data.length) && frames) {
@@ -248,7 +254,11 @@ async function run(
     } else foreign++;
   });
   done.catch(() => {});
-  const send = (message: ControlMessage) => socket.send(encodeControl(session, message));
+  // A control message's datagrams (its parts, for a large one): made once for all its retries.
+  const sendDatagrams = async (datagrams: readonly Buffer[]) => {
+    for (const d of datagrams) await socket.send(d);
+  };
+  const send = (message: ControlMessage) => sendDatagrams(encodeControlDatagrams(session, message));
   // An ICMP port unreachable heard on the receive path: nobody is there; asking ends at once.
   let refusal: Error | undefined;
   socket.onReceiveError((err) => {
@@ -298,12 +308,8 @@ async function run(
     });
   if (progress) progress.startedMs = realtime.now() + p.omitMs;
   if (p.reverse) {
-    receiver = new ReceiveStats({
-      startMs: realtime.now() + p.omitMs,
-      intervalMs: p.intervalMs,
-      sharedClock,
-    });
-    const sentMessage = mailbox.next('sent');
+    receiver = new ReceiveStats({ intervalMs: p.intervalMs, sharedClock });
+    const sentMessage = mailbox.next('sent', (m) => sentProblem(m, p) === undefined);
     const stopLive = liveIntervals(receiver, p.omitMs, p.intervalMs, (interval) =>
       onInterval?.({ side: 'receiver', interval }),
     );
@@ -337,7 +343,8 @@ async function run(
       ...(frames && sent.frames && { frames: frames.figures(sent.frames.first, sent.frames.sent) }),
     };
     // The server waits for it: said a few times, as the other control messages are.
-    for (let i = 0; i < 3; i++) await send({ type: 'report', ...report }).catch(() => {});
+    const datagrams = encodeControlDatagrams(session, { type: 'report', ...report });
+    for (let i = 0; i < 3; i++) await sendDatagrams(datagrams).catch(() => {});
     return {
       server,
       params: p,
@@ -383,7 +390,8 @@ async function run(
     throwIfAborted(signal);
   }
   // Stopped early by the signal or not, the run ends with the receiver's report.
-  const reported = await ask(mailbox, () => send({ type: 'sent', ...sender }), 'report', {
+  const sentDatagrams = encodeControlDatagrams(session, { type: 'sent', ...sender });
+  const reported = await ask(mailbox, () => sendDatagrams(sentDatagrams), 'report', {
     ...finish,
     timeoutMs: p.graceMs + 10_000,
   });

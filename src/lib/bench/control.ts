@@ -151,3 +151,56 @@ export async function ask(
 function formatMs(ms: number): string {
   return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
 }
+
+/** A message whose parts are coming. */
+interface Pending {
+  count: number;
+  parts: (Buffer | undefined)[];
+  got: number;
+}
+
+/**
+ * Puts together control messages sent in parts ({@link encodeControlDatagrams}), the parts of
+ * every retry adding up. Holds at most a few messages at once: a new one beyond that drops the
+ * oldest (its sender says it again).
+ */
+export class Reassembler {
+  #pending = new Map<number, Pending>();
+  readonly #limit: number;
+
+  constructor(limit = 4) {
+    this.#limit = limit;
+  }
+
+  /**
+   * Takes part `index` of `count` of message `id`. Returns the message once its last part
+   * is in, `undefined` until then, or `'garbled'` when the whole is not a control message.
+   */
+  add(id: number, index: number, count: number, data: Buffer): ControlMessage | 'garbled' | undefined {
+    let p = this.#pending.get(id);
+    if (p === undefined || p.count !== count) {
+      if (this.#pending.size >= this.#limit)
+        this.#pending.delete(this.#pending.keys().next().value as number);
+      p = { count, parts: new Array(count), got: 0 };
+      this.#pending.set(id, p);
+    }
+    if (p.parts[index] === undefined) {
+      p.parts[index] = Buffer.from(data);
+      p.got++;
+    }
+    if (p.got < count) return undefined;
+    this.#pending.delete(id);
+    try {
+      const message: unknown = JSON.parse(Buffer.concat(p.parts as Buffer[]).toString('utf8'));
+      if (
+        typeof message !== 'object' ||
+        message === null ||
+        typeof (message as ControlMessage).type !== 'string'
+      )
+        return 'garbled';
+      return message as ControlMessage;
+    } catch {
+      return 'garbled';
+    }
+  }
+}

@@ -158,9 +158,16 @@ class DelayHistogram {
   }
 }
 
+/**
+ * The furthest a sequence number may be above the highest seen and still count: 2^24, a
+ * link down for 16 s at 1M datagrams a second. One further is not the sender's (a corrupted or
+ * forged number): counted as unexpected, kept out of everything else.
+ */
+const MAX_AHEAD = 1 << 24;
+
 export class ReceiveStats {
   readonly intervalMs: number;
-  readonly startMs: number;
+  #startMs: number | undefined;
   /** Whether sender and receiver share a clock: delays absolute, else above the least. */
   readonly sharedClock: boolean;
   #first: number;
@@ -173,21 +180,30 @@ export class ReceiveStats {
   #delay = new DelayHistogram(this.#origin, 3);
   /** The latest arrival, ms: the last interval ends there rather than at its full width. */
   #lastArrival = Number.NEGATIVE_INFINITY;
+  #farAhead = 0;
 
   /**
-   * @param startMs when the measurement starts, on this clock: intervals count from it
+   * @param startMs when the measurement starts, on this clock: intervals count from it. By
+   *   default, from the first arrival: the sender's intervals then line up with the
+   *   receiver's, whatever the control exchange took (its retries, the sender's own start).
    * @param first the first sequence number counted (those before are left out, as --omit's)
    */
-  constructor(options: { startMs: number; intervalMs: number; sharedClock: boolean; first?: number }) {
-    this.startMs = options.startMs;
+  constructor(options: { startMs?: number; intervalMs: number; sharedClock: boolean; first?: number }) {
+    this.#startMs = options.startMs;
     this.intervalMs = options.intervalMs;
     this.sharedClock = options.sharedClock;
     this.#first = options.first ?? 0;
     this.#reorder = new ReorderTracker(this.#first);
   }
 
+  /** When the intervals start, on this clock (ms); until the first arrival, undefined. */
+  get startMs(): number | undefined {
+    return this.#startMs;
+  }
+
   #bucket(receivedMs: number): Bucket {
-    const k = Math.max(0, Math.floor((receivedMs - this.startMs) / this.intervalMs));
+    this.#startMs ??= receivedMs;
+    const k = Math.max(0, Math.floor((receivedMs - this.#startMs) / this.intervalMs));
     while (this.#buckets.length <= k) {
       this.#buckets.push({
         received: 0,
@@ -201,9 +217,16 @@ export class ReceiveStats {
     return this.#buckets[k] as Bucket;
   }
 
-  /** One datagram of the stream. Returns false for one left out (before `first`). */
+  /**
+   * One datagram of the stream. Returns false for one left out: before `first`, or too far
+   * above the highest seen to be the sender's.
+   */
   add(seq: number, sentMs: number, receivedMs: number, size: number): boolean {
     if (seq < this.#first) return false;
+    if (seq > this.#seen.highest + MAX_AHEAD && this.#seen.highest >= 0) {
+      this.#farAhead++;
+      return false;
+    }
     const b = this.#bucket(receivedMs);
     if (receivedMs > this.#lastArrival) this.#lastArrival = receivedMs;
     b.received++;
@@ -288,7 +311,7 @@ export class ReceiveStats {
     // Ends with the last arrival: later when it holds those after the sender's last interval,
     // sooner when the arrivals stopped before its end.
     if (endAt !== undefined) {
-      const arrived = Math.ceil(endAt - this.startMs) / 1000;
+      const arrived = Math.ceil(endAt - (this.#startMs ?? endAt)) / 1000;
       if (k < this.#buckets.length - 1) end = Math.max(end, arrived);
       else if (k === this.#buckets.length - 1) end = Math.max(start + 0.001, Math.min(end, arrived));
     }
@@ -331,7 +354,7 @@ export class ReceiveStats {
       lossRuns: this.#seen.lossRuns(first, first + sent),
       jitterMs: round3(this.#jitter.jitter),
       delay: this.#delay.figures(base),
-      unexpected: this.#seen.size - arrived,
+      unexpected: this.#seen.size - arrived + this.#farAhead,
     };
   }
 }

@@ -21,6 +21,8 @@ export interface LossRuns {
 /** The set of sequence numbers seen. Numbers are integers from 0 up to 2^53 - 1. */
 export class SequenceSet {
   #chunks = new Map<number, Uint32Array>();
+  /** The chunks' numbers in order, so that a walk skips the gaps between them at once. */
+  #order: number[] = [];
   #size = 0;
   #highest = -1;
 
@@ -41,6 +43,9 @@ export class SequenceSet {
     if (words === undefined) {
       words = new Uint32Array(WORDS);
       this.#chunks.set(chunk, words);
+      const order = this.#order;
+      if (order.length === 0 || chunk > (order.at(-1) as number)) order.push(chunk);
+      else order.splice(this.#firstAtOrAfter(chunk), 0, chunk);
     }
     const bit = seq - chunk * CHUNK_BITS;
     const word = bit >>> 5;
@@ -51,6 +56,25 @@ export class SequenceSet {
     this.#size++;
     if (seq > this.#highest) this.#highest = seq;
     return true;
+  }
+
+  /** Where in #order the first chunk at or after `chunk` is. */
+  #firstAtOrAfter(chunk: number): number {
+    const order = this.#order;
+    let lo = 0;
+    let hi = order.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if ((order[mid] as number) < chunk) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  /** The first number of the next chunk made at or after `chunk`, at most `to`. */
+  #nextMade(chunk: number, to: number): number {
+    const next = this.#order[this.#firstAtOrAfter(chunk)];
+    return next === undefined ? to : Math.min(to, next * CHUNK_BITS);
   }
 
   has(seq: number): boolean {
@@ -69,7 +93,7 @@ export class SequenceSet {
       const end = Math.min(to, (chunk + 1) * CHUNK_BITS);
       const words = this.#chunks.get(chunk);
       if (words === undefined) {
-        seq = end;
+        seq = this.#nextMade(chunk, to);
         continue;
       }
       for (; seq < end; ) {
@@ -102,8 +126,10 @@ export class SequenceSet {
       const end = Math.min(to, (chunk + 1) * CHUNK_BITS);
       const words = this.#chunks.get(chunk);
       if (words === undefined) {
-        run += end - seq;
-        seq = end;
+        // Nothing seen up to the next chunk made: one run across the gap, however long.
+        const next = this.#nextMade(chunk, to);
+        run += next - seq;
+        seq = next;
         continue;
       }
       for (; seq < end; seq++) {

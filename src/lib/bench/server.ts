@@ -9,14 +9,14 @@ import { seededRandom } from '../impair/random.js';
 import { openUdpSocket, type UdpSocket } from '../socket.js';
 import type { TransportKind } from '../transport.js';
 import { RealtimeClock } from './clock.js';
-import { ask, type ControlMessage, Mailbox } from './control.js';
+import { ask, type ControlMessage, Mailbox, Reassembler } from './control.js';
 import { type FrameFigures, FrameTracker, framePieces, readFrame } from './frames.js';
 import { liveIntervals } from './live.js';
 import { type IntervalFigures, ReceiveStats, type StreamFigures } from './receiver.js';
 import { type SendReport, sendStream } from './sender.js';
-import { type BenchParams, clockId, PROTOCOL_VERSION, paramsProblem } from './session.js';
+import { type BenchParams, clockId, PROTOCOL_VERSION, paramsProblem, sentProblem } from './session.js';
 import { sizePicker } from './sizes.js';
-import { decode, encodeControl, Kind, newSession } from './wire.js';
+import { decode, encodeControlDatagrams, Kind, newSession } from './wire.js';
 
 /** What a session's receiver reports at the end. */
 export interface ReceiverReport {
@@ -44,6 +44,8 @@ export interface BenchServerOptions {
   onEvent?: (event: ServerEvent) => void;
   /** A session silent this long is forgotten (default 30 s). */
   sessionTimeoutMs?: number;
+  /** The most sessions at once (default 256): a hello beyond them is refused, saying so. */
+  maxSessions?: number;
 }
 
 interface Session {
@@ -58,11 +60,17 @@ interface Session {
   stopLive: (end?: number) => void;
   /** The socket's kernel drops when the run started. */
   dropsAtStart: number | undefined;
+  /** Reversed: sending now. */
+  streaming: boolean;
   /** Reversed: stops the sending early (the client's Ctrl-C), the run then ending as usual. */
   stopSending: AbortController;
   /** The report's timer, during the grace period. */
   reportTimer?: NodeJS.Timeout;
   report: ReceiverReport | undefined;
+  /** The report as sent, for the client's retries. */
+  reportDatagrams?: Buffer[];
+  /** Control messages coming in parts. */
+  parts: Reassembler;
   reporting: boolean;
   lastSeen: number;
   mailbox: Mailbox;
@@ -74,6 +82,9 @@ export class BenchServer {
   readonly #socket: UdpSocket;
   readonly #options: BenchServerOptions;
   readonly #sessions = new Map<number, Session>();
+  /** The same sessions by their hello's nonce: a repeated hello finds its own. */
+  readonly #byNonce = new Map<string, Session>();
+  readonly #maxSessions: number;
   readonly #clock = clockId();
   readonly #realtime = new RealtimeClock();
   readonly #sweep: NodeJS.Timeout;
@@ -92,10 +103,13 @@ export class BenchServer {
     );
     done.catch(() => {});
     const timeout = options.sessionTimeoutMs ?? 30_000;
+    this.#maxSessions = options.maxSessions ?? 256;
     this.#sweep = setInterval(
       () => {
         const now = this.#realtime.now();
-        for (const s of this.#sessions.values()) if (now - s.lastSeen > timeout) this.#forget(s);
+        // A session that sends is alive, however long its client stays silent (reversed).
+        for (const s of this.#sessions.values())
+          if (!s.streaming && now - s.lastSeen > timeout) this.#forget(s);
       },
       Math.min(1000, timeout),
     );
@@ -127,7 +141,12 @@ export class BenchServer {
   }
 
   #send(to: Endpoint, session: number, message: ControlMessage): Promise<void> {
-    return this.#socket.send(encodeControl(session, message), to.port, to.address);
+    return this.#sendDatagrams(to, encodeControlDatagrams(session, message));
+  }
+
+  /** A control message's datagrams (its parts, for a large one), made once for its retries. */
+  async #sendDatagrams(to: Endpoint, datagrams: readonly Buffer[]): Promise<void> {
+    for (const d of datagrams) await this.#socket.send(d, to.port, to.address);
   }
 
   #forget(s: Session): void {
@@ -135,6 +154,7 @@ export class BenchServer {
     clearTimeout(s.reportTimer);
     s.sending?.abort();
     this.#sessions.delete(s.id);
+    this.#byNonce.delete(s.nonce);
   }
 
   #receive(data: Buffer, from: Endpoint, receivedAt: number): void {
@@ -149,6 +169,13 @@ export class BenchServer {
     }
     if (d.kind === Kind.Control) {
       this.#control(d.session, d.message as ControlMessage, from);
+      return;
+    }
+    if (d.kind === Kind.Part) {
+      const whole = this.#sessions.get(d.session)?.parts.add(d.id, d.index, d.count, d.data);
+      if (whole === 'garbled') this.garbled++;
+      else if (whole !== undefined) this.#control(d.session, whole, from);
+      else if (!this.#sessions.has(d.session)) this.foreign++;
       return;
     }
     const s = this.#sessions.get(d.session);
@@ -194,9 +221,15 @@ export class BenchServer {
         this.#start(s);
         void this.#send(from, s.id, { type: 'started' }).catch(() => {});
         return;
-      case 'sent':
+      case 'sent': {
+        // What the client says it sent decides the figures: checked, as a hello's parameters.
+        if (sentProblem(message, s.params) !== undefined) {
+          this.garbled++;
+          return;
+        }
         this.#sent(s, message as unknown as SendReport & ControlMessage);
         return;
+      }
       case 'bye':
         this.#forget(s);
         return;
@@ -215,13 +248,15 @@ export class BenchServer {
 
   #hello(message: ControlMessage, from: Endpoint): void {
     const nonce = String(message.nonce);
-    let s = [...this.#sessions.values()].find((x) => x.nonce === nonce);
+    let s = this.#byNonce.get(nonce);
     if (s === undefined) {
       const params = message.params as BenchParams;
       const problem =
         message.version !== PROTOCOL_VERSION
           ? `protocol version ${String(message.version)} is not ${PROTOCOL_VERSION}`
-          : paramsProblem(params);
+          : this.#sessions.size >= this.#maxSessions
+            ? `the server runs ${this.#maxSessions} sessions already`
+            : paramsProblem(params);
       if (problem !== undefined) {
         this.garbled++;
         void this.#send(from, 0, { type: 'refused', nonce, reason: problem }).catch(() => {});
@@ -236,6 +271,8 @@ export class BenchServer {
         stats: undefined,
         frames: undefined,
         stopLive: () => {},
+        parts: new Reassembler(),
+        streaming: false,
         dropsAtStart: undefined,
         stopSending: new AbortController(),
         report: undefined,
@@ -246,6 +283,7 @@ export class BenchServer {
         echoed: 0,
       };
       this.#sessions.set(s.id, s);
+      this.#byNonce.set(nonce, s);
       this.#emit({ type: 'session', session: s.id, client: from, params });
     }
     void this.#send(from, s.id, { type: 'welcome', nonce, session: s.id, clock: this.#clock }).catch(
@@ -260,9 +298,9 @@ export class BenchServer {
       this.#reverse(s);
       return;
     }
-    const startMs = this.#realtime.now() + params.omitMs;
     s.dropsAtStart = this.#socket.kernelDrops;
-    s.stats = new ReceiveStats({ startMs, intervalMs: params.intervalMs, sharedClock: s.sharedClock });
+    // Intervals from the first arrival: lined up with the sender's, whatever the exchange took.
+    s.stats = new ReceiveStats({ intervalMs: params.intervalMs, sharedClock: s.sharedClock });
     if (params.isochronous) s.frames = new FrameTracker(1000 / params.isochronous.fps);
     s.stopLive = liveIntervals(s.stats, params.omitMs, params.intervalMs, (interval) =>
       this.#emit({ type: 'interval', session: s.id, interval }),
@@ -271,8 +309,8 @@ export class BenchServer {
 
   /** The sender says what it sent: after the grace period, the report, kept for its retries. */
   #sent(s: Session, sent: SendReport): void {
-    if (s.report !== undefined) {
-      void this.#send(s.client, s.id, { type: 'report', ...s.report }).catch(() => {});
+    if (s.reportDatagrams !== undefined) {
+      void this.#sendDatagrams(s.client, s.reportDatagrams).catch(() => {});
       return;
     }
     if (s.reporting || s.stats === undefined) return;
@@ -288,7 +326,8 @@ export class BenchServer {
         ...(s.frames && sent.frames && { frames: s.frames.figures(sent.frames.first, sent.frames.sent) }),
       };
       this.#emit({ type: 'report', session: s.id, client: s.client, report: s.report, sender: sent });
-      void this.#send(s.client, s.id, { type: 'report', ...s.report }).catch(() => {});
+      s.reportDatagrams = encodeControlDatagrams(s.id, { type: 'report', ...s.report });
+      void this.#sendDatagrams(s.client, s.reportDatagrams).catch(() => {});
     }, s.params.graceMs);
   }
 
@@ -299,6 +338,7 @@ export class BenchServer {
     const { params } = s;
     void (async () => {
       try {
+        s.streaming = true;
         const sent = await sendStream(
           this.#socket,
           {
@@ -316,9 +356,13 @@ export class BenchServer {
             host: s.client.address,
           },
           AbortSignal.any([abort.signal, s.stopSending.signal]),
-        );
+        ).finally(() => {
+          s.streaming = false;
+          s.lastSeen = this.#realtime.now();
+        });
         this.#emit({ type: 'sent', session: s.id, client: s.client, sender: sent });
-        await ask(s.mailbox, () => this.#send(s.client, s.id, { type: 'sent', ...sent }), 'report', {
+        const datagrams = encodeControlDatagrams(s.id, { type: 'sent', ...sent });
+        await ask(s.mailbox, () => this.#sendDatagrams(s.client, datagrams), 'report', {
           timeoutMs: params.graceMs + 10_000,
           failure: 'the client did not report',
           signal: abort.signal,

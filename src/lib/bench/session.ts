@@ -100,3 +100,32 @@ export function paramsProblem(p: unknown): string | undefined {
     num('graceMs', 0, 3_600_000)
   );
 }
+
+/**
+ * Whether a sender's account of what it sent (the `sent` message) can be taken for a run of
+ * these parameters: sequence numbers whole and in order, as many interval boundaries as the
+ * run can have. Returns what is wrong, or undefined.
+ */
+export function sentProblem(m: unknown, p: BenchParams): string | undefined {
+  if (typeof m !== 'object' || m === null) return 'no report of what was sent';
+  const q = m as Record<string, unknown>;
+  const whole = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
+  const { first, end, boundaries } = q;
+  if (!whole(first) || !whole(end) || first > end) return 'first and end are not sequence numbers in order';
+  // One boundary an interval, and the end; a count-bound run at most one interval a datagram.
+  const most =
+    p.durationMs !== undefined ? Math.ceil(p.durationMs / p.intervalMs) + 2 : Math.min(end - first, 1e7) + 2;
+  if (!Array.isArray(boundaries) || boundaries.length < 2 || boundaries.length > most)
+    return 'boundaries are not one an interval';
+  let last = first;
+  for (const b of boundaries) {
+    if (!whole(b) || b < last || b > end) return 'boundaries are not sequence numbers in order';
+    last = b;
+  }
+  if (boundaries[0] !== first || last !== end) return 'boundaries do not run from first to end';
+  for (const k of ['bytes', 'errors', 'startMs', 'endMs'])
+    if (typeof q[k] !== 'number' || !Number.isFinite(q[k])) return `${k} is not a number`;
+  const frames = q.frames as Record<string, unknown> | undefined;
+  if (frames !== undefined && !(whole(frames?.first) && whole(frames?.sent))) return 'frames are not counts';
+  return undefined;
+}

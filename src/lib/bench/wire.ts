@@ -20,7 +20,16 @@ export enum Kind {
   Echo = 2,
   /** A control message: JSON. */
   Control = 3,
+  /** A part of a control message too large for one datagram. */
+  Part = 4,
 }
+
+/** The most JSON one control datagram carries: with the headers, it fits a 1280-byte IPv6 MTU. */
+export const CONTROL_MAX = 1200;
+/** Bytes before a part's share of the message: the control header, then id, index and count. */
+const PART_HEADER = CONTROL_HEADER + 12;
+/** The most parts a message may have (20 MB): a report of some 90 000 intervals. */
+export const MAX_PARTS = 16_384;
 
 /** A data datagram's flag (its byte 5): sent during --omit, left out of the figures. */
 export const OMITTED = 1;
@@ -41,6 +50,8 @@ export interface DataHeader {
 export type Decoded =
   | DataHeader
   | { kind: Kind.Control; session: number; message: unknown }
+  /** Part `index` of `count` of message `id`. */
+  | { kind: Kind.Part; session: number; id: number; index: number; count: number; data: Buffer }
   /** Not a bench datagram at all. */
   | { kind: 'foreign' }
   /** A bench datagram cut short or malformed. */
@@ -100,6 +111,33 @@ export function encodeControl(session: number, message: object): Buffer {
   return buf;
 }
 
+/**
+ * A control message as datagrams: one, or, past {@link CONTROL_MAX} bytes of JSON, its parts
+ * (the receiver puts them together: {@link Reassembler}). Made once and sent again as they are
+ * on each retry, so that the parts of every try add up.
+ */
+export function encodeControlDatagrams(session: number, message: object): Buffer[] {
+  const json = Buffer.from(JSON.stringify(message));
+  if (json.length <= CONTROL_MAX) return [encodeControl(session, message)];
+  const count = Math.ceil(json.length / CONTROL_MAX);
+  if (count > MAX_PARTS) throw new RangeError(`a control message of ${json.length} bytes is too large`);
+  const id = (Math.random() * 2 ** 32) >>> 0;
+  const out: Buffer[] = [];
+  for (let index = 0; index < count; index++) {
+    const part = json.subarray(index * CONTROL_MAX, (index + 1) * CONTROL_MAX);
+    const buf = Buffer.alloc(PART_HEADER + part.length);
+    buf.writeUInt32BE(MAGIC, 0);
+    buf[4] = Kind.Part;
+    writeU64(buf, 8, session);
+    buf.writeUInt32BE(id, 16);
+    buf.writeUInt32BE(index, 20);
+    buf.writeUInt32BE(count, 24);
+    part.copy(buf, PART_HEADER);
+    out.push(buf);
+  }
+  return out;
+}
+
 /** What `data` is: a data, echo or control datagram of the bench, or foreign, or garbled. */
 export function decode(data: Uint8Array): Decoded {
   if (data.length < 4) return { kind: 'foreign' };
@@ -117,6 +155,15 @@ export function decode(data: Uint8Array): Decoded {
     if (session < 0 || seq < 0 || nanos > 999_999_999 || flags > OMITTED) return { kind: 'garbled' };
     const omitted = flags === OMITTED;
     return { kind, omitted, session, seq, sentMs: buf.readUInt32BE(24) * 1000 + nanos / 1e6 };
+  }
+  if (kind === Kind.Part) {
+    if (buf.length <= PART_HEADER) return { kind: 'garbled' };
+    const session = readU64(buf, 8);
+    const id = buf.readUInt32BE(16);
+    const index = buf.readUInt32BE(20);
+    const count = buf.readUInt32BE(24);
+    if (session < 0 || count < 2 || count > MAX_PARTS || index >= count) return { kind: 'garbled' };
+    return { kind, session, id, index, count, data: buf.subarray(PART_HEADER) };
   }
   if (kind === Kind.Control) {
     if (buf.length < CONTROL_HEADER) return { kind: 'garbled' };
