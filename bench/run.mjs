@@ -1,6 +1,6 @@
 // npm run bench: udpkit against the reference peers (C recvmmsg sink and sendmmsg blaster, nc,
 // Python, naive Node) in one run of the peers' harness, then the targets of the performance
-// work, each with its measured ratio and PASS or FAIL. About 7 minutes on 2 cores.
+// work, each with its measured ratio and PASS or FAIL. About 11 minutes on 2 cores.
 //
 // env: PEERS_DIR (default ../shared/peers beside the project), REPS (default 2),
 //      WORK (default a new folder under the system's temp dir), SKIP_PEERS=1 to reuse the

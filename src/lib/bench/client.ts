@@ -310,8 +310,12 @@ async function run(
   if (p.reverse) {
     receiver = new ReceiveStats({ intervalMs: p.intervalMs, sharedClock });
     const sentMessage = mailbox.next('sent', (m) => sentProblem(m, p) === undefined);
-    const stopLive = liveIntervals(receiver, p.omitMs, p.intervalMs, (interval) =>
-      onInterval?.({ side: 'receiver', interval }),
+    const stopLive = liveIntervals(
+      receiver,
+      p.omitMs,
+      p.intervalMs,
+      (interval) => onInterval?.({ side: 'receiver', interval }),
+      () => realtime.now(),
     );
     await start();
     // The server sends, then says so; if it falls silent for 10 s instead, it is gone.

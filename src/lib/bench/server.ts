@@ -302,8 +302,12 @@ export class BenchServer {
     // Intervals from the first arrival: lined up with the sender's, whatever the exchange took.
     s.stats = new ReceiveStats({ intervalMs: params.intervalMs, sharedClock: s.sharedClock });
     if (params.isochronous) s.frames = new FrameTracker(1000 / params.isochronous.fps);
-    s.stopLive = liveIntervals(s.stats, params.omitMs, params.intervalMs, (interval) =>
-      this.#emit({ type: 'interval', session: s.id, interval }),
+    s.stopLive = liveIntervals(
+      s.stats,
+      params.omitMs,
+      params.intervalMs,
+      (interval) => this.#emit({ type: 'interval', session: s.id, interval }),
+      () => this.#realtime.now(),
     );
   }
 
