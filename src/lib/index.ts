@@ -21,6 +21,24 @@ export {
   type ResolveOptions,
   resolveHost,
 } from './address.js';
+export {
+  type BenchClientOptions,
+  type BenchProgress,
+  type BenchResult,
+  benchParams,
+  type LiveInterval,
+  type RttFigures,
+  runBench,
+} from './bench/client.js';
+export type { DelayFigures, IntervalFigures, StreamFigures } from './bench/receiver.js';
+export {
+  BenchServer,
+  type BenchServerOptions,
+  type ReceiverReport,
+  type ServerEvent,
+  startBenchServer,
+} from './bench/server.js';
+export type { BenchParams } from './bench/session.js';
 export * from './errors.js';
 export {
   type ByteFormatter,
