@@ -80,6 +80,18 @@ describe('ReorderTracker (RFC 4737)', () => {
     for (const s of [1, 2, 3, 5, 6, 7, 4, 8, 9, 10]) r.add(s);
     expect([r.reordered, r.maxExtent]).toEqual([1, 3]);
   });
+
+  it('through its growth and past its window: extents exact within 2^20 arrivals, at least that beyond', () => {
+    const r = new ReorderTracker();
+    const n = (1 << 20) + 1000;
+    // Every other number first, then a late one: 2 4 6 ... then 3 arrives after all of them.
+    for (let k = 1; k <= n; k++) r.add(2 * k);
+    // 2 * 1001 + 1 is below 2004 and above 2002: its first higher arrival was number 2004,
+    // the 1002nd, still in the window; 3 is below 4, the 2nd, forgotten: at least the window.
+    expect(r.add(2003)).toBe(n - 1001);
+    expect(r.add(3)).toBeGreaterThanOrEqual(1 << 20);
+    expect(r.reordered).toBe(2);
+  });
 });
 
 /** RFC 3550 appendix A.8, as written there: transit times, their differences, J += (|D| - J) / 16. */

@@ -9,10 +9,15 @@
 const WINDOW = 1 << 20;
 
 export class ReorderTracker {
-  /** Arrival indices and numbers of the datagrams that raised the highest number, in order. */
-  #seqs: number[] = [];
-  #at: number[] = [];
-  #head = 0;
+  /**
+   * The numbers, and arrival indices, of the datagrams that raised the highest number, oldest
+   * first: a ring of typed arrays that doubles up to WINDOW, then forgets the oldest (16 MB at
+   * most, and nothing allocated per datagram).
+   */
+  #seqs = new Float64Array(1024);
+  #at = new Float64Array(1024);
+  #start = 0;
+  #length = 0;
   #arrivals = 0;
   #next = 0;
   /** Reordered datagrams. */
@@ -32,28 +37,49 @@ export class ReorderTracker {
     const i = this.#arrivals++;
     if (seq >= this.#next) {
       this.#next = seq + 1;
-      this.#seqs.push(seq);
-      this.#at.push(i);
-      if (this.#seqs.length - this.#head > WINDOW) this.#head++;
-      if (this.#head > WINDOW) {
-        this.#seqs = this.#seqs.slice(this.#head);
-        this.#at = this.#at.slice(this.#head);
-        this.#head = 0;
-      }
+      this.#push(seq, i);
       return 0;
     }
     // The first to arrive with a higher number raised the highest: the earliest such record.
-    let lo = this.#head;
-    let hi = this.#seqs.length - 1;
+    const mask = this.#seqs.length - 1;
+    let lo = 0;
+    let hi = this.#length - 1;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      if ((this.#seqs[mid] as number) > seq) hi = mid;
+      if ((this.#seqs[(this.#start + mid) & mask] as number) > seq) hi = mid;
       else lo = mid + 1;
     }
-    const extent = i - (this.#at[lo] as number);
+    const extent = i - (this.#at[(this.#start + lo) & mask] as number);
     this.reordered++;
     this.extentSum += extent;
     if (extent > this.maxExtent) this.maxExtent = extent;
     return extent;
+  }
+
+  #push(seq: number, at: number): void {
+    let capacity = this.#seqs.length;
+    if (this.#length === capacity) {
+      if (capacity < WINDOW) {
+        // Twice the room, the records in order from 0.
+        const seqs = new Float64Array(capacity * 2);
+        const ats = new Float64Array(capacity * 2);
+        for (let j = 0; j < this.#length; j++) {
+          seqs[j] = this.#seqs[(this.#start + j) & (capacity - 1)] as number;
+          ats[j] = this.#at[(this.#start + j) & (capacity - 1)] as number;
+        }
+        this.#seqs = seqs;
+        this.#at = ats;
+        this.#start = 0;
+        capacity *= 2;
+      } else {
+        // Full: the oldest goes.
+        this.#start = (this.#start + 1) & (capacity - 1);
+        this.#length--;
+      }
+    }
+    const j = (this.#start + this.#length) & (capacity - 1);
+    this.#seqs[j] = seq;
+    this.#at[j] = at;
+    this.#length++;
   }
 }
