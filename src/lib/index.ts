@@ -31,14 +31,9 @@ export {
   runBench,
 } from './bench/client.js';
 export type { DelayFigures, IntervalFigures, StreamFigures } from './bench/receiver.js';
-export {
-  BenchServer,
-  type BenchServerOptions,
-  type ReceiverReport,
-  type ServerEvent,
-  startBenchServer,
-} from './bench/server.js';
+export { BenchServer, type BenchServerOptions, type ServerEvent, startBenchServer } from './bench/server.js';
 export type { BenchParams } from './bench/session.js';
+export type { ReceiverReport } from './bench/stream.js';
 export * from './errors.js';
 export {
   type ByteFormatter,

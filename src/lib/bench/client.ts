@@ -19,14 +19,13 @@ import { openUdpSocket, type UdpSocket } from '../socket.js';
 import type { TransportKind } from '../transport.js';
 import { RealtimeClock } from './clock.js';
 import { ask, CONTROL_TYPES, type ControlMessage, Mailbox, Reassembler } from './control.js';
-import { FRAME_HEADER, FrameTracker, framePieces, readFrame } from './frames.js';
-import { liveIntervals } from './live.js';
-import { type IntervalFigures, ReceiveStats } from './receiver.js';
+import { FRAME_HEADER, framePieces } from './frames.js';
+import type { IntervalFigures } from './receiver.js';
 import { type SendReport, sendStream } from './sender.js';
 import { SequenceSet } from './sequence.js';
-import type { ReceiverReport } from './server.js';
 import { type BenchParams, clockId, PROTOCOL_VERSION, paramsProblem, sentProblem } from './session.js';
 import { checkSizes, sizePicker } from './sizes.js';
+import { type ReceiverReport, StreamReceiver } from './stream.js';
 import { DATA_HEADER, decode, encodeControlDatagrams, Kind } from './wire.js';
 
 export interface BenchClientOptions extends Partial<Omit<BenchParams, 'size'>> {
@@ -194,8 +193,8 @@ async function run(
   const realtime = new RealtimeClock();
   const transport = socket.transport;
   let session = 0;
-  let receiver: ReceiveStats | undefined;
-  const frames = p.isochronous ? new FrameTracker(1000 / p.isochronous.fps) : undefined;
+  // Reversed, this end receives the stream.
+  let receiver: StreamReceiver | undefined;
   const rtt = hdr.build({
     lowestDiscernibleValue: 1,
     highestTrackableValue: 3_600_000_000,
@@ -239,10 +238,7 @@ async function run(
       else if (whole !== undefined) control(whole);
     } else if (d.session !== session) foreign++;
     else if (d.kind === Kind.Data && receiver !== undefined) {
-      if (!d.omitted && receiver.add(d.seq, d.sentMs, at, m.data.length) && frames) {
-        const f = readFrame(m.data);
-        if (f) frames.add(f.frame, f.piece, f.pieces, d.sentMs, at);
-      }
+      receiver.add(d, m.data, at);
       if (progress) progress.received++;
     } else if (d.kind === Kind.Echo) {
       // The first echo of each is timed (not in the omitted start); a duplicate echo is not
@@ -308,15 +304,15 @@ async function run(
     });
   if (progress) progress.startedMs = realtime.now() + p.omitMs;
   if (p.reverse) {
-    receiver = new ReceiveStats({ intervalMs: p.intervalMs, sharedClock });
+    const stream = new StreamReceiver({
+      params: p,
+      sharedClock,
+      now: () => realtime.now(),
+      onInterval: (interval) => onInterval?.({ side: 'receiver', interval }),
+      kernelDrops: () => socket.kernelDrops,
+    });
+    receiver = stream;
     const sentMessage = mailbox.next('sent', (m) => sentProblem(m, p) === undefined);
-    const stopLive = liveIntervals(
-      receiver,
-      p.omitMs,
-      p.intervalMs,
-      (interval) => onInterval?.({ side: 'receiver', interval }),
-      () => realtime.now(),
-    );
     await start();
     // The server sends, then says so; if it falls silent for 10 s instead, it is gone.
     let watchdog: NodeJS.Timeout | undefined;
@@ -337,15 +333,9 @@ async function run(
     const sent = (await Promise.race([sentMessage.promise, silent]).finally(() => {
       clearInterval(watchdog);
     })) as unknown as SendReport & ControlMessage;
-    stopLive(sent.end);
+    stream.ended(sent);
     await new Promise((r) => setTimeout(r, p.graceMs));
-    const report: ReceiverReport = {
-      figures: receiver.figures(sent.end, sent.first),
-      intervals: receiver.intervals(sent.boundaries),
-      kernelDrops: socket.kernelDrops,
-      sharedClock,
-      ...(frames && sent.frames && { frames: frames.figures(sent.frames.first, sent.frames.sent) }),
-    };
+    const report = stream.report(sent);
     // The server waits for it: said a few times, as the other control messages are.
     const datagrams = encodeControlDatagrams(session, { type: 'report', ...report });
     for (let i = 0; i < 3; i++) await sendDatagrams(datagrams).catch(() => {});

@@ -10,24 +10,13 @@ import { openUdpSocket, type UdpSocket } from '../socket.js';
 import type { TransportKind } from '../transport.js';
 import { RealtimeClock } from './clock.js';
 import { ask, type ControlMessage, Mailbox, Reassembler } from './control.js';
-import { type FrameFigures, FrameTracker, framePieces, readFrame } from './frames.js';
-import { liveIntervals } from './live.js';
-import { type IntervalFigures, ReceiveStats, type StreamFigures } from './receiver.js';
+import { framePieces } from './frames.js';
+import type { IntervalFigures } from './receiver.js';
 import { type SendReport, sendStream } from './sender.js';
 import { type BenchParams, clockId, PROTOCOL_VERSION, paramsProblem, sentProblem } from './session.js';
 import { sizePicker } from './sizes.js';
+import { type ReceiverReport, StreamReceiver } from './stream.js';
 import { decode, encodeControlDatagrams, Kind, newSession } from './wire.js';
-
-/** What a session's receiver reports at the end. */
-export interface ReceiverReport {
-  figures: StreamFigures;
-  intervals: IntervalFigures[];
-  /** The receiving socket's kernel drops over the run (a receive buffer full), if known. */
-  kernelDrops: number | undefined;
-  sharedClock: boolean;
-  /** Isochronous runs: what became of the frames. */
-  frames?: FrameFigures | undefined;
-}
 
 /** A session's events, for a server's output. */
 export type ServerEvent =
@@ -54,12 +43,8 @@ interface Session {
   client: Endpoint;
   params: BenchParams;
   sharedClock: boolean;
-  stats: ReceiveStats | undefined;
-  frames: FrameTracker | undefined;
-  /** Stops the live intervals; given the sender's end, after the interval in progress. */
-  stopLive: (end?: number) => void;
-  /** The socket's kernel drops when the run started. */
-  dropsAtStart: number | undefined;
+  /** The receiving end of its stream, once started (not reversed). */
+  stream: StreamReceiver | undefined;
   /** Reversed: sending now. */
   streaming: boolean;
   /** Reversed: stops the sending early (the client's Ctrl-C), the run then ending as usual. */
@@ -150,7 +135,7 @@ export class BenchServer {
   }
 
   #forget(s: Session): void {
-    s.stopLive();
+    s.stream?.stop();
     clearTimeout(s.reportTimer);
     s.sending?.abort();
     this.#sessions.delete(s.id);
@@ -179,17 +164,14 @@ export class BenchServer {
       return;
     }
     const s = this.#sessions.get(d.session);
-    if (s === undefined || s.stats === undefined) {
+    if (s === undefined || s.stream === undefined) {
       this.foreign++;
       return;
     }
     s.lastSeen = receivedAt;
     if (d.kind === Kind.Data) {
       // The omitted start's datagrams are echoed in pingpong but never counted.
-      if (!d.omitted && s.stats.add(d.seq, d.sentMs, receivedAt, data.length) && s.frames) {
-        const f = readFrame(data);
-        if (f) s.frames.add(f.frame, f.piece, f.pieces, d.sentMs, receivedAt);
-      }
+      s.stream.add(d, data, receivedAt);
       if (s.params.mode === 'pingpong') {
         // Back as it came, marked as the echo: the client times the round trip on its clock.
         data[4] = Kind.Echo;
@@ -268,12 +250,9 @@ export class BenchServer {
         client: from,
         params,
         sharedClock: message.clock === this.#clock,
-        stats: undefined,
-        frames: undefined,
-        stopLive: () => {},
+        stream: undefined,
         parts: new Reassembler(),
         streaming: false,
-        dropsAtStart: undefined,
         stopSending: new AbortController(),
         report: undefined,
         reporting: false,
@@ -292,23 +271,18 @@ export class BenchServer {
   }
 
   #start(s: Session): void {
-    if (s.stats !== undefined || s.sending !== undefined) return;
-    const { params } = s;
-    if (params.reverse) {
+    if (s.stream !== undefined || s.sending !== undefined) return;
+    if (s.params.reverse) {
       this.#reverse(s);
       return;
     }
-    s.dropsAtStart = this.#socket.kernelDrops;
-    // Intervals from the first arrival: lined up with the sender's, whatever the exchange took.
-    s.stats = new ReceiveStats({ intervalMs: params.intervalMs, sharedClock: s.sharedClock });
-    if (params.isochronous) s.frames = new FrameTracker(1000 / params.isochronous.fps);
-    s.stopLive = liveIntervals(
-      s.stats,
-      params.omitMs,
-      params.intervalMs,
-      (interval) => this.#emit({ type: 'interval', session: s.id, interval }),
-      () => this.#realtime.now(),
-    );
+    s.stream = new StreamReceiver({
+      params: s.params,
+      sharedClock: s.sharedClock,
+      now: () => this.#realtime.now(),
+      onInterval: (interval) => this.#emit({ type: 'interval', session: s.id, interval }),
+      kernelDrops: () => this.#socket.kernelDrops,
+    });
   }
 
   /** The sender says what it sent: after the grace period, the report, kept for its retries. */
@@ -317,18 +291,12 @@ export class BenchServer {
       void this.#sendDatagrams(s.client, s.reportDatagrams).catch(() => {});
       return;
     }
-    if (s.reporting || s.stats === undefined) return;
+    if (s.reporting || s.stream === undefined) return;
     s.reporting = true;
-    s.stopLive(sent.end);
+    const stream = s.stream;
+    stream.ended(sent);
     s.reportTimer = setTimeout(() => {
-      const stats = s.stats as ReceiveStats;
-      s.report = {
-        figures: stats.figures(sent.end, sent.first),
-        intervals: stats.intervals(sent.boundaries),
-        kernelDrops: dropsSince(this.#socket.kernelDrops, s.dropsAtStart),
-        sharedClock: s.sharedClock,
-        ...(s.frames && sent.frames && { frames: s.frames.figures(sent.frames.first, sent.frames.sent) }),
-      };
+      s.report = stream.report(sent);
       this.#emit({ type: 'report', session: s.id, client: s.client, report: s.report, sender: sent });
       s.reportDatagrams = encodeControlDatagrams(s.id, { type: 'report', ...s.report });
       void this.#sendDatagrams(s.client, s.reportDatagrams).catch(() => {});
@@ -376,11 +344,6 @@ export class BenchServer {
       }
     })();
   }
-}
-
-/** Kernel drops since `before`, where the transport can tell. */
-function dropsSince(now: number | undefined, before: number | undefined): number | undefined {
-  return now === undefined ? undefined : now - (before ?? 0);
 }
 
 /** Starts a bench server: binds (default 0.0.0.0, a free port: read it with `address()`) and serves. */
