@@ -11,7 +11,7 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { have } from './util.mjs';
+import { have, waitBound } from './util.mjs';
 
 const root = resolve(fileURLToPath(new URL('..', import.meta.url)));
 const cli = join(root, 'dist', 'cli', 'main.js');
@@ -20,7 +20,6 @@ const REPS = Number(process.env.REPS ?? 3);
 const SECONDS = Number(process.env.SECONDS ?? 3);
 const TICK_US = 1e6 / Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }));
 let nextPort = 33000 + Math.floor(Math.random() * 2000) * 10;
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 /** A command line's words (none has a space). */
 const words = (line) => line.split(' ');
 /** The built CLI's command line. */
@@ -35,24 +34,6 @@ const CASES = [
   { name: '64-at-250k', size: 64, rate: 250_000 },
   { name: '1400-at-100k', size: 1400, rate: 100_000 },
 ];
-
-/** Whether something is bound to a port, on any address, in /proc/net/TABLE or TABLE6. */
-function bound(port, table) {
-  const hex = `:${port.toString(16).toUpperCase().padStart(4, '0')}`;
-  return [table, `${table}6`].some((t) => {
-    try {
-      return readFileSync(`/proc/net/${t}`, 'utf8')
-        .split('\n')
-        .some((line) => line.trim().split(/\s+/)[1]?.endsWith(hex));
-    } catch {
-      return false;
-    }
-  });
-}
-async function waitBound(port, table = 'udp') {
-  for (let i = 0; i < 500 && !bound(port, table); i++) await sleep(10);
-  if (!bound(port, table)) throw new Error(`nothing bound to ${port}`);
-}
 
 /** User + system CPU time of a process so far, in µs (all its threads). */
 function cpuUs(pid) {

@@ -10,7 +10,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import hdr from 'hdr-histogram-js';
 import { openUdpSocket, Pacer } from '../dist/lib/index.js';
-import { have } from './util.mjs';
+import { have, waitBound } from './util.mjs';
 
 const root = resolve(fileURLToPath(new URL('..', import.meta.url)));
 const work = process.argv[2];
@@ -21,15 +21,6 @@ let nextPort = 31000 + Math.floor(Math.random() * 2000) * 10;
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-
-function bound(port) {
-  const hex = `:${port.toString(16).toUpperCase().padStart(4, '0')} `;
-  return readFileSync('/proc/net/udp', 'utf8').includes(`0100007F${hex}`);
-}
-async function waitBound(port) {
-  for (let i = 0; i < 500 && !bound(port); i++) await sleep(10);
-  if (!bound(port)) throw new Error(`nothing bound to ${port}`);
-}
 
 /** A relay from `listen` to `target`, pinned to core 0: none, socat, or the proxy. */
 function relay(kind, listen, target) {

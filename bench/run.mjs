@@ -13,6 +13,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { waitBound } from './util.mjs';
 
 const root = resolve(fileURLToPath(new URL('..', import.meta.url)));
 const peers = resolve(process.env.PEERS_DIR ?? join(root, '..', 'shared', 'peers'));
@@ -466,12 +467,3 @@ writeFileSync(join(work, 'targets.json'), JSON.stringify(targets, null, 2));
 console.log(
   `\n${targets.filter((t) => t.pass).length} of ${targets.length} targets met; raw results in ${work}`,
 );
-
-async function waitBound(p) {
-  const hex = `:${p.toString(16).toUpperCase().padStart(4, '0')} `;
-  for (let i = 0; i < 500; i++) {
-    if (readFileSync('/proc/net/udp', 'utf8').includes(`0100007F${hex}`)) return;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  throw new Error(`nothing bound to port ${p}`);
-}

@@ -1,5 +1,6 @@
 // Helpers the benchmark scripts share.
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 
 /** Whether a command is on PATH. */
 export function have(command) {
@@ -9,4 +10,24 @@ export function have(command) {
   } catch {
     return false;
   }
+}
+
+/** Whether something is bound to a port, on any address, in /proc/net/TABLE or TABLE6. */
+function bound(port, table) {
+  const hex = `:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  return [table, `${table}6`].some((t) => {
+    try {
+      return readFileSync(`/proc/net/${t}`, 'utf8')
+        .split('\n')
+        .some((line) => line.trim().split(/\s+/)[1]?.endsWith(hex));
+    } catch {
+      return false;
+    }
+  });
+}
+
+/** Waits up to 5 s for something to bind `port` (table: udp or tcp). */
+export async function waitBound(port, table = 'udp') {
+  for (let i = 0; i < 500 && !bound(port, table); i++) await new Promise((r) => setTimeout(r, 10));
+  if (!bound(port, table)) throw new Error(`nothing bound to ${port}`);
 }

@@ -13,7 +13,6 @@ import {
   formatEndpoint,
   type HostPort,
   InputError,
-  OutputError,
   PcapWriter,
   type ProxyEvent,
   parseCidr,
@@ -186,15 +185,7 @@ async function runProxy(flags: ProxyFlags, io: CliIO): Promise<number> {
     io.stderr.write(
       `udpkit proxy: ${summary('up', proxy.stats('up'))}; ${summary('down', proxy.stats('down'))}; flows opened ${proxy.flowsOpened} (seed ${proxy.seed})\n`,
     );
-  if (failed) {
-    const err = OutputError.fromSystemError(failed.writer?.error as Error);
-    throw new OutputError(
-      err.message.replace('cannot write output', `cannot write ${failed.option} ${failed.file}`),
-      {
-        cause: err.cause,
-      },
-    );
-  }
+  if (failed) throw outputFileError(failed.option, failed.file as string, failed.writer?.error);
   return EXIT_OK;
 }
 

@@ -4,9 +4,8 @@
  * times its echoes, pingpong), tells what it sent, and takes the receiver's report: every
  * step retried, so that a run gets through a lossy path, and a clear error when no one answers.
  */
-import hdr from 'hdr-histogram-js';
 import { throwIfAborted } from '../abort.js';
-import { type Endpoint, type LookupFunction, resolveHost } from '../address.js';
+import { type Endpoint, formatEndpoint, type LookupFunction, resolveHost } from '../address.js';
 import {
   AbortError,
   ConnectionRefusedError,
@@ -20,7 +19,7 @@ import type { TransportKind } from '../transport.js';
 import { RealtimeClock } from './clock.js';
 import { ask, CONTROL_TYPES, type ControlMessage, Mailbox, Reassembler } from './control.js';
 import { FRAME_HEADER, framePieces } from './frames.js';
-import type { IntervalFigures } from './receiver.js';
+import { type IntervalFigures, latencyHistogram } from './receiver.js';
 import { type SendReport, sendStream } from './sender.js';
 import { SequenceSet } from './sequence.js';
 import { type BenchParams, clockId, PROTOCOL_VERSION, paramsProblem, sentProblem } from './session.js';
@@ -195,11 +194,7 @@ async function run(
   let session = 0;
   // Reversed, this end receives the stream.
   let receiver: StreamReceiver | undefined;
-  const rtt = hdr.build({
-    lowestDiscernibleValue: 1,
-    highestTrackableValue: 3_600_000_000,
-    numberOfSignificantValueDigits: 3,
-  });
+  const rtt = latencyHistogram(3);
   // Sequence numbers echoed (the omitted start's too), as a bitmap: a long run stays small.
   const echoes = new SequenceSet();
   // Pingpong at rate 0: one in flight, the next sent when the echo came (or after a second).
@@ -251,9 +246,7 @@ async function run(
   });
   done.catch(() => {});
   // A control message's datagrams (its parts, for a large one): made once for all its retries.
-  const sendDatagrams = async (datagrams: readonly Buffer[]) => {
-    for (const d of datagrams) await socket.send(d);
-  };
+  const sendDatagrams = (datagrams: readonly Buffer[]) => socket.sendEach(datagrams);
   const send = (message: ControlMessage) => sendDatagrams(encodeControlDatagrams(session, message));
   // An ICMP port unreachable heard on the receive path: nobody is there; asking ends at once.
   let refusal: Error | undefined;
@@ -263,7 +256,7 @@ async function run(
   const fatal = () => refusal;
   const nonce = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
   const clock = clockId();
-  const where = `${server.family === 'IPv6' ? `[${server.address}]` : server.address}:${server.port}`;
+  const where = formatEndpoint(server.address, server.port);
   // A server that will not run these parameters says why, instead of welcoming.
   const refused = mailbox.next('refused', (m) => m.nonce === nonce);
   const stopHello = new AbortController();

@@ -70,7 +70,8 @@ interface DelayOrigin {
   base?: number;
 }
 
-const histogram = (digits: 2 | 3) =>
+/** An HDR histogram of µs from 1 to an hour, to `digits` significant digits. */
+export const latencyHistogram = (digits: 2 | 3) =>
   hdr.build({
     lowestDiscernibleValue: 1,
     highestTrackableValue: 3_600_000_000,
@@ -96,7 +97,7 @@ class DelayHistogram {
   constructor(origin: DelayOrigin, digits: 2 | 3) {
     this.#origin = origin;
     this.#digits = digits;
-    this.#above = histogram(digits);
+    this.#above = latencyHistogram(digits);
   }
 
   add(ms: number): void {
@@ -104,7 +105,7 @@ class DelayHistogram {
     const us = Math.round((ms - this.#origin.base) * 1000);
     if (us >= 0) this.#above.recordValue(us + 1);
     else {
-      this.#below ??= histogram(this.#digits);
+      this.#below ??= latencyHistogram(this.#digits);
       this.#below.recordValue(-us);
     }
     this.#sum += ms;
@@ -117,7 +118,7 @@ class DelayHistogram {
   merge(other: DelayHistogram): void {
     this.#above.add(other.#above);
     if (other.#below) {
-      this.#below ??= histogram(this.#digits);
+      this.#below ??= latencyHistogram(this.#digits);
       this.#below.add(other.#below);
     }
     this.#sum += other.#sum;
@@ -305,7 +306,9 @@ export class ReceiveStats {
   #interval(k: number, b: Bucket | undefined, from?: number, to?: number, endAt?: number): IntervalFigures {
     const base = this.sharedClock ? 0 : this.#delay.min;
     const sent = from !== undefined && to !== undefined ? to - from : 0;
-    const received = sent > 0 ? this.#seen.countIn(from as number, to as number) : 0;
+    // One walk of the range: what never arrived, and so what did.
+    const lossRuns =
+      sent > 0 ? this.#seen.lossRuns(from as number, to as number) : { count: 0, lost: 0, max: 0 };
     const start = (k * this.intervalMs) / 1000;
     let end = ((k + 1) * this.intervalMs) / 1000;
     // Ends with the last arrival: later when it holds those after the sender's last interval,
@@ -323,8 +326,8 @@ export class ReceiveStats {
       duplicates: b?.duplicates ?? 0,
       reordered: b?.reordered ?? 0,
       sent,
-      lost: sent - received,
-      lossRuns: sent > 0 ? this.#seen.lossRuns(from as number, to as number) : { count: 0, lost: 0, max: 0 },
+      lost: lossRuns.lost,
+      lossRuns,
       jitterMs: round3(b?.jitterMs ?? this.#jitter.jitter),
       delay: b?.delay.figures(base),
     };
@@ -337,7 +340,8 @@ export class ReceiveStats {
    */
   figures(end: number, first = this.#first): StreamFigures {
     const sent = Math.max(0, end - first);
-    const arrived = this.#seen.countIn(first, first + sent);
+    const lossRuns = this.#seen.lossRuns(first, first + sent);
+    const arrived = sent - lossRuns.lost;
     const base = this.sharedClock ? 0 : this.#delay.min;
     const reorder = this.#reorder;
     return {
@@ -350,8 +354,8 @@ export class ReceiveStats {
         mean: reorder.reordered === 0 ? 0 : round3(reorder.extentSum / reorder.reordered),
       },
       sent,
-      lost: sent - arrived,
-      lossRuns: this.#seen.lossRuns(first, first + sent),
+      lost: lossRuns.lost,
+      lossRuns,
       jitterMs: round3(this.#jitter.jitter),
       delay: this.#delay.figures(base),
       unexpected: this.#seen.size - arrived + this.#farAhead,

@@ -85,29 +85,10 @@ export class SequenceSet {
     return ((words[bit >>> 5] as number) & (1 << (bit & 31))) !== 0;
   }
 
-  /** How many of `from` to `to - 1` were seen. */
+  /** How many of `from` to `to - 1` were seen: those not in a loss run. */
   countIn(from: number, to: number): number {
-    let n = 0;
-    for (let seq = Math.max(0, from); seq < to; ) {
-      const chunk = Math.floor(seq / CHUNK_BITS);
-      const end = Math.min(to, (chunk + 1) * CHUNK_BITS);
-      const words = this.#chunks.get(chunk);
-      if (words === undefined) {
-        seq = this.#nextMade(chunk, to);
-        continue;
-      }
-      for (; seq < end; ) {
-        const bit = seq - chunk * CHUNK_BITS;
-        if ((bit & 31) === 0 && seq + 32 <= end) {
-          n += popcount(words[bit >>> 5] as number);
-          seq += 32;
-        } else {
-          if (((words[bit >>> 5] as number) & (1 << (bit & 31))) !== 0) n++;
-          seq++;
-        }
-      }
-    }
-    return n;
+    const lo = Math.max(0, from);
+    return to > lo ? to - lo - this.lossRuns(lo, to).lost : 0;
   }
 
   /** The runs of numbers not seen among `from` to `to - 1`. */
@@ -149,10 +130,4 @@ export class SequenceSet {
     close();
     return runs;
   }
-}
-
-function popcount(v: number): number {
-  let x = v - ((v >>> 1) & 0x55555555);
-  x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
-  return (((x + (x >>> 4)) & 0x0f0f0f0f) * 0x01010101) >>> 24;
 }

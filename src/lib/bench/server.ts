@@ -60,7 +60,6 @@ interface Session {
   lastSeen: number;
   mailbox: Mailbox;
   sending: AbortController | undefined;
-  echoed: number;
 }
 
 export class BenchServer {
@@ -130,8 +129,8 @@ export class BenchServer {
   }
 
   /** A control message's datagrams (its parts, for a large one), made once for its retries. */
-  async #sendDatagrams(to: Endpoint, datagrams: readonly Buffer[]): Promise<void> {
-    for (const d of datagrams) await this.#socket.send(d, to.port, to.address);
+  #sendDatagrams(to: Endpoint, datagrams: readonly Buffer[]): Promise<void> {
+    return this.#socket.sendEach(datagrams, to.port, to.address);
   }
 
   #forget(s: Session): void {
@@ -177,7 +176,6 @@ export class BenchServer {
         data[4] = Kind.Echo;
         if (!this.#socket.trySend(data, from.port, from.address))
           void this.#socket.send(Buffer.from(data), from.port, from.address).catch(() => {});
-        s.echoed++;
       }
     } else this.foreign++;
   }
@@ -259,7 +257,6 @@ export class BenchServer {
         lastSeen: this.#realtime.now(),
         mailbox: new Mailbox(),
         sending: undefined,
-        echoed: 0,
       };
       this.#sessions.set(s.id, s);
       this.#byNonce.set(nonce, s);
