@@ -13,6 +13,7 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <node_api.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -33,8 +34,20 @@
 #define CTRL_LEN 64
 #define CTRL_LEN_METADATA 256
 #define MAX_ROUNDS 8 /* recvmmsg calls per readable event before yielding to the loop */
-/* per datagram: length, sender index, time (f64 as two words), arrival index, TTL */
-#define META_WORDS 6
+/* per datagram: length, sender index, time (f64 as two words), arrival index, TTL, offset in
+   the slab, spare: eight words, so the time stays 8-byte aligned */
+#define META_WORDS 8
+/* A GRO buffer holds at most 64 datagrams (UDP_GRO_CNT_MAX); a batch at most BATCH buffers. */
+#define MAX_SEGS 64
+#define MAX_ROWS (BATCH * MAX_SEGS)
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+#ifndef UDP_GRO
+#define UDP_GRO 104
+#endif
+/* The most payload one GSO send may carry (IPv4's limit; IPv6's is larger). */
+#define GSO_MAX_BYTES 65507
 #define NONE 0xffffffffu
 
 typedef struct {
@@ -43,6 +56,10 @@ typedef struct {
   int closed;
   int events;
   int metadata;     /* asked the kernel for each datagram's destination, interface and TTL */
+  int gso;          /* sends equal-size datagrams as one UDP_SEGMENT buffer; 0 once refused */
+  int gro;          /* UDP_GRO is on: a buffer read may hold many datagrams */
+  double gso_sends; /* buffers sent with UDP_SEGMENT */
+  double gro_reads; /* buffers read that held more than one datagram */
   /* Interface names by index, kept for a second: if_indextoname costs a socket and an ioctl. */
   struct {
     unsigned index;
@@ -71,6 +88,32 @@ typedef struct {
   unsigned char *ctrl; /* BATCH areas of ctrl_len bytes */
   int ctrl_len;
 } sock_t;
+
+/*
+ * What one JS environment (the main thread, or a worker thread) shares among its sockets: the
+ * receive slab and metadata rows, and the precise timer. Each environment has its own, so
+ * sockets in worker threads never touch another thread's memory.
+ */
+typedef struct {
+  napi_ref slab_ref;
+  napi_ref meta_ref;
+  unsigned char *slab;
+  uint32_t *meta;
+  /* the precise timer (see js_timer_init) */
+  int timer_fd;
+  uv_poll_t *timer_poll;
+  napi_env env;
+  napi_ref on_fire;
+  napi_async_context timer_ctx;
+  int armed;
+  void *plan; /* the send plan (send_plan_t), made on the first batch send */
+} env_t;
+
+static env_t *env_state(napi_env env) {
+  void *data = NULL;
+  napi_get_instance_data(env, &data);
+  return data;
+}
 
 #define CALL(env, expr)                                                                            \
   do {                                                                                             \
@@ -165,6 +208,12 @@ static int ifname_arg(napi_env env, napi_value value) {
 }
 
 static void poll_close_cb(uv_handle_t *h) { free(h); }
+
+/* UDPKIT_GSO=0 turns GSO and GRO off, as on a kernel without them (for tests and comparisons). */
+static int offload_allowed(void) {
+  const char *v = getenv("UDPKIT_GSO");
+  return !(v && strcmp(v, "0") == 0);
+}
 
 static void sock_free(sock_t *s) {
   free(s->ctrl);
@@ -525,6 +574,7 @@ typedef struct {
   unsigned ifindex;
   unsigned char dst[16];  /* the header's destination */
   unsigned char spec[4];  /* IPv4: the local address to answer from (ipi_spec_dst) */
+  int gso;             /* UDP_GRO: the size of each datagram the buffer holds (the last may be shorter); 0: one datagram */
 } arrival_t;
 
 static void parse_cmsgs(struct msghdr *m, double fallback, arrival_t *a) {
@@ -532,6 +582,7 @@ static void parse_cmsgs(struct msghdr *m, double fallback, arrival_t *a) {
   a->ttl = -1;
   a->family = 0;
   a->ifindex = 0;
+  a->gso = 0;
   memset(a->dst, 0, sizeof a->dst);
   memset(a->spec, 0, sizeof a->spec);
   for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c)) {
@@ -555,6 +606,10 @@ static void parse_cmsgs(struct msghdr *m, double fallback, arrival_t *a) {
       a->family = AF_INET6;
       a->ifindex = pi.ipi6_ifindex;
       memcpy(a->dst, &pi.ipi6_addr, 16);
+    } else if (c->cmsg_level == IPPROTO_UDP && c->cmsg_type == UDP_GRO) {
+      int v;
+      memcpy(&v, CMSG_DATA(c), sizeof v);
+      a->gso = v > 0 ? v : 0;
     } else if ((c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_TTL) ||
                (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_HOPLIMIT)) {
       int v;
@@ -628,12 +683,14 @@ static napi_value arrival_to_js(napi_env env, sock_t *s, const arrival_t *a) {
 }
 
 /*
- * Hands one batch to JS: onBatch(slab, meta, count, senders, arrivals). Datagram i is at offset
- * i * MAX_DGRAM of slab; meta holds per datagram META_WORDS words: its length, its sender's
- * index in senders, its kernel receive time (f64 ms since the epoch), the index of its
- * arrival in arrivals and its TTL (NONE when not asked for or not said). Both buffers are
- * reused by the next batch: JS copies what it keeps. arrivals (see arrival_to_js) is
- * undefined unless metadata was asked for. On a receive error: onBatch(null, errorCode).
+ * Hands one batch to JS: onBatch(slab, meta, count, senders, arrivals). meta holds per
+ * datagram META_WORDS words: its length, its sender's index in senders, its kernel receive
+ * time (f64 ms since the epoch), the index of its arrival in arrivals, its TTL (NONE when not
+ * asked for or not said) and its offset in slab. A buffer read with UDP_GRO holding several
+ * datagrams is split here, in order, each with its own length; they share the buffer's
+ * sender, time and arrival. Both buffers are reused by the next batch: JS copies what it
+ * keeps. arrivals (see arrival_to_js) is undefined unless metadata was asked for. On a
+ * receive error: onBatch(null, errorCode).
  */
 static int deliver(sock_t *s, napi_env env, int n) {
   napi_value cb, global, args[5], senders, arrivals, result;
@@ -651,6 +708,7 @@ static int deliver(sock_t *s, napi_env env, int n) {
   int nuniq = 0;
   arrival_t seen[BATCH];
   int nseen = 0;
+  uint32_t rows = 0;
   for (int i = 0; i < n; i++) {
     struct msghdr *h = &s->msgs[i].msg_hdr;
     int idx = -1;
@@ -673,12 +731,7 @@ static int deliver(sock_t *s, napi_env env, int n) {
     }
     arrival_t a;
     parse_cmsgs(h, fallback, &a);
-    uint32_t *rec = s->meta + (size_t)i * META_WORDS;
-    rec[0] = s->msgs[i].msg_len;
-    rec[1] = (uint32_t)idx;
-    memcpy(rec + 2, &a.ms, sizeof a.ms);
-    rec[4] = NONE;
-    rec[5] = a.ttl < 0 ? NONE : (uint32_t)a.ttl;
+    uint32_t where = NONE;
     if (s->metadata && a.family != 0) {
       int k = 0;
       for (; k < nseen; k++) {
@@ -690,10 +743,27 @@ static int deliver(sock_t *s, napi_env env, int n) {
         seen[nseen++] = a;
         napi_set_element(env, arrivals, (uint32_t)k, arrival_to_js(env, s, &a));
       }
-      rec[4] = (uint32_t)k;
+      where = (uint32_t)k;
     }
+    uint32_t len = s->msgs[i].msg_len;
+    uint32_t seg = a.gso > 0 && (uint32_t)a.gso < len ? (uint32_t)a.gso : len;
+    if (seg < len) s->gro_reads++;
+    uint32_t base = (uint32_t)i * MAX_DGRAM;
+    uint32_t off = 0;
+    do {
+      uint32_t l = len - off < seg ? len - off : seg;
+      uint32_t *rec = s->meta + (size_t)rows * META_WORDS;
+      rec[0] = l;
+      rec[1] = (uint32_t)idx;
+      memcpy(rec + 2, &a.ms, sizeof a.ms);
+      rec[4] = where;
+      rec[5] = a.ttl < 0 ? NONE : (uint32_t)a.ttl;
+      rec[6] = base + off;
+      rows++;
+      off += l;
+    } while (off < len && rows < MAX_ROWS);
   }
-  napi_create_int32(env, n, &args[2]);
+  napi_create_uint32(env, rows, &args[2]);
   args[3] = senders;
   args[4] = arrivals;
   // make_callback, not call_function: promises the callback resolves settle right after it.
@@ -822,13 +892,6 @@ static void on_poll(uv_poll_t *h, int status, int events) {
   }
 }
 
-static struct {
-  napi_ref slab_ref;
-  napi_ref meta_ref;
-  unsigned char *slab;
-  uint32_t *meta;
-} shared_slab;
-
 /* startReceiving(sock, onBatch, onWritable) */
 static napi_value js_start(napi_env env, napi_callback_info info) {
   size_t argc = 3;
@@ -837,24 +900,25 @@ static napi_value js_start(napi_env env, napi_callback_info info) {
   sock_t *s = get_sock(env, argv[0]);
   if (!s) return NULL;
   if (!s->slab_ref) {
-    // One receive slab for every socket of the process: a batch is handed to JS and done
+    // One receive slab for every socket of the environment (thread): a batch is handed to JS and done
     // with (JS copies what it keeps) before any other socket reads, so they never overlap,
     // and a thousand sockets cost one slab, not a thousand (4 MiB each).
-    if (!shared_slab.slab_ref) {
+    env_t *e = env_state(env);
+    if (!e->slab_ref) {
       napi_value slab, meta;
       void *p;
       CALL(env, napi_create_buffer(env, (size_t)BATCH * MAX_DGRAM, &p, &slab));
-      shared_slab.slab = p;
-      CALL(env, napi_create_reference(env, slab, 1, &shared_slab.slab_ref));
-      CALL(env, napi_create_buffer(env, (size_t)BATCH * META_WORDS * 4, &p, &meta));
-      shared_slab.meta = p;
-      CALL(env, napi_create_reference(env, meta, 1, &shared_slab.meta_ref));
+      e->slab = p;
+      CALL(env, napi_create_reference(env, slab, 1, &e->slab_ref));
+      CALL(env, napi_create_buffer(env, (size_t)MAX_ROWS * META_WORDS * 4, &p, &meta));
+      e->meta = p;
+      CALL(env, napi_create_reference(env, meta, 1, &e->meta_ref));
     }
     napi_value slab, meta;
-    CALL(env, napi_get_reference_value(env, shared_slab.slab_ref, &slab));
-    CALL(env, napi_get_reference_value(env, shared_slab.meta_ref, &meta));
-    s->slab = shared_slab.slab;
-    s->meta = shared_slab.meta;
+    CALL(env, napi_get_reference_value(env, e->slab_ref, &slab));
+    CALL(env, napi_get_reference_value(env, e->meta_ref, &meta));
+    s->slab = e->slab;
+    s->meta = e->meta;
     CALL(env, napi_create_reference(env, slab, 1, &s->slab_ref));
     CALL(env, napi_create_reference(env, meta, 1, &s->meta_ref));
     for (int i = 0; i < BATCH; i++) {
@@ -998,15 +1062,91 @@ static int send_step(sock_t *s, struct mmsghdr *msgs, int k) {
 }
 
 /*
+ * The messages of one sendmmsg call for datagrams first.. of a batch: each datagram its own
+ * message, or, with GSO, runs of equal-size datagrams (up to MAX_SEGS and GSO_MAX_BYTES) as
+ * one message with a UDP_SEGMENT control message, which the kernel (or the NIC) cuts into
+ * datagrams again. A message's iovecs are its datagrams, wherever they lie in `data`. Fills
+ * segs[m] with the datagrams of message m; returns the number of messages, or -1 when the
+ * lengths run past the data.
+ */
+typedef struct {
+  struct mmsghdr msgs[BATCH];
+  struct iovec iov[BATCH * MAX_SEGS];
+  int segs[BATCH];
+  unsigned char ctrl[BATCH][CMSG_SPACE(sizeof(uint16_t)) + SRC_CTRL];
+} send_plan_t;
+
+static int plan_send(sock_t *s, send_plan_t *p, unsigned char *data, size_t data_len, const uint32_t *lens,
+                     const uint32_t *offs, size_t *cursor, int first, int count, struct sockaddr_storage *ss,
+                     socklen_t sslen, const unsigned char *src, int src_len) {
+  int m = 0, d = 0, v = 0;
+  size_t o = *cursor;
+  while (d < count && m < BATCH) {
+    int k = 0;
+    uint32_t l0 = lens[first + d];
+    size_t bytes = 0;
+    struct iovec *iov = &p->iov[v];
+    while (d + k < count) {
+      uint32_t l = lens[first + d + k];
+      if (k > 0 && (!s->gso || l != l0 || k == MAX_SEGS || bytes + l > GSO_MAX_BYTES)) break;
+      size_t at = offs ? offs[first + d + k] : o;
+      if (at + l > data_len) return -1;
+      iov[k].iov_base = data + at;
+      iov[k].iov_len = l;
+      o = at + l;
+      bytes += l;
+      k++;
+      if (!s->gso || l0 == 0) break;
+    }
+    struct msghdr *h = &p->msgs[m].msg_hdr;
+    memset(&p->msgs[m], 0, sizeof p->msgs[m]);
+    h->msg_iov = iov;
+    h->msg_iovlen = (size_t)k;
+    if (sslen) {
+      h->msg_name = ss;
+      h->msg_namelen = sslen;
+    }
+    size_t clen = 0;
+    if (src_len > 0) {
+      memcpy(p->ctrl[m], src, (size_t)src_len);
+      clen = (size_t)src_len;
+    }
+    if (k > 1) {
+      struct cmsghdr *c = (struct cmsghdr *)(p->ctrl[m] + clen);
+      c->cmsg_level = IPPROTO_UDP;
+      c->cmsg_type = UDP_SEGMENT;
+      c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+      uint16_t size = (uint16_t)l0;
+      memcpy(CMSG_DATA(c), &size, sizeof size);
+      clen += CMSG_SPACE(sizeof(uint16_t));
+    }
+    if (clen) {
+      h->msg_control = p->ctrl[m];
+      h->msg_controllen = clen;
+    }
+    p->segs[m] = k;
+    v += k;
+    d += k;
+    m++;
+  }
+  *cursor = o;
+  return m;
+}
+
+/*
  * sendBatch(sock, data, lengths (Uint32Array), first, count, ip|null, port[, source|null,
- *   sourceIndex]) -> datagrams sent
- * Sends datagrams first..first+count-1, packed back to back in data, from `source` when given
- * (see src_arg). Returns how many the kernel took (fewer when its buffer is full: call
+ *   sourceIndex[, offsets (Uint32Array)]]) -> datagrams sent
+ * Sends datagrams first..first+count-1 of `data`: packed back to back, or each at its
+ * offsets[i] when offsets are given (records inside one chunk read from a file). From
+ * `source` when given (see src_arg). Equal-size runs go out with UDP_SEGMENT while the socket
+ * can: a kernel or route that refuses it (EINVAL, EIO: no checksum offload, a segment over
+ * the route's MTU) turns GSO off for the socket and the same datagrams go again, one per
+ * message. Returns how many the kernel took (fewer when its buffer is full: call
  * waitWritable, then send the rest). Throws on any error but EAGAIN before the first datagram.
  */
 static napi_value js_send_batch(napi_env env, napi_callback_info info) {
-  size_t argc = 9;
-  napi_value argv[9], out;
+  size_t argc = 10;
+  napi_value argv[10], out;
   CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   sock_t *s = get_sock(env, argv[0]);
   if (!s) return NULL;
@@ -1023,54 +1163,131 @@ static napi_value js_send_batch(napi_env env, napi_callback_info info) {
     return NULL;
   }
   uint32_t *lens = lens_raw;
+  uint32_t *offs = NULL;
+  if (argc > 9) {
+    napi_valuetype t;
+    CALL(env, napi_typeof(env, argv[9], &t));
+    if (t == napi_object) {
+      size_t olen;
+      void *raw;
+      CALL(env, napi_get_typedarray_info(env, argv[9], &type, &olen, &raw, &ab, &boff));
+      if (type != napi_uint32_array || olen < nlen) {
+        napi_throw_type_error(env, "UDP_ERR_NATIVE", "offsets must be a Uint32Array as long as lengths");
+        return NULL;
+      }
+      offs = raw;
+    }
+  }
   int32_t first, count;
   CALL(env, napi_get_value_int32(env, argv[3], &first));
   CALL(env, napi_get_value_int32(env, argv[4], &count));
   struct sockaddr_storage ss;
   socklen_t sslen = 0;
   if (dest_arg(env, s, argv[5], argv[6], &ss, &sslen) < 0) return NULL;
-  unsigned char ctrl[SRC_CTRL];
-  int ctrl_len = argc > 8 ? src_arg(env, s, argv[7], argv[8], ctrl) : 0;
-  if (ctrl_len < 0) return NULL;
+  unsigned char src[SRC_CTRL];
+  int src_len = argc > 8 ? src_arg(env, s, argv[7], argv[8], src) : 0;
+  if (src_len < 0) return NULL;
   if (first < 0 || count < 0 || (size_t)first + (size_t)count > nlen) {
     napi_throw_range_error(env, "UDP_ERR_NATIVE", "batch out of range");
     return NULL;
   }
-  size_t off = 0;
-  for (int i = 0; i < first; i++) off += lens[i];
+  size_t cursor = 0;
+  if (!offs)
+    for (int i = 0; i < first; i++) cursor += lens[i];
   int sent = 0;
-  struct mmsghdr msgs[BATCH];
-  struct iovec iov[BATCH];
+  // One plan for the environment's sockets (sends never overlap on its thread): 70 KB each
+  // would be 700 MB for a proxy's ten thousand flows.
+  env_t *e = env_state(env);
+  send_plan_t *p = e->plan;
+  if (!p) {
+    p = e->plan = malloc(sizeof *p);
+    if (!p) return throw_errno(env, ENOMEM, "malloc");
+  }
   while (sent < count) {
-    int k = count - sent < BATCH ? count - sent : BATCH;
-    size_t o = off;
-    for (int i = 0; i < k; i++) {
-      uint32_t l = lens[first + sent + i];
-      if (o + l > data_len) {
-        napi_throw_range_error(env, "UDP_ERR_NATIVE", "lengths run past the data");
-        return NULL;
-      }
-      iov[i].iov_base = data + o;
-      iov[i].iov_len = l;
-      memset(&msgs[i], 0, sizeof msgs[i]);
-      msgs[i].msg_hdr.msg_iov = &iov[i];
-      msgs[i].msg_hdr.msg_iovlen = 1;
-      if (sslen) {
-        msgs[i].msg_hdr.msg_name = &ss;
-        msgs[i].msg_hdr.msg_namelen = sslen;
-      }
-      o += l;
+    size_t next = cursor;
+    int m = plan_send(s, p, data, data_len, lens, offs, &next, first + sent, count - sent, &ss, sslen, src, src_len);
+    if (m < 0) {
+      napi_throw_range_error(env, "UDP_ERR_NATIVE", "lengths run past the data");
+      return NULL;
     }
-    apply_source(msgs, k, ctrl, ctrl_len);
-    int r = send_step(s, msgs, k);
+    int r = send_step(s, p->msgs, m);
     if (r == STEP_AGAIN) continue;
+    if (r == STEP_ERROR && s->gso && (errno == EINVAL || errno == EIO || errno == EOPNOTSUPP)) {
+      int coalesced = 0;
+      for (int i = 0; i < m; i++) coalesced |= p->segs[i] > 1;
+      if (coalesced) {
+        // Verified, not assumed: this path refuses GSO. Plain messages from now on.
+        s->gso = 0;
+        continue;
+      }
+    }
     if (r == STEP_FULL || (r == STEP_ERROR && sent > 0)) break; /* an error comes back next call */
     if (r == STEP_ERROR) return throw_errno(env, errno, "sendmmsg");
-    for (int i = 0; i < r; i++) off += lens[first + sent + i];
-    sent += r;
-    if (r < k) break;
+    int datagrams = 0;
+    for (int i = 0; i < r; i++) {
+      datagrams += p->segs[i];
+      if (p->segs[i] > 1) s->gso_sends++;
+    }
+    if (!offs)
+      for (int i = 0; i < datagrams; i++) cursor += lens[first + sent + i];
+    sent += datagrams;
+    if (r < m) break;
   }
   CALL(env, napi_create_int32(env, sent, &out));
+  return out;
+}
+
+/*
+ * gso(sock, on): whether equal-size datagrams may go out as one UDP_SEGMENT buffer (on only
+ * where the kernel has it and UDPKIT_GSO is not 0). gro(sock, on): whether reads may take
+ * many datagrams at once (UDP_GRO), split again in deliver(). Each returns what is in force.
+ */
+static napi_value js_gso(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], out;
+  bool on;
+  CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  sock_t *s = get_sock(env, argv[0]);
+  if (!s) return NULL;
+  CALL(env, napi_get_value_bool(env, argv[1], &on));
+  int v = 0;
+  socklen_t vlen = sizeof v;
+  s->gso = on && offload_allowed() && getsockopt(s->fd, IPPROTO_UDP, UDP_SEGMENT, &v, &vlen) == 0;
+  CALL(env, napi_get_boolean(env, s->gso, &out));
+  return out;
+}
+
+static napi_value js_gro(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], out;
+  bool on;
+  CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  sock_t *s = get_sock(env, argv[0]);
+  if (!s) return NULL;
+  CALL(env, napi_get_value_bool(env, argv[1], &on));
+  int v = on && offload_allowed() ? 1 : 0;
+  if (setsockopt(s->fd, IPPROTO_UDP, UDP_GRO, &v, sizeof v) != 0) v = 0;
+  s->gro = v;
+  CALL(env, napi_get_boolean(env, s->gro, &out));
+  return out;
+}
+
+/* offloads(sock) -> [gsoOn, groOn, buffers sent with GSO, buffers read holding several datagrams] */
+static napi_value js_offloads(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], out, v;
+  CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  sock_t *s = get_sock(env, argv[0]);
+  if (!s) return NULL;
+  CALL(env, napi_create_array_with_length(env, 4, &out));
+  napi_get_boolean(env, s->gso, &v);
+  napi_set_element(env, out, 0, v);
+  napi_get_boolean(env, s->gro, &v);
+  napi_set_element(env, out, 1, v);
+  napi_create_double(env, s->gso_sends, &v);
+  napi_set_element(env, out, 2, v);
+  napi_create_double(env, s->gro_reads, &v);
+  napi_set_element(env, out, 3, v);
   return out;
 }
 
@@ -1088,34 +1305,26 @@ static napi_value js_set_coalesce(napi_env env, napi_callback_info info) {
 }
 
 /*
- * One precise timer for the process: a timerfd watched by libuv, so JS can be woken with
+ * One precise timer per environment (thread): a timerfd watched by libuv, so JS can be woken with
  * microsecond precision without blocking the event loop (libuv's own timers have millisecond
  * resolution). The scheduler in src/lib/scheduler.ts keeps its heap of deadlines behind it.
  */
-static struct {
-  int fd;
-  uv_poll_t *poll;
-  napi_env env;
-  napi_ref on_fire;
-  napi_async_context async_ctx;
-  int armed;
-} ptimer = {-1, NULL, NULL, NULL, NULL, 0};
 
 static void ptimer_cb(uv_poll_t *h, int status, int events) {
-  (void)h;
   (void)status;
   (void)events;
+  env_t *ptimer = h->data;
   uint64_t expirations;
-  if (read(ptimer.fd, &expirations, sizeof expirations) < 0 && errno == EAGAIN) return;
+  if (read(ptimer->timer_fd, &expirations, sizeof expirations) < 0 && errno == EAGAIN) return;
   // The poll stays on (the timerfd is quiet until armed again): most wake-ups re-arm it at
   // once, and stopping and starting it would cost two epoll_ctl calls each time.
-  napi_env env = ptimer.env;
+  napi_env env = ptimer->env;
   napi_handle_scope scope;
   napi_open_handle_scope(env, &scope);
   napi_value cb, global, result;
-  napi_get_reference_value(env, ptimer.on_fire, &cb);
+  napi_get_reference_value(env, ptimer->on_fire, &cb);
   napi_get_global(env, &global);
-  napi_make_callback(env, ptimer.async_ctx, global, cb, 0, NULL, &result);
+  napi_make_callback(env, ptimer->timer_ctx, global, cb, 0, NULL, &result);
   bool pending = false;
   napi_is_exception_pending(env, &pending);
   if (pending) {
@@ -1131,7 +1340,8 @@ static napi_value js_timer_init(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
   CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (ptimer.fd >= 0) {
+  env_t *ptimer = env_state(env);
+  if (ptimer->timer_fd >= 0) {
     napi_throw_error(env, "UDP_ERR_NATIVE", "the precise timer is already initialised");
     return NULL;
   }
@@ -1139,19 +1349,20 @@ static napi_value js_timer_init(napi_env env, napi_callback_info info) {
   if (fd < 0) return throw_errno(env, errno, "timerfd_create");
   uv_loop_t *loop;
   CALL(env, napi_get_uv_event_loop(env, &loop));
-  ptimer.poll = malloc(sizeof *ptimer.poll);
-  if (!ptimer.poll || uv_poll_init(loop, ptimer.poll, fd) != 0) {
-    free(ptimer.poll);
-    ptimer.poll = NULL;
+  ptimer->timer_poll = malloc(sizeof *ptimer->timer_poll);
+  if (!ptimer->timer_poll || uv_poll_init(loop, ptimer->timer_poll, fd) != 0) {
+    free(ptimer->timer_poll);
+    ptimer->timer_poll = NULL;
     close(fd);
     return throw_errno(env, EIO, "uv_poll_init");
   }
-  ptimer.fd = fd;
-  ptimer.env = env;
+  ptimer->timer_poll->data = ptimer;
+  ptimer->timer_fd = fd;
+  ptimer->env = env;
   napi_value name;
   CALL(env, napi_create_string_utf8(env, "udpkit:timer", NAPI_AUTO_LENGTH, &name));
-  CALL(env, napi_async_init(env, NULL, name, &ptimer.async_ctx));
-  CALL(env, napi_create_reference(env, argv[0], 1, &ptimer.on_fire));
+  CALL(env, napi_async_init(env, NULL, name, &ptimer->timer_ctx));
+  CALL(env, napi_create_reference(env, argv[0], 1, &ptimer->on_fire));
   return NULL;
 }
 
@@ -1162,17 +1373,18 @@ static napi_value js_timer_arm(napi_env env, napi_callback_info info) {
   double ms;
   CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   CALL(env, napi_get_value_double(env, argv[0], &ms));
-  if (ptimer.fd < 0) {
+  env_t *ptimer = env_state(env);
+  if (ptimer->timer_fd < 0) {
     napi_throw_error(env, "UDP_ERR_NATIVE", "the precise timer is not initialised");
     return NULL;
   }
   long long ns = ms > 0 ? (long long)(ms * 1e6) : 0;
   if (ns < 1000) ns = 1000; /* a zero it_value would disarm */
   struct itimerspec its = {{0, 0}, {(time_t)(ns / 1000000000LL), (long)(ns % 1000000000LL)}};
-  if (timerfd_settime(ptimer.fd, 0, &its, NULL) < 0) return throw_errno(env, errno, "timerfd_settime");
-  if (!ptimer.armed) {  /* armed: the poll is on */
-    ptimer.armed = 1;
-    uv_poll_start(ptimer.poll, UV_READABLE, ptimer_cb);
+  if (timerfd_settime(ptimer->timer_fd, 0, &its, NULL) < 0) return throw_errno(env, errno, "timerfd_settime");
+  if (!ptimer->armed) {  /* armed: the poll is on */
+    ptimer->armed = 1;
+    uv_poll_start(ptimer->timer_poll, UV_READABLE, ptimer_cb);
   }
   return NULL;
 }
@@ -1180,12 +1392,12 @@ static napi_value js_timer_arm(napi_env env, napi_callback_info info) {
 /* timerDisarm(): nothing is due; the timer no longer keeps the process alive. */
 static napi_value js_timer_disarm(napi_env env, napi_callback_info info) {
   (void)info;
-  if (ptimer.fd < 0) return NULL;
+  env_t *ptimer = env_state(env);
+  if (ptimer->timer_fd < 0) return NULL;
   struct itimerspec its = {{0, 0}, {0, 0}};
-  timerfd_settime(ptimer.fd, 0, &its, NULL);
-  ptimer.armed = 0;
-  uv_poll_stop(ptimer.poll);
-  (void)env;
+  timerfd_settime(ptimer->timer_fd, 0, &its, NULL);
+  ptimer->armed = 0;
+  uv_poll_stop(ptimer->timer_poll);
   return NULL;
 }
 
@@ -1465,7 +1677,30 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+static void env_free(napi_env env, void *data, void *hint) {
+  (void)hint;
+  env_t *e = data;
+  if (e->slab_ref) napi_delete_reference(env, e->slab_ref);
+  if (e->meta_ref) napi_delete_reference(env, e->meta_ref);
+  if (e->on_fire) napi_delete_reference(env, e->on_fire);
+  if (e->timer_ctx) napi_async_destroy(env, e->timer_ctx);
+  if (e->timer_poll) {
+    uv_poll_stop(e->timer_poll);
+    uv_close((uv_handle_t *)e->timer_poll, poll_close_cb);
+  }
+  if (e->timer_fd >= 0) close(e->timer_fd);
+  free(e->plan);
+  free(e);
+}
+
 static napi_value init(napi_env env, napi_value exports) {
+  env_t *e = calloc(1, sizeof *e);
+  if (!e) return NULL;
+  e->timer_fd = -1;
+  if (napi_set_instance_data(env, e, env_free, NULL) != napi_ok) {
+    free(e);
+    return NULL;
+  }
   napi_property_descriptor props[] = {
       {"open", NULL, js_open, NULL, NULL, NULL, napi_default, NULL},
       {"bind", NULL, js_bind, NULL, NULL, NULL, napi_default, NULL},
@@ -1482,6 +1717,9 @@ static napi_value init(napi_env env, napi_value exports) {
       {"waitWritable", NULL, js_wait_writable, NULL, NULL, NULL, napi_default, NULL},
       {"sendBuffers", NULL, js_send_buffers, NULL, NULL, NULL, napi_default, NULL},
       {"sendBatch", NULL, js_send_batch, NULL, NULL, NULL, napi_default, NULL},
+      {"gso", NULL, js_gso, NULL, NULL, NULL, napi_default, NULL},
+      {"gro", NULL, js_gro, NULL, NULL, NULL, napi_default, NULL},
+      {"offloads", NULL, js_offloads, NULL, NULL, NULL, napi_default, NULL},
       {"close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL},
       {"setCoalesce", NULL, js_set_coalesce, NULL, NULL, NULL, napi_default, NULL},
       {"hexDumpInto", NULL, js_hex_dump_into, NULL, NULL, NULL, napi_default, NULL},

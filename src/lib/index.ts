@@ -136,4 +136,4 @@ export {
   UdpSocket,
   type UdpSocketOptions,
 } from './socket.js';
-export type { TransportKind } from './transport.js';
+export type { Offloads, TransportKind } from './transport.js';

@@ -62,7 +62,18 @@ export interface NativeAddon {
     /** The local address to send from (IP_PKTINFO / IPV6_PKTINFO), and the interface index. */
     source?: string | null,
     sourceInterface?: number,
+    /** Where datagram i starts in `data`, when they are not back to back. */
+    offsets?: Uint32Array,
   ): number;
+  /**
+   * Equal-size datagrams of a batch go out as one UDP_SEGMENT buffer (where the kernel has it
+   * and UDPKIT_GSO is not 0; off for good once a send is refused). Returns what is in force.
+   */
+  gso(sock: NativeHandle, on: boolean): boolean;
+  /** Reads may take many datagrams in one buffer (UDP_GRO), split again before JS sees them. */
+  gro(sock: NativeHandle, on: boolean): boolean;
+  /** [GSO on, GRO on, buffers sent with GSO, buffers read that held several datagrams] */
+  offloads(sock: NativeHandle): [boolean, boolean, number, number];
   /** With arrays of ips and ports, datagram i goes to ips[i]:ports[i]. */
   sendBuffers(
     sock: NativeHandle,

@@ -34,7 +34,7 @@ import {
 import { isMulticast, resolveInterface } from './interfaces.js';
 import { nativeUnavailableReason, type SocketOptionName } from './native.js';
 import { checkDestinationPort, type OutgoingDatagram, Sender } from './sender.js';
-import { createTransport, type Transport, type TransportKind } from './transport.js';
+import { createTransport, type Offloads, type Transport, type TransportKind } from './transport.js';
 
 export { checkSize, type OutgoingDatagram } from './sender.js';
 
@@ -75,6 +75,23 @@ export interface UdpSocketOptions {
    * millisecond of latency.
    */
   coalesce?: boolean;
+  /**
+   * Native transport: send runs of equal-size datagrams (a batch from `sendPacked`, `send
+   * --count`) as one buffer that the kernel cuts into datagrams (UDP GSO, UDP_SEGMENT):
+   * one trip through the stack for up to 64 datagrams. Default true. Off where the kernel
+   * lacks it or `UDPKIT_GSO=0` is set; checked, not assumed: the first send a route refuses
+   * (no checksum offload, a segment over its MTU) turns it off for the socket and goes
+   * again, one datagram per message, with nothing lost.
+   */
+  gso?: boolean;
+  /**
+   * Native transport: let the kernel hand over many datagrams of one sender in one buffer
+   * (UDP GRO), split again, in order and with their own lengths, before any consumer sees
+   * them. Loopback senders using GSO then cost one receive per 64 datagrams. Default false:
+   * one read may then hold more datagrams than a `consume` limit asks for, and the extra ones
+   * wait in the queue. Off where the kernel lacks it or `UDPKIT_GSO=0` is set.
+   */
+  gro?: boolean;
   /**
    * Decides per sender whether a received datagram is taken (true) or denied: a denied one is
    * counted in {@link UdpSocket.denied} and reaches no consumer, queue or limit, and does not
@@ -217,6 +234,8 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
           ipv6Only: options.ipv6Only ?? false,
           reuseAddr: options.reuseAddr ?? false,
           coalesce: options.coalesce ?? false,
+          gso: options.gso ?? true,
+          gro: options.gro ?? false,
         },
         {
           datagram: (data, from, receivedAt, borrowed, arrival, ttl) =>
@@ -476,6 +495,15 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
    * Datagrams the kernel dropped for this socket because its receive buffer was full (the
    * `drops` column of /proc/net/udp). `undefined` where the system does not say (not Linux).
    */
+  /**
+   * Segmentation offloads in force (native transport): whether GSO and GRO are on, how many
+   * buffers went out with GSO and how many read held several datagrams. `undefined` on
+   * node:dgram.
+   */
+  get offloads(): Offloads | undefined {
+    return this.#transport.offloads();
+  }
+
   get kernelDrops(): number | undefined {
     return this.#state === 'bound' ? this.#transport.kernelDrops() : undefined;
   }

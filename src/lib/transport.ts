@@ -135,6 +135,8 @@ export interface Transport {
   readMore(n: number): void;
   /** Datagrams the kernel dropped for this socket (receive buffer full), where it says. */
   kernelDrops(): number | undefined;
+  /** GSO/GRO in force and their counts; undefined where the transport has none. */
+  offloads(): Offloads | undefined;
   /**
    * Hands `payloads` to the sink as if received from 127.0.0.1:1, through the same code a
    * real batch takes (the native transport: its batch handler, from a slab laid out as the
@@ -151,6 +153,20 @@ export interface TransportOptions {
   reuseAddr: boolean;
   /** Native only: batch arrivals under load (see native/udpkit.c). */
   coalesce: boolean;
+  /** Native only: equal-size datagrams of a batch as one UDP_SEGMENT buffer. */
+  gso: boolean;
+  /** Native only: reads may hold many datagrams (UDP_GRO). */
+  gro: boolean;
+}
+
+/** See {@link UdpSocket.offloads}. */
+export interface Offloads {
+  gso: boolean;
+  gro: boolean;
+  /** Buffers sent with UDP_SEGMENT, each holding up to 64 datagrams. */
+  gsoSends: number;
+  /** Buffers read with UDP_GRO that held more than one datagram. */
+  groReads: number;
 }
 
 /** The best transport available, or the one asked for. */
@@ -415,6 +431,10 @@ class DgramTransport implements Transport {
     }
   }
 
+  offloads(): undefined {
+    return undefined;
+  }
+
   kernelDrops(): number | undefined {
     // The libuv handle shows its descriptor; where it does not, find the socket by address.
     const fd = this.#handle()?.fd;
@@ -483,7 +503,7 @@ const EMPTY = new Uint8Array(0);
 /** Where datagram i starts in the native receive slab. */
 const SLOT = 65536;
 /** Words of the native metadata buffer per datagram (META_WORDS in native/udpkit.c). */
-const META_WORDS = 6;
+const META_WORDS = 8;
 /** A metadata word the kernel did not give (NONE in native/udpkit.c). */
 const NONE = 0xffffffff;
 const NO_ARRIVALS: Arrival[] = [];
@@ -513,12 +533,16 @@ class NativeTransport implements Transport {
   #metadata = false;
   /** Arrivals by their three fields, likewise. */
   #arrivals = new Map<string, Arrival>();
+  /** The counts at close, still readable after it. */
+  #lastOffloads: Offloads | undefined;
 
   constructor(options: TransportOptions, sink: TransportSink) {
     this.#sink = sink;
     this.#family = options.family;
     this.#coalesce = options.coalesce;
     this.#sock = this.#addon.open(options.family === 'IPv6' ? 6 : 4, options.reuseAddr, options.ipv6Only);
+    this.#addon.gso(this.#sock, options.gso);
+    if (options.gro) this.#addon.gro(this.#sock, true);
   }
 
   async bind(address: string, port: number): Promise<void> {
@@ -757,6 +781,7 @@ class NativeTransport implements Transport {
       // With metadata on, as the addon would say it of a datagram to 127.0.0.1 over lo.
       words[w + 4] = this.#metadata ? 0 : NONE;
       words[w + 5] = this.#metadata ? 64 : NONE;
+      words[w + 6] = i * SLOT;
     }
     this.#onBatch(
       slab,
@@ -790,7 +815,7 @@ class NativeTransport implements Transport {
     const sink = this.#sink;
     for (let i = 0; i < count; i++) {
       const w = i * META_WORDS;
-      const at = i * SLOT;
+      const at = words[w + 6] as number;
       const k = words[w + 4] as number;
       const ttl = words[w + 5] as number;
       sink.datagram(
@@ -879,8 +904,15 @@ class NativeTransport implements Transport {
     return this.#closed ? undefined : socketDrops(this.#addon.fd(this.#sock));
   }
 
+  offloads(): Offloads | undefined {
+    if (this.#closed) return this.#lastOffloads;
+    const [gso, gro, gsoSends, groReads] = this.#addon.offloads(this.#sock);
+    return { gso, gro, gsoSends, groReads };
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
+    this.#lastOffloads = this.offloads();
     this.#closed = true;
     this.#addon.close(this.#sock);
     const err = cancelled();
