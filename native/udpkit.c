@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/filter.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
 #include <time.h>
@@ -245,21 +246,29 @@ static void finalize_sock(napi_env env, void *data, void *hint) {
   sock_free(s);
 }
 
-/* open(family 4|6, reuseAddr, ipv6Only) -> external */
+/* open(family 4|6, reuseAddr, ipv6Only[, reusePort]) -> external */
 static napi_value js_open(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
+  size_t argc = 4;
+  napi_value argv[4];
   int32_t fam;
-  bool reuse, v6only;
+  bool reuse, v6only, reuse_port = false;
   CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   CALL(env, napi_get_value_int32(env, argv[0], &fam));
   CALL(env, napi_get_value_bool(env, argv[1], &reuse));
   CALL(env, napi_get_value_bool(env, argv[2], &v6only));
+  if (argc > 3) CALL(env, napi_get_value_bool(env, argv[3], &reuse_port));
   int af = fam == 6 ? AF_INET6 : AF_INET;
   int fd = socket(af, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return throw_errno(env, errno, "socket");
   int one = 1, v6 = v6only ? 1 : 0;
   if (reuse) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  // SO_REUSEPORT: several sockets (one per worker thread) bound to one port; the kernel
+  // spreads senders over them by a hash of the addresses, so one sender stays on one socket.
+  if (reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
+    int e = errno;
+    close(fd);
+    return throw_errno(env, e, "setsockopt SO_REUSEPORT");
+  }
   if (af == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6, sizeof v6);
   setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one);
   sock_t *s = calloc(1, sizeof *s);
@@ -1272,6 +1281,35 @@ static napi_value js_gro(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/*
+ * steerByCpu(sock, n): for a SO_REUSEPORT group of n sockets, bound in order: each datagram
+ * goes to socket (the CPU that received it) mod n, a classic BPF program on the group
+ * (SO_ATTACH_REUSEPORT_CBPF), instead of the hash of its addresses. With RSS or RPS spreading
+ * flows over CPUs, each worker then reads what its own CPU took in.
+ */
+static napi_value js_steer_by_cpu(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  int32_t n;
+  CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  sock_t *s = get_sock(env, argv[0]);
+  if (!s) return NULL;
+  CALL(env, napi_get_value_int32(env, argv[1], &n));
+  if (n < 1) {
+    napi_throw_range_error(env, "UDP_ERR_NATIVE", "a group of at least one socket");
+    return NULL;
+  }
+  struct sock_filter code[] = {
+      {BPF_LD | BPF_W | BPF_ABS, 0, 0, (uint32_t)(SKF_AD_OFF + SKF_AD_CPU)},
+      {BPF_ALU | BPF_MOD | BPF_K, 0, 0, (uint32_t)n},
+      {BPF_RET | BPF_A, 0, 0, 0},
+  };
+  struct sock_fprog prog = {.len = 3, .filter = code};
+  if (setsockopt(s->fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof prog) != 0)
+    return throw_errno(env, errno, "setsockopt SO_ATTACH_REUSEPORT_CBPF");
+  return NULL;
+}
+
 /* offloads(sock) -> [gsoOn, groOn, buffers sent with GSO, buffers read holding several datagrams] */
 static napi_value js_offloads(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -1720,6 +1758,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"gso", NULL, js_gso, NULL, NULL, NULL, napi_default, NULL},
       {"gro", NULL, js_gro, NULL, NULL, NULL, napi_default, NULL},
       {"offloads", NULL, js_offloads, NULL, NULL, NULL, napi_default, NULL},
+      {"steerByCpu", NULL, js_steer_by_cpu, NULL, NULL, NULL, napi_default, NULL},
       {"close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL},
       {"setCoalesce", NULL, js_set_coalesce, NULL, NULL, NULL, napi_default, NULL},
       {"hexDumpInto", NULL, js_hex_dump_into, NULL, NULL, NULL, napi_default, NULL},

@@ -15,7 +15,10 @@ export type NativeArrival = [string, string | undefined, string, number];
 
 /** The addon's functions, as native/udpkit.c defines them. */
 export interface NativeAddon {
-  open(family: 4 | 6, reuseAddr: boolean, ipv6Only: boolean): NativeHandle;
+  /** reusePort: SO_REUSEPORT, for a group of sockets on one port (one per worker thread). */
+  open(family: 4 | 6, reuseAddr: boolean, ipv6Only: boolean, reusePort?: boolean): NativeHandle;
+  /** Datagrams of a SO_REUSEPORT group of `n` go to socket (receiving CPU) mod n (classic BPF). */
+  steerByCpu(sock: NativeHandle, n: number): void;
   bind(sock: NativeHandle, ip: string, port: number): void;
   connect(sock: NativeHandle, ip: string, port: number): void;
   localAddress(sock: NativeHandle): [string, number];
