@@ -1149,8 +1149,8 @@ static int plan_send(sock_t *s, send_plan_t *p, unsigned char *data, size_t data
  * offsets[i] when offsets are given (records inside one chunk read from a file). From
  * `source` when given (see src_arg). Equal-size runs go out with UDP_SEGMENT while the socket
  * can: a kernel or route that refuses it (EINVAL, EIO: no checksum offload, a segment over
- * the route's MTU) turns GSO off for the socket and the same datagrams go again, one per
- * message. Returns how many the kernel took (fewer when its buffer is full: call
+ * the route's MTU: EMSGSIZE) turns GSO off for the socket and the same datagrams go again,
+ * one per message. Returns how many the kernel took (fewer when its buffer is full: call
  * waitWritable, then send the rest). Throws on any error but EAGAIN before the first datagram.
  */
 static napi_value js_send_batch(napi_env env, napi_callback_info info) {
@@ -1204,6 +1204,7 @@ static napi_value js_send_batch(napi_env env, napi_callback_info info) {
   if (!offs)
     for (int i = 0; i < first; i++) cursor += lens[i];
   int sent = 0;
+  int plain_retry = 0;
   // One plan for the environment's sockets (sends never overlap on its thread): 70 KB each
   // would be 700 MB for a proxy's ten thousand flows.
   env_t *e = env_state(env);
@@ -1221,15 +1222,25 @@ static napi_value js_send_batch(napi_env env, napi_callback_info info) {
     }
     int r = send_step(s, p->msgs, m);
     if (r == STEP_AGAIN) continue;
-    if (r == STEP_ERROR && s->gso && (errno == EINVAL || errno == EIO || errno == EOPNOTSUPP)) {
+    if (r == STEP_ERROR && s->gso &&
+        (errno == EINVAL || errno == EIO || errno == EOPNOTSUPP || errno == EMSGSIZE)) {
       int coalesced = 0;
       for (int i = 0; i < m; i++) coalesced |= p->segs[i] > 1;
       if (coalesced) {
-        // Verified, not assumed: this path refuses GSO. Plain messages from now on.
+        // Verified, not assumed: the route refuses GSO (no checksum offload, a segment over
+        // its MTU). The same datagrams again, one per message; GSO stays off unless they
+        // fail the same way (then the error was theirs, not GSO's).
         s->gso = 0;
+        plain_retry = 1;
         continue;
       }
     }
+    if (r == STEP_ERROR && plain_retry) {
+      int e = errno;
+      s->gso = 1;
+      errno = e;
+    }
+    plain_retry = 0;
     if (r == STEP_FULL || (r == STEP_ERROR && sent > 0)) break; /* an error comes back next call */
     if (r == STEP_ERROR) return throw_errno(env, errno, "sendmmsg");
     int datagrams = 0;
