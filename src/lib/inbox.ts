@@ -5,6 +5,7 @@
  */
 import { throwIfAborted } from './abort.js';
 import type { Endpoint } from './address.js';
+import { type ReceivedBatch, SingleBatch } from './batch.js';
 import {
   AbortError,
   InvalidArgumentError,
@@ -70,8 +71,16 @@ export interface ReceiveOptions {
 /** Someone waiting for the queue to fill: woken once, then they look again. */
 type Waiter = () => void;
 
-/** The handler of a running {@link Inbox.consume} and how to end it. */
-type Consumer = { handler: (msg: Datagram) => unknown; end: (err?: unknown) => void; limited: boolean };
+/**
+ * The handler of a running {@link Inbox.consume} and how to end it; `batch` takes whole
+ * batches when the consumer asked for them ({@link Inbox.consumeBatches}).
+ */
+type Consumer = {
+  handler: (msg: Datagram) => unknown;
+  end: (err?: unknown) => void;
+  limited: boolean;
+  batch?: (batch: ReceivedBatch) => unknown;
+};
 
 /** Why a wait ended. */
 type WaitResult = 'ready' | 'timeout';
@@ -95,6 +104,8 @@ export class Inbox {
   #waiters: Waiter[] = [];
   #consumer: Consumer | undefined;
   #lastReceivedAt = 0;
+  /** When the batch being handed over arrived (performance.now()), read once per batch. */
+  #batchAt = 0;
   /** Reception paused by the consumer: not silence. */
   #paused = false;
   #resumedAt = 0;
@@ -236,6 +247,49 @@ export class Inbox {
     });
   }
 
+  /**
+   * Like {@link Inbox.consume}, `handler` taking the datagrams in batches, as the native
+   * transport reads them (one datagram at a time from node:dgram and from the queue): a
+   * flood's datagrams are then read in place, with no object made per datagram. No `limit`.
+   *
+   * @throws {SocketStateError} `UDP_ERR_SOCKET_STATE` when another consume() is running
+   */
+  consumeBatches(
+    handler: (batch: ReceivedBatch) => unknown,
+    options: Omit<ConsumeOptions, 'limit'> = {},
+  ): Promise<void> {
+    const single = new SingleBatch();
+    const running = this.consume((msg) => handler(single.of(msg)), options);
+    // consume() set its consumer up at once (when it could start): it takes batches too.
+    if (this.#consumer) this.#consumer.batch = handler;
+    return running;
+  }
+
+  /**
+   * A batch from the transport, whole, for a batch consumer: true when taken (counted and
+   * handed over), false when it must come one datagram at a time (no batch consumer, or an
+   * `accept` filter that decides per sender).
+   */
+  takeBatch(batch: ReceivedBatch): boolean {
+    const consumer = this.#consumer;
+    if (consumer?.batch === undefined || this.#accept !== undefined) return false;
+    const n = batch.count;
+    let bytes = 0;
+    for (let i = 0; i < n; i++) bytes += batch.length(i);
+    this.#packetsReceived += n;
+    this.#bytesReceived += bytes;
+    this.#lastReceivedAt = this.#batchAt;
+    let more: unknown;
+    try {
+      more = consumer.batch(batch);
+    } catch (err) {
+      consumer.end(err);
+      return true;
+    }
+    this.#settle(consumer, more);
+    return true;
+  }
+
   #deliver(consumer: Consumer, msg: Datagram): void {
     let more: unknown;
     try {
@@ -244,6 +298,11 @@ export class Inbox {
       consumer.end(err);
       return;
     }
+    this.#settle(consumer, more);
+  }
+
+  /** What a consumer's handler returned: a `false` or a rejected promise ends the consume(). */
+  #settle(consumer: Consumer, more: unknown): void {
     if (more === false) consumer.end();
     // A handler that returns a promise: its rejection ends the consume(), never unhandled.
     else if (typeof (more as PromiseLike<unknown> | undefined)?.then === 'function') {
@@ -328,6 +387,11 @@ export class Inbox {
    * Takes one datagram from the transport: to the running consumer, else into the queue (or,
    * past `highWaterMark`, counted as dropped). `borrowed` bytes are copied before queueing.
    */
+  /** The transport is about to hand over a batch: its time, read once for all of them. */
+  batchStarted(): void {
+    this.#batchAt = performance.now();
+  }
+
   deliver(
     data: Buffer,
     from: Endpoint,
@@ -346,7 +410,7 @@ export class Inbox {
       if (consumer?.limited) this.#control.readMore(1);
       return;
     }
-    this.#lastReceivedAt = performance.now();
+    this.#lastReceivedAt = this.#batchAt;
     if (consumer) {
       this.#deliver(consumer, datagram(data, from, receivedAt, arrival, ttl));
       return;

@@ -21,6 +21,7 @@ export {
   type ResolveOptions,
   resolveHost,
 } from './address.js';
+export type { ReceivedBatch } from './batch.js';
 export {
   type BenchClientOptions,
   type BenchProgress,

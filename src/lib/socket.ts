@@ -15,6 +15,7 @@ import {
   parsePort,
   resolveHost,
 } from './address.js';
+import type { ReceivedBatch } from './batch.js';
 import {
   fromSystemError,
   InvalidArgumentError,
@@ -240,6 +241,8 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
         {
           datagram: (data, from, receivedAt, borrowed, arrival, ttl) =>
             this.#inbox.deliver(data, from, receivedAt, borrowed, arrival, ttl),
+          batch: () => this.#inbox.batchStarted(),
+          takeBatch: (batch) => this.#inbox.takeBatch(batch),
           // After bind, errors come from receiving (ICMP errors on a connected socket): a
           // counted warning, never a crash.
           receiveError: (code) => {
@@ -504,6 +507,14 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
     return this.#transport.offloads();
   }
 
+  /**
+   * Turns read coalescing ({@link UdpSocketOptions.coalesce}) on or off while the socket
+   * runs: on for a flood, off again for latency. Nothing on node:dgram.
+   */
+  setCoalesce(on: boolean): void {
+    if (this.#state !== 'closing' && this.#state !== 'closed') this.#transport.setCoalesce(on);
+  }
+
   get kernelDrops(): number | undefined {
     return this.#state === 'bound' ? this.#transport.kernelDrops() : undefined;
   }
@@ -728,6 +739,29 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
    */
   consume(handler: (msg: Datagram) => unknown, options: ConsumeOptions = {}): Promise<void> {
     return this.#inbox.consume(handler, options);
+  }
+
+  /**
+   * Like {@link UdpSocket.consume}, `handler` taking datagrams in batches as the native
+   * transport reads them (from node:dgram, and what was queued, in batches of one). For
+   * consumers of floods that read each datagram in place: no Buffer nor object is made per
+   * datagram. The batch is valid only during the call. With an `accept` filter, batches of
+   * one. No `limit`.
+   *
+   * ```ts
+   * let bytes = 0;
+   * await socket.consumeBatches((batch) => {
+   *   for (let i = 0; i < batch.count; i++) bytes += batch.length(i);
+   * }, { idleTimeout: 1000 });
+   * ```
+   *
+   * @throws {SocketStateError} `UDP_ERR_SOCKET_STATE` when another consume() is running
+   */
+  consumeBatches(
+    handler: (batch: ReceivedBatch) => unknown,
+    options: Omit<ConsumeOptions, 'limit'> = {},
+  ): Promise<void> {
+    return this.#inbox.consumeBatches(handler, options);
   }
 
   /** Same as {@link UdpSocket.messages} with no options. */

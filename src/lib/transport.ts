@@ -6,7 +6,9 @@
 import type * as dgram from 'node:dgram';
 import { createRequire } from 'node:module';
 import type { Endpoint, IpFamily } from './address.js';
+import type { ReceivedBatch } from './batch.js';
 import { NotSupportedError } from './errors.js';
+import type { Datagram } from './inbox.js';
 import type { InterfaceRef } from './interfaces.js';
 import { socketDrops, socketDropsAt } from './kernel.js';
 import { type NativeArrival, type NativeHandle, nativeAddon, type SocketOptionName } from './native.js';
@@ -48,6 +50,13 @@ export interface TransportSink {
   ): void;
   /** Errors while receiving (ICMP errors on a connected socket): counted, never fatal. */
   receiveError(code: string): void;
+  /** A batch of datagrams is about to be handed over, one `datagram` call each: read the clock once. */
+  batch(): void;
+  /**
+   * A whole batch, for a consumer of batches: true when taken, false when it must come one
+   * `datagram` call at a time. Only batches without arrival metadata are offered.
+   */
+  takeBatch(batch: ReceivedBatch): boolean;
 }
 
 /** The kind of transport: `native` (recvmmsg/sendmmsg addon) or `dgram` (node:dgram). */
@@ -137,6 +146,8 @@ export interface Transport {
   kernelDrops(): number | undefined;
   /** GSO/GRO in force and their counts; undefined where the transport has none. */
   offloads(): Offloads | undefined;
+  /** Turns read coalescing on or off (native only; see TransportOptions.coalesce). */
+  setCoalesce(on: boolean): void;
   /**
    * Hands `payloads` to the sink as if received from 127.0.0.1:1, through the same code a
    * real batch takes (the native transport: its batch handler, from a slab laid out as the
@@ -215,6 +226,7 @@ class DgramTransport implements Transport {
     });
     this.#socket.on('message', (data, rinfo) => {
       if (this.#budget > 0 && --this.#budget === 0) this.#applyReading();
+      sink.batch();
       // rinfo already holds address, port and family; reuse it rather than copy per datagram.
       sink.datagram(data, rinfo as Endpoint, performance.timeOrigin + performance.now(), false);
     });
@@ -426,6 +438,7 @@ class DgramTransport implements Transport {
 
   simulate(payloads: readonly Uint8Array[]): void {
     const from: Endpoint = { address: '127.0.0.1', port: 1, family: 'IPv4' };
+    this.#sink.batch();
     for (const p of payloads) {
       this.#sink.datagram(Buffer.from(p), from, performance.timeOrigin + performance.now(), false);
     }
@@ -434,6 +447,8 @@ class DgramTransport implements Transport {
   offloads(): undefined {
     return undefined;
   }
+
+  setCoalesce(): void {}
 
   kernelDrops(): number | undefined {
     // The libuv handle shows its descriptor; where it does not, find the socket by address.
@@ -513,6 +528,49 @@ function noSourceChoice(): Error {
   return new NotSupportedError('choosing the source address of a datagram needs the native transport');
 }
 
+/** A batch as the addon lays it out (see deliver() in native/udpkit.c), read in place. */
+class NativeBatch implements ReceivedBatch {
+  data: Buffer = Buffer.alloc(0);
+  count = 0;
+  #words: Uint32Array = new Uint32Array(0);
+  #times: Float64Array = new Float64Array(0);
+  #from: Endpoint[] = [];
+
+  set(data: Buffer, words: Uint32Array, times: Float64Array, from: Endpoint[], count: number): this {
+    this.data = data;
+    this.#words = words;
+    this.#times = times;
+    this.#from = from;
+    this.count = count;
+    return this;
+  }
+
+  offset(i: number): number {
+    return this.#words[i * META_WORDS + 6] as number;
+  }
+
+  length(i: number): number {
+    return this.#words[i * META_WORDS] as number;
+  }
+
+  from(i: number): Endpoint {
+    return this.#from[this.#words[i * META_WORDS + 1] as number] as Endpoint;
+  }
+
+  receivedAt(i: number): number {
+    return this.#times[(i * META_WORDS) / 2 + 1] as number;
+  }
+
+  datagram(i: number): Datagram {
+    const at = this.offset(i);
+    return {
+      data: this.data.subarray(at, at + this.length(i)),
+      from: this.from(i),
+      receivedAt: this.receivedAt(i),
+    };
+  }
+}
+
 class NativeTransport implements Transport {
   readonly kind = 'native';
   #addon = nativeAddon as NonNullable<typeof nativeAddon>;
@@ -535,6 +593,8 @@ class NativeTransport implements Transport {
   #arrivals = new Map<string, Arrival>();
   /** The counts at close, still readable after it. */
   #lastOffloads: Offloads | undefined;
+  /** The view of a batch for batch consumers: one object, reused. */
+  #batch = new NativeBatch();
 
   constructor(options: TransportOptions, sink: TransportSink) {
     this.#sink = sink;
@@ -813,6 +873,11 @@ class NativeTransport implements Transport {
     const from: Endpoint[] = senders.map(([address, port]) => this.#endpoint(address, port));
     const where = arrivals === undefined ? NO_ARRIVALS : arrivals.map((a) => this.#arrival(a));
     const sink = this.#sink;
+    sink.batch();
+    if (arrivals === undefined) {
+      const batch = this.#batch.set(slab, words, times, from, count);
+      if (sink.takeBatch(batch)) return;
+    }
     for (let i = 0; i < count; i++) {
       const w = i * META_WORDS;
       const at = words[w + 6] as number;
@@ -902,6 +967,17 @@ class NativeTransport implements Transport {
 
   kernelDrops(): number | undefined {
     return this.#closed ? undefined : socketDrops(this.#addon.fd(this.#sock));
+  }
+
+  setCoalesce(on: boolean): void {
+    if (on === this.#coalesce) return;
+    this.#coalesce = on;
+    if (this.#closed || !this.#receiving) return;
+    // As at the start: coalescing only with room for a millisecond of flood in the buffer.
+    this.#addon.setCoalesce(
+      this.#sock,
+      on && this.#addon.bufferSize(this.#sock, 0, 0, false) >= 1 << 20 ? 1 : 0,
+    );
   }
 
   offloads(): Offloads | undefined {
