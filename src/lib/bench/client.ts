@@ -170,6 +170,7 @@ export async function runBench(options: BenchClientOptions): Promise<BenchResult
     type: resolved.family === 'IPv6' ? 'udp6' : 'udp4',
     port: 0,
     recvBufferSize: 8 * 1024 * 1024,
+    gro: true, // reversed: the server's GSO buffers arrive whole, split in the addon
     ...(options.transport && { transport: options.transport }),
   });
   try {

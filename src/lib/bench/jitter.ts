@@ -18,4 +18,13 @@ export class JitterTracker {
       last.received = received;
     } else this.#last = { sent, received };
   }
+
+  /** `n` arrivals sent at one time and received at one time (a GRO buffer of one batch). */
+  addRun(sent: number, received: number, n: number): void {
+    this.add(sent, received);
+    // The others differ by nothing: D = 0, each as add() would do it.
+    let j = this.jitter;
+    for (let k = 1; k < n; k++) j += (0 - j) / 16;
+    this.jitter = j;
+  }
 }

@@ -5,17 +5,23 @@
  * each datagram once, duplicates left out, in arrival order. Pure.
  */
 
-/** Datagrams back from the newest that the extent can reach (beyond, it is at least this). */
+/**
+ * Runs of in-order arrivals back from the newest that the extent can reach (beyond, it is at
+ * least as far as the oldest kept): 2^20 runs, each at least one datagram.
+ */
 const WINDOW = 1 << 20;
 
 export class ReorderTracker {
   /**
-   * The numbers, and arrival indices, of the datagrams that raised the highest number, oldest
-   * first: a ring of typed arrays that doubles up to WINDOW, then forgets the oldest (16 MB at
-   * most, and nothing allocated per datagram).
+   * The datagrams that raised the highest number, oldest first, as runs of consecutive numbers
+   * (a flood in order is one run), each kept as its first number, that one's arrival index and
+   * the run's length: a late datagram cannot fall inside a run (it would be a duplicate), so
+   * the earliest higher arrival is always a run's first. A ring of typed arrays that doubles up
+   * to WINDOW, then forgets the oldest (20 MB at most, and nothing allocated per datagram).
    */
   #seqs = new Float64Array(1024);
   #at = new Float64Array(1024);
+  #lens = new Float64Array(1024);
   #start = 0;
   #length = 0;
   #arrivals = 0;
@@ -40,7 +46,8 @@ export class ReorderTracker {
       this.#push(seq, i);
       return 0;
     }
-    // The first to arrive with a higher number raised the highest: the earliest such record.
+    // The first to arrive with a higher number raised the highest: the first of the earliest
+    // run that starts higher (no run holds seq itself: it would be a duplicate).
     const mask = this.#seqs.length - 1;
     let lo = 0;
     let hi = this.#length - 1;
@@ -56,19 +63,52 @@ export class ReorderTracker {
     return extent;
   }
 
+  /** Whether an arrival numbered `seq` would be in order now. */
+  inOrder(seq: number): boolean {
+    return seq >= this.#next;
+  }
+
+  /**
+   * Takes `n` arrivals numbered `seq` to `seq + n - 1`, in that order, when they are all in
+   * order (`seq` at least the next expected): true. Otherwise nothing is taken and false
+   * says so (take them one at a time).
+   */
+  addRun(seq: number, n: number): boolean {
+    if (seq < this.#next || n < 1) return false;
+    const i = this.#arrivals;
+    this.#arrivals += n;
+    this.#next = seq + n;
+    this.#push(seq, i);
+    // The rest of the run extends the record just made (or the one it joined).
+    const last = (this.#start + this.#length - 1) & (this.#seqs.length - 1);
+    this.#lens[last] = (this.#lens[last] as number) + n - 1;
+    return true;
+  }
+
   #push(seq: number, at: number): void {
     let capacity = this.#seqs.length;
+    if (this.#length > 0) {
+      const last = (this.#start + this.#length - 1) & (capacity - 1);
+      const len = this.#lens[last] as number;
+      if ((this.#seqs[last] as number) + len === seq) {
+        this.#lens[last] = len + 1;
+        return;
+      }
+    }
     if (this.#length === capacity) {
       if (capacity < WINDOW) {
         // Twice the room, the records in order from 0.
         const seqs = new Float64Array(capacity * 2);
         const ats = new Float64Array(capacity * 2);
+        const lens = new Float64Array(capacity * 2);
         for (let j = 0; j < this.#length; j++) {
           seqs[j] = this.#seqs[(this.#start + j) & (capacity - 1)] as number;
           ats[j] = this.#at[(this.#start + j) & (capacity - 1)] as number;
+          lens[j] = this.#lens[(this.#start + j) & (capacity - 1)] as number;
         }
         this.#seqs = seqs;
         this.#at = ats;
+        this.#lens = lens;
         this.#start = 0;
         capacity *= 2;
       } else {
@@ -80,6 +120,7 @@ export class ReorderTracker {
     const j = (this.#start + this.#length) & (capacity - 1);
     this.#seqs[j] = seq;
     this.#at[j] = at;
+    this.#lens[j] = 1;
     this.#length++;
   }
 }

@@ -58,6 +58,42 @@ export class SequenceSet {
     return true;
   }
 
+  /**
+   * Adds `seq` to `seq + n - 1` when none of them was seen: true. When one was, nothing is
+   * added and false says so (take them one at a time to know which are duplicates).
+   */
+  addRun(seq: number, n: number): boolean {
+    for (let pass = 0; pass < 2; pass++) {
+      for (let k = 0; k < n; ) {
+        const at = seq + k;
+        const chunk = Math.floor(at / CHUNK_BITS);
+        const span = Math.min(n - k, (chunk + 1) * CHUNK_BITS - at);
+        const words = this.#chunks.get(chunk);
+        if (pass === 0) {
+          if (words !== undefined) {
+            for (let bit = at - chunk * CHUNK_BITS, end = bit + span; bit < end; bit++) {
+              if (((words[bit >>> 5] as number) & (1 << (bit & 31))) !== 0) return false;
+            }
+          }
+        } else if (span > 0) {
+          this.add(at); // makes the chunk when new
+          const w = this.#chunks.get(chunk) as Uint32Array;
+          for (
+            let bit = at - chunk * CHUNK_BITS + 1, end = at - chunk * CHUNK_BITS + span;
+            bit < end;
+            bit++
+          ) {
+            w[bit >>> 5] = (w[bit >>> 5] as number) | (1 << (bit & 31));
+          }
+          this.#size += span - 1;
+          if (at + span - 1 > this.#highest) this.#highest = at + span - 1;
+        }
+        k += span;
+      }
+    }
+    return true;
+  }
+
   /** Where in #order the first chunk at or after `chunk` is. */
   #firstAtOrAfter(chunk: number): number {
     const order = this.#order;

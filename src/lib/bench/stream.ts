@@ -64,6 +64,19 @@ export class StreamReceiver {
     if (f) this.#frames.add(f.frame, f.piece, f.pieces, d.sentMs, at);
   }
 
+  /** Whether runs may be taken whole: not when each datagram carries a frame's piece. */
+  get takesRuns(): boolean {
+    return this.#frames === undefined;
+  }
+
+  /**
+   * `n` data datagrams numbered `seq` on, `size` bytes each, sent at `sentMs` and received at
+   * `at` (a GRO buffer's): as `add` would take each. Only when {@link takesRuns}.
+   */
+  addRun(seq: number, n: number, sentMs: number, at: number, size: number, omitted: boolean): void {
+    if (!omitted) this.stats.addRun(seq, n, sentMs, at, size);
+  }
+
   /** The sender said what it sent: the live view ends with the interval in progress. */
   ended(sent: SendReport): void {
     this.#stopLive(sent.end);

@@ -83,8 +83,39 @@ function writeU64(buf: Buffer, offset: number, value: number): void {
 
 /** 64 bits big-endian as a number, or -1 past 2^53 - 1 (not exact as a number). */
 function readU64(buf: Buffer, offset: number): number {
-  const hi = buf.readUInt32BE(offset);
-  return hi >= 0x200000 ? -1 : hi * 0x100000000 + buf.readUInt32BE(offset + 4);
+  const hi = u32(buf, offset);
+  return hi >= 0x200000 ? -1 : hi * 0x100000000 + u32(buf, offset + 4);
+}
+
+/**
+ * Reads a data datagram's header in place, at `offset` of `buf` (`length` bytes), into `out`:
+ * [session, seq, sentMs, flags]. False for anything else (control, echo, foreign or
+ * malformed: `decode` says which). For a flood's datagrams, with no object made per datagram;
+ * `decode` gives the same fields.
+ */
+export function readData(buf: Uint8Array, offset: number, length: number, out: Float64Array): boolean {
+  if (length < DATA_HEADER || u32(buf, offset) !== MAGIC || buf[offset + 4] !== Kind.Data) return false;
+  const flags = buf[offset + 5] as number;
+  const hi = u32(buf, offset + 8);
+  const seqHi = u32(buf, offset + 16);
+  const nanos = u32(buf, offset + 28);
+  if (flags > OMITTED || hi >= 0x200000 || seqHi >= 0x200000 || nanos > 999_999_999) return false;
+  out[0] = hi * 0x100000000 + u32(buf, offset + 12);
+  out[1] = seqHi * 0x100000000 + u32(buf, offset + 20);
+  out[2] = u32(buf, offset + 24) * 1000 + nanos / 1e6;
+  out[3] = flags;
+  return true;
+}
+
+/** A big-endian 32-bit number at `offset`, known to be in bounds (no checks: the hot path). */
+function u32(buf: Uint8Array, offset: number): number {
+  return (
+    (((buf[offset] as number) << 24) |
+      ((buf[offset + 1] as number) << 16) |
+      ((buf[offset + 2] as number) << 8) |
+      (buf[offset + 3] as number)) >>>
+    0
+  );
 }
 
 /** A new session id: random, 48 bits. */
@@ -141,20 +172,21 @@ export function encodeControlDatagrams(session: number, message: object): Buffer
 /** What `data` is: a data, echo or control datagram of the bench, or foreign, or garbled. */
 export function decode(data: Uint8Array): Decoded {
   if (data.length < 4) return { kind: 'foreign' };
-  const buf = Buffer.from(data.buffer, data.byteOffset, data.length);
-  if (buf.readUInt32BE(0) !== MAGIC) return { kind: 'foreign' };
+  // A Buffer as it comes (a received datagram): no view made per datagram.
+  const buf = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.length);
+  if (u32(buf, 0) !== MAGIC) return { kind: 'foreign' };
   if (buf.length < 5) return { kind: 'garbled' };
   const kind = buf[4];
   if (kind === Kind.Data || kind === Kind.Echo) {
     if (buf.length < DATA_HEADER) return { kind: 'garbled' };
     const session = readU64(buf, 8);
     const seq = readU64(buf, 16);
-    const nanos = buf.readUInt32BE(28);
+    const nanos = u32(buf, 28);
     // Past 2^53 a number is not exact: no sender of ours gets there.
     const flags = buf[5] as number;
     if (session < 0 || seq < 0 || nanos > 999_999_999 || flags > OMITTED) return { kind: 'garbled' };
     const omitted = flags === OMITTED;
-    return { kind, omitted, session, seq, sentMs: buf.readUInt32BE(24) * 1000 + nanos / 1e6 };
+    return { kind, omitted, session, seq, sentMs: u32(buf, 24) * 1000 + nanos / 1e6 };
   }
   if (kind === Kind.Part) {
     if (buf.length <= PART_HEADER) return { kind: 'garbled' };
