@@ -6,132 +6,22 @@
 // the distinct senders of the batch. Sends go out in batches with sendmmsg. Everything else
 // (state, queue, counters, errors) stays in TypeScript, which falls back to node:dgram when
 // this file cannot be built or loaded.
-#define _GNU_SOURCE
-#include <arpa/inet.h>
-#include <stdio.h>
-#include <errno.h>
-#include <net/if.h>
-#include <netinet/in.h>
-#include <node_api.h>
-#include <stdbool.h>
-#include <stdlib.h>
-#include <string.h>
-#include <linux/filter.h>
-#include <sys/socket.h>
-#include <sys/timerfd.h>
-#include <time.h>
-#include <unistd.h>
-#include <uv.h>
+#include "udpkit.h"
 
-#define BATCH 64
-#define MAX_DGRAM 65536
-/*
- * Control room per datagram: a timestamp takes 32 bytes; with metadata, an IPv6 socket
- * receiving IPv4 gets both pktinfos (40 + 32) and a TTL (24) besides: 128. Room for the
- * timestamp alone unless metadata is asked for (a thousand sockets, a proxy's flows, each
- * keep one area), and twice what metadata needs when it is, so that nothing is ever cut
- * (MSG_CTRUNC) by one more option.
- */
-#define CTRL_LEN 64
-#define CTRL_LEN_METADATA 256
-#define MAX_ROUNDS 8 /* recvmmsg calls per readable event before yielding to the loop */
-/* per datagram: length, sender index, time (f64 as two words), arrival index, TTL, offset in
-   the slab, spare: eight words, so the time stays 8-byte aligned */
-#define META_WORDS 8
-/* A GRO buffer holds at most 64 datagrams (UDP_GRO_CNT_MAX); a batch at most BATCH buffers. */
-#define MAX_SEGS 64
-#define MAX_ROWS (BATCH * MAX_SEGS)
-#ifndef UDP_SEGMENT
-#define UDP_SEGMENT 103
-#endif
-#ifndef UDP_GRO
-#define UDP_GRO 104
-#endif
-/* The most payload one GSO send may carry (IPv4's limit; IPv6's is larger). */
-#define GSO_MAX_BYTES 65507
-#define NONE 0xffffffffu
-
-typedef struct {
-  int fd;
-  int family;
-  int closed;
-  int events;
-  int metadata;     /* asked the kernel for each datagram's destination, interface and TTL */
-  int gso;          /* sends equal-size datagrams as one UDP_SEGMENT buffer; 0 once refused */
-  int gro;          /* UDP_GRO is on: a buffer read may hold many datagrams */
-  double gso_sends; /* buffers sent with UDP_SEGMENT */
-  double gro_reads; /* buffers read that held more than one datagram */
-  /* Interface names by index, kept for a second: if_indextoname costs a socket and an ioctl. */
-  struct {
-    unsigned index;
-    char name[IF_NAMESIZE];
-    time_t at;
-  } ifnames[4];
-  unsigned next_ifname;
-  uv_poll_t *poll;
-  uv_timer_t *timer;
-  int coalesce_ms;  /* 0: read as soon as readable; else batch up arrivals under load */
-  int in_timer;     /* reading on the coalescing timer, not on readability */
-  uint64_t last_wake;
-  int64_t budget;   /* datagrams still to read before reading stops; -1: no limit */
-  napi_env env;
-  napi_async_context async_ctx;
-  napi_ref on_batch;
-  napi_ref on_writable;
-  /* The receive slab and metadata live in JS Buffers made once: no allocation per batch. */
-  napi_ref slab_ref;
-  napi_ref meta_ref;
-  uint32_t *meta;
-  unsigned char *slab;
-  struct mmsghdr msgs[BATCH];
-  struct iovec iov[BATCH];
-  struct sockaddr_storage addrs[BATCH];
-  unsigned char *ctrl; /* BATCH areas of ctrl_len bytes */
-  int ctrl_len;
-} sock_t;
-
-/*
- * What one JS environment (the main thread, or a worker thread) shares among its sockets: the
- * receive slab and metadata rows, and the precise timer. Each environment has its own, so
- * sockets in worker threads never touch another thread's memory.
- */
-typedef struct {
-  napi_ref slab_ref;
-  napi_ref meta_ref;
-  unsigned char *slab;
-  uint32_t *meta;
-  /* the precise timer (see js_timer_init) */
-  int timer_fd;
-  uv_poll_t *timer_poll;
-  napi_env env;
-  napi_ref on_fire;
-  napi_async_context timer_ctx;
-  int armed;
-  void *plan; /* the send plan (send_plan_t), made on the first batch send */
-} env_t;
-
-static env_t *env_state(napi_env env) {
+env_t *env_state(napi_env env) {
   void *data = NULL;
   napi_get_instance_data(env, &data);
   return data;
 }
 
-#define CALL(env, expr)                                                                            \
-  do {                                                                                             \
-    if ((expr) != napi_ok) {                                                                       \
-      napi_throw_error((env), "UDP_ERR_NATIVE", "N-API call failed: " #expr);                      \
-      return NULL;                                                                                 \
-    }                                                                                              \
-  } while (0)
-
 /* The errno's name as Node spells it (EMFILE, ECONNREFUSED, ...), from libuv's table. */
-static const char *errno_code(int e) {
+const char *errno_code(int e) {
   const char *name = uv_err_name(uv_translate_sys_error(e));
   return name ? name : "EIO";
 }
 
 /* Throws an Error shaped like Node's system errors: code, errno, syscall. */
-static napi_value throw_errno(napi_env env, int e, const char *syscall) {
+napi_value throw_errno(napi_env env, int e, const char *syscall) {
   napi_value msg, err, code, sc, num;
   char text[160];
   snprintf(text, sizeof text, "%s %s (%s)", syscall, errno_code(e), strerror(e));
@@ -147,7 +37,7 @@ static napi_value throw_errno(napi_env env, int e, const char *syscall) {
   return NULL;
 }
 
-static sock_t *get_sock(napi_env env, napi_value v) {
+sock_t *get_sock(napi_env env, napi_value v) {
   sock_t *s = NULL;
   if (napi_get_value_external(env, v, (void **)&s) != napi_ok || s == NULL) {
     napi_throw_type_error(env, "UDP_ERR_NATIVE", "not a native socket");
@@ -225,6 +115,7 @@ static void finalize_sock(napi_env env, void *data, void *hint) {
   (void)hint;
   sock_t *s = data;
   if (!s->closed) {
+    ring_stop(s, env, 0);
     s->closed = 1;
     if (s->poll) {
       uv_poll_stop(s->poll);
@@ -553,9 +444,9 @@ static napi_value js_buffer_size(napi_env env, napi_callback_info info) {
 
 static void on_poll(uv_poll_t *h, int status, int events);
 
-
-static int update_poll(sock_t *s) {
-  int events = s->in_timer || s->budget == 0 ? (s->events & ~UV_READABLE) : s->events;
+int update_poll(sock_t *s) {
+  // With the receive thread, the thread reads: the poll only waits for room to send.
+  int events = s->in_timer || s->budget == 0 || s->ring ? (s->events & ~UV_READABLE) : s->events;
   if (events == 0) {
     if (s->poll) uv_poll_stop(s->poll);
     return 0;
@@ -575,18 +466,8 @@ static int update_poll(sock_t *s) {
   return uv_poll_start(s->poll, events, on_poll);
 }
 
-/* What the kernel said of one datagram besides its payload. */
-typedef struct {
-  double ms;           /* receive time, ms since the epoch */
-  int ttl;             /* TTL or hop limit; -1 when not said */
-  int family;          /* of the pktinfo: AF_INET, AF_INET6, or 0 when none came */
-  unsigned ifindex;
-  unsigned char dst[16];  /* the header's destination */
-  unsigned char spec[4];  /* IPv4: the local address to answer from (ipi_spec_dst) */
-  int gso;             /* UDP_GRO: the size of each datagram the buffer holds (the last may be shorter); 0: one datagram */
-} arrival_t;
 
-static void parse_cmsgs(struct msghdr *m, double fallback, arrival_t *a) {
+void parse_cmsgs(struct msghdr *m, double fallback, arrival_t *a) {
   a->ms = fallback;
   a->ttl = -1;
   a->family = 0;
@@ -692,94 +573,133 @@ static napi_value arrival_to_js(napi_env env, sock_t *s, const arrival_t *a) {
 }
 
 /*
- * Hands one batch to JS: onBatch(slab, meta, count, senders, arrivals). meta holds per
- * datagram META_WORDS words: its length, its sender's index in senders, its kernel receive
- * time (f64 ms since the epoch), the index of its arrival in arrivals, its TTL (NONE when not
- * asked for or not said) and its offset in slab. A buffer read with UDP_GRO holding several
- * datagrams is split here, in order, each with its own length; they share the buffer's
- * sender, time and arrival. Both buffers are reused by the next batch: JS copies what it
- * keeps. arrivals (see arrival_to_js) is undefined unless metadata was asked for. On a
+ * Hands records to JS: onBatch(data, meta, count, senders, arrivals). meta holds per datagram
+ * META_WORDS words: its length, its sender's index in senders, its kernel receive time (f64
+ * ms since the epoch), the index of its arrival in arrivals, its TTL (NONE when not asked for
+ * or not said) and its offset in data. Both buffers are reused by the next batch: JS copies
+ * what it keeps. arrivals (see arrival_to_js) is undefined unless metadata was asked for. On a
  * receive error: onBatch(null, errorCode).
  */
-static int deliver(sock_t *s, napi_env env, int n) {
+int deliver_recs(sock_t *s, napi_env env, const rec_t *recs, uint32_t n, napi_value data) {
   napi_value cb, global, args[5], senders, arrivals, result;
   napi_get_reference_value(env, s->on_batch, &cb);
   napi_get_global(env, &global);
-  napi_get_reference_value(env, s->slab_ref, &args[0]);
+  args[0] = data;
   napi_get_reference_value(env, s->meta_ref, &args[1]);
   napi_create_array(env, &senders);
   if (s->metadata) napi_create_array(env, &arrivals);
   else napi_get_undefined(env, &arrivals);
-  struct timespec now;
-  clock_gettime(CLOCK_REALTIME, &now);
-  double fallback = (double)now.tv_sec * 1e3 + (double)now.tv_nsec / 1e6;
-  int uniq[BATCH];
-  int nuniq = 0;
-  arrival_t seen[BATCH];
-  int nseen = 0;
-  uint32_t rows = 0;
-  for (int i = 0; i < n; i++) {
-    struct msghdr *h = &s->msgs[i].msg_hdr;
-    int idx = -1;
-    for (int u = 0; u < nuniq; u++) {
-      struct msghdr *o = &s->msgs[uniq[u]].msg_hdr;
-      if (o->msg_namelen == h->msg_namelen && memcmp(o->msg_name, h->msg_name, h->msg_namelen) == 0) {
-        idx = u;
-        break;
-      }
+  // Distinct senders and arrivals, each said once: a flood from one sender costs one. Each
+  // record is compared with the last SEEN said; one seen before those is said again (the
+  // transport maps both to one object).
+  enum { SEEN = 64 };
+  static __thread uint32_t uniq[MAX_ROWS], seen[MAX_ROWS];
+  uint32_t nuniq = 0, nseen = 0;
+  for (uint32_t i = 0; i < n; i++) {
+    const rec_t *r = &recs[i];
+    uint32_t idx = NONE;
+    for (uint32_t u = nuniq; idx == NONE && u > 0 && u + SEEN > nuniq; u--) {
+      const rec_t *o = &recs[uniq[u - 1]];
+      if (o->namelen == r->namelen && memcmp(&o->from, &r->from, r->namelen) == 0) idx = u - 1;
     }
-    if (idx < 0) {
+    if (idx == NONE) {
       napi_value ip, port, pair;
-      idx = nuniq;
-      uniq[nuniq++] = i;
-      ip = addr_to_js(env, &s->addrs[i], &port);
+      struct sockaddr_storage ss;
+      memset(&ss, 0, sizeof ss);
+      memcpy(&ss, &r->from, r->namelen);
+      ip = addr_to_js(env, &ss, &port);
       napi_create_array_with_length(env, 2, &pair);
       napi_set_element(env, pair, 0, ip);
       napi_set_element(env, pair, 1, port);
-      napi_set_element(env, senders, (uint32_t)idx, pair);
+      idx = nuniq;
+      uniq[nuniq++] = i;
+      napi_set_element(env, senders, idx, pair);
     }
-    arrival_t a;
-    parse_cmsgs(h, fallback, &a);
     uint32_t where = NONE;
-    if (s->metadata && a.family != 0) {
-      int k = 0;
-      for (; k < nseen; k++) {
-        if (seen[k].family == a.family && seen[k].ifindex == a.ifindex &&
-            memcmp(seen[k].dst, a.dst, 16) == 0 && memcmp(seen[k].spec, a.spec, 4) == 0)
-          break;
+    const arrival_t *a = &r->a;
+    if (s->metadata && a->family != 0) {
+      for (uint32_t j = nseen; where == NONE && j > 0 && j + SEEN > nseen; j--) {
+        const arrival_t *o = &recs[seen[j - 1]].a;
+        if (o->family == a->family && o->ifindex == a->ifindex && memcmp(o->dst, a->dst, 16) == 0 &&
+            memcmp(o->spec, a->spec, 4) == 0)
+          where = j - 1;
       }
-      if (k == nseen) {
-        seen[nseen++] = a;
-        napi_set_element(env, arrivals, (uint32_t)k, arrival_to_js(env, s, &a));
+      if (where == NONE) {
+        where = nseen;
+        seen[nseen++] = i;
+        napi_set_element(env, arrivals, where, arrival_to_js(env, s, a));
       }
-      where = (uint32_t)k;
     }
-    uint32_t len = s->msgs[i].msg_len;
-    uint32_t seg = a.gso > 0 && (uint32_t)a.gso < len ? (uint32_t)a.gso : len;
-    if (seg < len) s->gro_reads++;
-    uint32_t base = (uint32_t)i * MAX_DGRAM;
-    uint32_t off = 0;
-    do {
-      uint32_t l = len - off < seg ? len - off : seg;
-      uint32_t *rec = s->meta + (size_t)rows * META_WORDS;
-      rec[0] = l;
-      rec[1] = (uint32_t)idx;
-      memcpy(rec + 2, &a.ms, sizeof a.ms);
-      rec[4] = where;
-      rec[5] = a.ttl < 0 ? NONE : (uint32_t)a.ttl;
-      rec[6] = base + off;
-      rows++;
-      off += l;
-    } while (off < len && rows < MAX_ROWS);
+    uint32_t *row = s->meta + (size_t)i * META_WORDS;
+    row[0] = r->len;
+    row[1] = idx;
+    memcpy(row + 2, &a->ms, sizeof a->ms);
+    row[4] = where;
+    row[5] = a->ttl < 0 ? NONE : (uint32_t)a->ttl;
+    row[6] = r->off;
   }
-  napi_create_uint32(env, rows, &args[2]);
+  napi_create_uint32(env, n, &args[2]);
   args[3] = senders;
   args[4] = arrivals;
   // make_callback, not call_function: promises the callback resolves settle right after it.
   return napi_make_callback(env, s->async_ctx, global, cb, 5, args, &result) == napi_ok ? 0 : -1;
 }
 
-static void deliver_error(sock_t *s, napi_env env, int e) {
+/*
+ * The records of the n messages a recvmmsg just read into the slab: a buffer read with
+ * UDP_GRO holding several datagrams is split here, in order, each with its own length; they
+ * share the buffer's sender, time and arrival. Returns how many.
+ */
+static uint32_t slab_records(sock_t *s, rec_t *recs, int n) {
+  struct timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  double fallback = (double)now.tv_sec * 1e3 + (double)now.tv_nsec / 1e6;
+  uint32_t rows = 0;
+  for (int i = 0; i < n && rows < MAX_ROWS; i++) {
+    struct msghdr *h = &s->msgs[i].msg_hdr;
+    rec_t *r = &recs[rows];
+    parse_cmsgs(h, fallback, &r->a);
+    r->namelen = h->msg_namelen <= sizeof r->from ? h->msg_namelen : sizeof r->from;
+    memcpy(&r->from, h->msg_name, r->namelen);
+    uint32_t len = s->msgs[i].msg_len;
+    uint32_t seg = r->a.gso > 0 && (uint32_t)r->a.gso < len ? (uint32_t)r->a.gso : len;
+    if (seg < len) s->gro_reads++;
+    uint32_t base = (uint32_t)i * MAX_DGRAM;
+    uint32_t off = 0;
+    do {
+      rec_t *d = &recs[rows];
+      if (d != r) *d = *r;
+      d->off = base + off;
+      d->len = len - off < seg ? len - off : seg;
+      off += d->len;
+      rows++;
+    } while (off < len && rows < MAX_ROWS);
+  }
+  return rows;
+}
+
+static int deliver(sock_t *s, napi_env env, int n) {
+  env_t *e = env_state(env);
+  if (!e->recs) {
+    e->recs = malloc(sizeof(rec_t) * MAX_ROWS);
+    if (!e->recs) return -1;
+  }
+  uint32_t rows = slab_records(s, e->recs, n);
+  napi_value slab;
+  napi_get_reference_value(env, s->slab_ref, &slab);
+  return deliver_recs(s, env, e->recs, rows, slab);
+}
+
+void surface_exception(napi_env env) {
+  bool pending = false;
+  napi_is_exception_pending(env, &pending);
+  if (!pending) return;
+  napi_value exc;
+  napi_get_and_clear_last_exception(env, &exc);
+  napi_fatal_exception(env, exc);
+}
+
+void deliver_error(sock_t *s, napi_env env, int e) {
   napi_value cb, global, args[2], result;
   napi_get_reference_value(env, s->on_batch, &cb);
   napi_get_global(env, &global);
@@ -841,7 +761,7 @@ static void timer_close_cb(uv_handle_t *h) { free(h); }
  */
 static void on_timer(uv_timer_t *t) {
   sock_t *s = t->data;
-  if (s->closed || !(s->events & UV_READABLE)) {
+  if (s->closed || !(s->events & UV_READABLE) || s->ring) {
     s->in_timer = 0;
     return;
   }
@@ -879,7 +799,7 @@ static void on_poll(uv_poll_t *h, int status, int events) {
   sock_t *s = h->data;
   if (s->closed) return;
   if (status < 0) events = s->events;
-  if ((events & UV_READABLE) && !s->in_timer) maybe_coalesce(s, read_batches(s, MAX_ROUNDS));
+  if ((events & UV_READABLE) && !s->in_timer && !s->ring) maybe_coalesce(s, read_batches(s, MAX_ROUNDS));
   if (!s->closed && (events & UV_WRITABLE) && (s->events & UV_WRITABLE)) {
     s->events &= ~UV_WRITABLE;
     update_poll(s);
@@ -978,6 +898,7 @@ static napi_value js_pause(napi_env env, napi_callback_info info) {
   if (paused) s->events &= ~UV_READABLE;
   else if (s->on_batch) s->events |= UV_READABLE;
   update_poll(s);
+  ring_pause(s, !(s->events & UV_READABLE));
   return NULL;
 }
 
@@ -1335,7 +1256,7 @@ static napi_value js_offloads(napi_env env, napi_callback_info info) {
   napi_set_element(env, out, 1, v);
   napi_create_double(env, s->gso_sends, &v);
   napi_set_element(env, out, 2, v);
-  napi_create_double(env, s->gro_reads, &v);
+  napi_create_double(env, s->gro_reads + ring_gro_reads(s), &v);
   napi_set_element(env, out, 3, v);
   return out;
 }
@@ -1470,6 +1391,7 @@ static napi_value js_set_read_limit(napi_env env, napi_callback_info info) {
   } else {
     s->budget = n < 0 ? -1 : n;
   }
+  ring_limit(s, n, more);
   if (!s->closed && s->on_batch) update_poll(s);
   return NULL;
 }
@@ -1688,6 +1610,7 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
   sock_t *s = NULL;
   CALL(env, napi_get_value_external(env, argv[0], (void **)&s));
   if (!s || s->closed) return NULL;
+  ring_stop(s, env, 1);
   s->closed = 1;
   s->events = 0;
   if (s->poll) {
@@ -1739,6 +1662,7 @@ static void env_free(napi_env env, void *data, void *hint) {
   }
   if (e->timer_fd >= 0) close(e->timer_fd);
   free(e->plan);
+  free(e->recs);
   free(e);
 }
 
@@ -1770,6 +1694,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"gro", NULL, js_gro, NULL, NULL, NULL, napi_default, NULL},
       {"offloads", NULL, js_offloads, NULL, NULL, NULL, napi_default, NULL},
       {"steerByCpu", NULL, js_steer_by_cpu, NULL, NULL, NULL, napi_default, NULL},
+      {"receiveThread", NULL, js_receive_thread, NULL, NULL, NULL, napi_default, NULL},
+      {"ringStats", NULL, js_ring_stats, NULL, NULL, NULL, napi_default, NULL},
       {"close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL},
       {"setCoalesce", NULL, js_set_coalesce, NULL, NULL, NULL, napi_default, NULL},
       {"hexDumpInto", NULL, js_hex_dump_into, NULL, NULL, NULL, napi_default, NULL},

@@ -137,4 +137,4 @@ export {
   UdpSocket,
   type UdpSocketOptions,
 } from './socket.js';
-export type { Offloads, TransportKind } from './transport.js';
+export type { Offloads, RingStats, TransportKind } from './transport.js';

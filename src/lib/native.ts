@@ -17,6 +17,13 @@ export type NativeArrival = [string, string | undefined, string, number];
 export interface NativeAddon {
   /** reusePort: SO_REUSEPORT, for a group of sockets on one port (one per worker thread). */
   open(family: 4 | 6, reuseAddr: boolean, ipv6Only: boolean, reusePort?: boolean): NativeHandle;
+  /**
+   * A thread reads the socket into a bounded ring from now on (after startReceiving), and
+   * the loop takes batches from it: see native/ring.c.
+   */
+  receiveThread(sock: NativeHandle): boolean;
+  /** [datagrams held in the ring, times it was full], or undefined without a receive thread. */
+  ringStats(sock: NativeHandle): [number, number] | undefined;
   /** Datagrams of a SO_REUSEPORT group of `n` go to socket (receiving CPU) mod n (classic BPF). */
   steerByCpu(sock: NativeHandle, n: number): void;
   bind(sock: NativeHandle, ip: string, port: number): void;

@@ -35,7 +35,13 @@ import {
 import { isMulticast, resolveInterface } from './interfaces.js';
 import { nativeUnavailableReason, type SocketOptionName } from './native.js';
 import { checkDestinationPort, type OutgoingDatagram, Sender } from './sender.js';
-import { createTransport, type Offloads, type Transport, type TransportKind } from './transport.js';
+import {
+  createTransport,
+  type Offloads,
+  type RingStats,
+  type Transport,
+  type TransportKind,
+} from './transport.js';
 
 export { checkSize, type OutgoingDatagram } from './sender.js';
 
@@ -93,6 +99,15 @@ export interface UdpSocketOptions {
    * wait in the queue. Off where the kernel lacks it or `UDPKIT_GSO=0` is set.
    */
   gro?: boolean;
+  /**
+   * Native transport: a thread of the addon reads the socket into a bounded ring (8 MB of
+   * payload, 32768 datagrams), and JavaScript takes batches from it, so that a garbage
+   * collection, the compiler or a slow write does not leave the kernel's buffer to overflow.
+   * Full, the ring stops taking until JavaScript frees room (counted in
+   * {@link UdpSocket.receiveRing}); nothing it read is dropped. Pause and read limits stop the
+   * thread as they stop reading. Default false; ignored on node:dgram.
+   */
+  receiveThread?: boolean;
   /**
    * Decides per sender whether a received datagram is taken (true) or denied: a denied one is
    * counted in {@link UdpSocket.denied} and reaches no consumer, queue or limit, and does not
@@ -237,6 +252,7 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
           coalesce: options.coalesce ?? false,
           gso: options.gso ?? true,
           gro: options.gro ?? false,
+          receiveThread: options.receiveThread ?? false,
         },
         {
           datagram: (data, from, receivedAt, borrowed, arrival, ttl) =>
@@ -505,6 +521,11 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
    */
   get offloads(): Offloads | undefined {
     return this.#transport.offloads();
+  }
+
+  /** The receive thread's ring ({@link UdpSocketOptions.receiveThread}); undefined without one. */
+  get receiveRing(): RingStats | undefined {
+    return this.#transport.ring();
   }
 
   /**

@@ -148,6 +148,8 @@ export interface Transport {
   offloads(): Offloads | undefined;
   /** Turns read coalescing on or off (native only; see TransportOptions.coalesce). */
   setCoalesce(on: boolean): void;
+  /** The receive thread's ring, when one reads the socket. */
+  ring(): RingStats | undefined;
   /**
    * Hands `payloads` to the sink as if received from 127.0.0.1:1, through the same code a
    * real batch takes (the native transport: its batch handler, from a slab laid out as the
@@ -168,6 +170,16 @@ export interface TransportOptions {
   gso: boolean;
   /** Native only: reads may hold many datagrams (UDP_GRO). */
   gro: boolean;
+  /** Native only: a thread reads the socket into a bounded ring (native/ring.c). */
+  receiveThread: boolean;
+}
+
+/** See {@link UdpSocket.receiveRing}. */
+export interface RingStats {
+  /** Datagrams read by the thread, not yet handed over. */
+  held: number;
+  /** Times the ring was full: the thread waited, and the kernel's buffer held what came. */
+  fulls: number;
 }
 
 /** See {@link UdpSocket.offloads}. */
@@ -450,6 +462,10 @@ class DgramTransport implements Transport {
 
   setCoalesce(): void {}
 
+  ring(): undefined {
+    return undefined;
+  }
+
   kernelDrops(): number | undefined {
     // The libuv handle shows its descriptor; where it does not, find the socket by address.
     const fd = this.#handle()?.fd;
@@ -578,6 +594,7 @@ class NativeTransport implements Transport {
   #sink: TransportSink;
   #family: IpFamily;
   #coalesce: boolean;
+  #thread: boolean;
   #closed = false;
   #receiving = false;
   #queue: PendingSend[] = [];
@@ -600,6 +617,7 @@ class NativeTransport implements Transport {
     this.#sink = sink;
     this.#family = options.family;
     this.#coalesce = options.coalesce;
+    this.#thread = options.receiveThread;
     this.#sock = this.#addon.open(options.family === 'IPv6' ? 6 : 4, options.reuseAddr, options.ipv6Only);
     this.#addon.gso(this.#sock, options.gso);
     if (options.gro) this.#addon.gro(this.#sock, true);
@@ -814,7 +832,8 @@ class NativeTransport implements Transport {
         this.#drain();
       },
     );
-    if (this.#coalesce && addon.bufferSize(sock, 0, 0, false) >= 1 << 20) addon.setCoalesce(sock, 1);
+    if (this.#thread) addon.receiveThread(sock);
+    else if (this.#coalesce && addon.bufferSize(sock, 0, 0, false) >= 1 << 20) addon.setCoalesce(sock, 1);
   }
 
   #startReceiving(): void {
@@ -967,6 +986,12 @@ class NativeTransport implements Transport {
 
   kernelDrops(): number | undefined {
     return this.#closed ? undefined : socketDrops(this.#addon.fd(this.#sock));
+  }
+
+  ring(): RingStats | undefined {
+    if (this.#closed) return undefined;
+    const stats = this.#addon.ringStats(this.#sock);
+    return stats && { held: stats[0], fulls: stats[1] };
   }
 
   setCoalesce(on: boolean): void {
