@@ -236,6 +236,7 @@ describe('defaults', () => {
       source: undefined,
       iface: undefined,
       showDst: false,
+      receiveThread: false,
     });
     expect(parseListenArgs([], { rcvbuf: '512K', stats: true })).toMatchObject({
       rcvbuf: 524288,

@@ -295,3 +295,39 @@ describe('udpkit listen: bad input gets one line and the right exit status', () 
     expect(r.stdout).toContain('A target without a port gets port 12345.');
   });
 });
+
+describe('listen --receive-thread', () => {
+  const DGRAM = { env: { UDPKIT_NATIVE: '0' } };
+  const native = nativeAddon || (process.env.CI && process.env.UDPKIT_NATIVE !== '0') ? it : it.skip;
+
+  native('prints every datagram once, in order, and --stats says how often its ring was full', async () => {
+    const { running, port } = await startListener(['--receive-thread', '--idle-timeout', '500ms', '--stats']);
+    const client = await bound();
+    const sent = Array.from({ length: 2000 }, (_, i) => `m${i}`);
+    for (let i = 0; i < sent.length; i += 100)
+      await client.sendEach(sent.slice(i, i + 100), port, '127.0.0.1');
+    const r = await running.wait();
+    expect(r.code).toBe(0);
+    expect(
+      r.stdout
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => l.split(' ')[2]),
+    ).toEqual(sent);
+    expect(r.stderr).toMatch(/udpkit listen: received=2000 bytes=\d+ printed=2000 .*ring_full=\d+/);
+  });
+
+  it('refuses --count with it (exit 2), and says it needs the addon on node:dgram (exit 1)', async () => {
+    const withCount = await runCli(['listen', '127.0.0.1', '0', '--receive-thread', '--count', '3']);
+    expect(withCount.code).toBe(2);
+    expect(withCount.stdout).toBe('');
+    expect(withCount.stderr).toMatch(
+      /^udpkit listen: --receive-thread reads ahead of the count: not with --count/,
+    );
+    const dgram = await runCli(['listen', '127.0.0.1', '0', '--receive-thread'], DGRAM);
+    expect(dgram.code).toBe(1);
+    expect(dgram.stderr).toBe(
+      'udpkit listen: --receive-thread needs the native transport (disabled by UDPKIT_NATIVE=0)\n',
+    );
+  });
+});

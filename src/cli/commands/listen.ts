@@ -68,6 +68,8 @@ export interface ListenOptions {
   iface: string | undefined;
   /** --show-dst: text and hex lines say where each datagram arrived. */
   showDst: boolean;
+  /** --receive-thread: a thread of the addon reads into a ring (native/ring.c). */
+  receiveThread: boolean;
 }
 
 /** The raw option values commander hands over. */
@@ -88,6 +90,7 @@ export interface ListenFlags {
   source?: string;
   interface?: string;
   showDst?: boolean;
+  receiveThread?: boolean;
 }
 
 export const DEFAULT_LISTEN_PORT = 12345;
@@ -116,6 +119,9 @@ export function parseListenArgs(positionals: readonly string[], flags: ListenFla
       `--show-dst adds to text lines and hex headers, not to ${format} (json always has it)`,
     );
   }
+  if (flags.receiveThread && flags.count !== undefined) {
+    throw new UsageError('--receive-thread reads ahead of the count: not with --count');
+  }
   return {
     host,
     port: port ?? DEFAULT_LISTEN_PORT,
@@ -130,6 +136,7 @@ export function parseListenArgs(positionals: readonly string[], flags: ListenFla
     stats: parseStatsFlags(flags),
     access: parseAccessRules(flags.access),
     showDst: flags.showDst ?? false,
+    receiveThread: flags.receiveThread ?? false,
     ...multicast,
   };
 }
@@ -166,7 +173,8 @@ export async function runReceiver(opts: ListenOptions, io: CliIO, hooks: Receive
   const name = `udpkit ${hooks.verb}`;
   const format = createByteFormatter(opts.format, { timestamps: opts.timestamps, destination: opts.showDst });
   const metadata = opts.format === 'json' || opts.showDst || hooks.metadata === true;
-  await warmUp(format, metadata, io.signal);
+  // With the receive thread, the first datagrams wait in its ring while the code warms up.
+  if (!opts.receiveThread) await warmUp(format, metadata, io.signal);
   const address = opts.host ?? (opts.family === 'IPv6' ? '::' : '0.0.0.0');
   let socket: UdpSocket;
   try {
@@ -178,6 +186,9 @@ export async function runReceiver(opts: ListenOptions, io: CliIO, hooks: Receive
       ...(opts.access && { accept: (from) => (opts.access as AccessList).allows(from.address) }),
       // Under a flood, read once a millisecond rather than per wake-up: less CPU per datagram.
       coalesce: true,
+      // --receive-thread: a thread of the addon reads into a ring while JavaScript formats
+      // and writes, so a pause of the loop does not overflow the kernel's buffer.
+      receiveThread: opts.receiveThread,
       // Where each datagram arrived: json has it, --show-dst prints it, echo answers from it.
       metadata,
       ...(opts.join.length === 0 && opts.iface !== undefined && { interface: opts.iface }),
@@ -190,9 +201,12 @@ export async function runReceiver(opts: ListenOptions, io: CliIO, hooks: Receive
     return EXIT_OK;
   }
   try {
+    const why = nativeUnavailableReason === undefined ? '' : ` (${nativeUnavailableReason})`;
     if (opts.showDst && !socket.metadata) {
-      const why = nativeUnavailableReason === undefined ? '' : ` (${nativeUnavailableReason})`;
       throw new NotSupportedError(`--show-dst needs the native transport${why}`);
+    }
+    if (opts.receiveThread && socket.receiveRing === undefined) {
+      throw new NotSupportedError(`--receive-thread needs the native transport${why}`);
     }
     for (const group of opts.join) {
       if (opts.source === undefined) socket.addMembership(group, opts.iface);
@@ -223,6 +237,12 @@ export async function runReceiver(opts: ListenOptions, io: CliIO, hooks: Receive
     if (socket.state === 'bound') kernelDrops = socket.kernelDrops;
     return kernelDrops;
   };
+  // Likewise the times the receive thread's ring was full (the kernel's buffer then held).
+  let ringFull: number | undefined;
+  const readRingFull = () => {
+    if (socket.state === 'bound') ringFull = socket.receiveRing?.fulls;
+    return ringFull;
+  };
   const counters = (): ListenCounters => ({
     received: socket.packetsReceived,
     bytes: socket.bytesReceived,
@@ -231,6 +251,7 @@ export async function runReceiver(opts: ListenOptions, io: CliIO, hooks: Receive
     drops_queue: socket.droppedByQueue + socket.queued,
     drops_output: out.dropped,
     drops_kernel: readKernelDrops(),
+    ring_full: readRingFull(),
     denied: opts.access ? socket.denied : undefined,
     ...hooks.counters?.(socket),
   });
@@ -270,7 +291,8 @@ export async function runReceiver(opts: ListenOptions, io: CliIO, hooks: Receive
       if (!(err instanceof AbortError)) throw err;
     } finally {
       receiving = false;
-      readKernelDrops(); // the last reading the open socket allows
+      readKernelDrops(); // the last readings the open socket allows
+      readRingFull();
       await hooks.settle?.(socket);
       await socket.close();
     }
@@ -305,6 +327,8 @@ interface ListenCounters extends Counters {
   drops_queue: number;
   drops_output: number;
   drops_kernel: number | undefined;
+  /** With --receive-thread: times its ring was full (never a drop: the thread waits). */
+  ring_full: number | undefined;
   denied: number | undefined;
 }
 
@@ -447,6 +471,10 @@ export function receiverCommand(
     .option(
       '--show-dst',
       "text and hex: add where each datagram arrived (' to 10.0.0.1 on eth0 ttl 64'; native transport)",
+    )
+    .option(
+      '--receive-thread',
+      'a thread reads the socket into an 8 MB ring, so a busy moment of the output does not overflow the kernel buffer (native transport; costs CPU on a single core)',
     )
     .option('--stats', 'print counters to stderr every second, and at exit')
     .option(
