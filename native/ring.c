@@ -105,12 +105,7 @@ static void *thread_main(void *arg) {
     }
     if (!(p[0].revents & (POLLIN | POLLERR)) || atomic_load(&r->stop)) continue;
     int want = budget >= 0 && budget < BATCH ? (int)budget : BATCH;
-    for (int i = 0; i < want; i++) {
-      r->msgs[i].msg_hdr.msg_namelen = sizeof r->addrs[i];
-      r->msgs[i].msg_hdr.msg_control = r->ctrl + (size_t)i * (size_t)r->ctrl_len;
-      r->msgs[i].msg_hdr.msg_controllen = (size_t)r->ctrl_len;
-      r->msgs[i].msg_hdr.msg_flags = 0;
-    }
+    prepare_reads(r->msgs, r->addrs, r->ctrl, r->ctrl_len, want);
     int n = recvmmsg(r->fd, r->msgs, (unsigned)want, MSG_DONTWAIT, NULL);
     if (n < 0) {
       if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
@@ -120,22 +115,14 @@ static void *thread_main(void *arg) {
       continue;
     }
     if (budget > 0) atomic_fetch_sub(&r->budget, n);
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    double fallback = (double)now.tv_sec * 1e3 + (double)now.tv_nsec / 1e6;
+    double fallback = now_ms();
     for (int i = 0; i < n; i++) {
-      struct msghdr *h = &r->msgs[i].msg_hdr;
-      rec_t one;
-      parse_cmsgs(h, fallback, &one.a);
-      one.namelen = h->msg_namelen <= sizeof one.from ? h->msg_namelen : sizeof one.from;
-      memcpy(&one.from, h->msg_name, one.namelen);
-      uint32_t len = r->msgs[i].msg_len;
-      uint32_t seg = one.a.gso > 0 && (uint32_t)one.a.gso < len ? (uint32_t)one.a.gso : len;
-      if (seg < len) atomic_fetch_add(&r->gro_reads, 1);
+      rec_t segs[MAX_SEGS];
+      uint32_t k = message_records(&r->msgs[i], fallback, 0, segs, MAX_SEGS);
+      if (k > 1) atomic_fetch_add(&r->gro_reads, 1);
       const unsigned char *src = r->scratch + (size_t)i * MAX_DGRAM;
-      uint32_t off = 0;
-      do {
-        uint32_t l = len - off < seg ? len - off : seg;
+      for (uint32_t j = 0; j < k; j++) {
+        uint32_t l = segs[j].len;
         uint64_t pos;
         // Full: what was read so far goes to JS, and this thread waits for room (closing, JS
         // keeps taking until the thread is done; a socket collected unclosed abandons it).
@@ -151,16 +138,13 @@ static void *thread_main(void *arg) {
           i = n;
           break;
         }
-        memcpy(r->arena + pos % ARENA, src + off, l);
-        rec_t *d = &r->recs[head % RECS];
+        memcpy(r->arena + pos % ARENA, src + segs[j].off, l);
+        r->recs[head % RECS] = segs[j];
+        r->recs[head % RECS].off = (uint32_t)(pos % ARENA);
         r->ends[head % RECS] = pos + l;
-        *d = one;
-        d->off = (uint32_t)(pos % ARENA);
-        d->len = l;
         head++;
         dhead = pos + l;
-        off += l;
-      } while (off < len);
+      }
     }
     atomic_store_explicit(&r->dhead, dhead, memory_order_release);
     atomic_store_explicit(&r->head, head, memory_order_release);

@@ -645,35 +645,50 @@ int deliver_recs(sock_t *s, napi_env env, const rec_t *recs, uint32_t n, napi_va
   return napi_make_callback(env, s->async_ctx, global, cb, 5, args, &result) == napi_ok ? 0 : -1;
 }
 
-/*
- * The records of the n messages a recvmmsg just read into the slab: a buffer read with
- * UDP_GRO holding several datagrams is split here, in order, each with its own length; they
- * share the buffer's sender, time and arrival. Returns how many.
- */
-static uint32_t slab_records(sock_t *s, rec_t *recs, int n) {
+void prepare_reads(struct mmsghdr *msgs, struct sockaddr_storage *addrs, unsigned char *ctrl, int ctrl_len, int n) {
+  for (int i = 0; i < n; i++) {
+    msgs[i].msg_hdr.msg_namelen = sizeof addrs[i];
+    msgs[i].msg_hdr.msg_control = ctrl + (size_t)i * (size_t)ctrl_len;
+    msgs[i].msg_hdr.msg_controllen = (size_t)ctrl_len;
+    msgs[i].msg_hdr.msg_flags = 0;
+  }
+}
+
+double now_ms(void) {
   struct timespec now;
   clock_gettime(CLOCK_REALTIME, &now);
-  double fallback = (double)now.tv_sec * 1e3 + (double)now.tv_nsec / 1e6;
+  return (double)now.tv_sec * 1e3 + (double)now.tv_nsec / 1e6;
+}
+
+uint32_t message_records(struct mmsghdr *m, double fallback, uint32_t base, rec_t *out, uint32_t max) {
+  if (max == 0) return 0;
+  struct msghdr *h = &m->msg_hdr;
+  rec_t *r = &out[0];
+  parse_cmsgs(h, fallback, &r->a);
+  r->namelen = h->msg_namelen <= sizeof r->from ? h->msg_namelen : sizeof r->from;
+  memcpy(&r->from, h->msg_name, r->namelen);
+  uint32_t len = m->msg_len;
+  uint32_t seg = r->a.gso > 0 && (uint32_t)r->a.gso < len ? (uint32_t)r->a.gso : len;
+  uint32_t k = 0, off = 0;
+  do {
+    rec_t *d = &out[k];
+    if (d != r) *d = *r;
+    d->off = base + off;
+    d->len = len - off < seg ? len - off : seg;
+    off += d->len;
+    k++;
+  } while (off < len && k < max);
+  return k;
+}
+
+/* The records of the n messages a recvmmsg just read into the slab (message i at i * MAX_DGRAM). */
+static uint32_t slab_records(sock_t *s, rec_t *recs, int n) {
+  double fallback = now_ms();
   uint32_t rows = 0;
   for (int i = 0; i < n && rows < MAX_ROWS; i++) {
-    struct msghdr *h = &s->msgs[i].msg_hdr;
-    rec_t *r = &recs[rows];
-    parse_cmsgs(h, fallback, &r->a);
-    r->namelen = h->msg_namelen <= sizeof r->from ? h->msg_namelen : sizeof r->from;
-    memcpy(&r->from, h->msg_name, r->namelen);
-    uint32_t len = s->msgs[i].msg_len;
-    uint32_t seg = r->a.gso > 0 && (uint32_t)r->a.gso < len ? (uint32_t)r->a.gso : len;
-    if (seg < len) s->gro_reads++;
-    uint32_t base = (uint32_t)i * MAX_DGRAM;
-    uint32_t off = 0;
-    do {
-      rec_t *d = &recs[rows];
-      if (d != r) *d = *r;
-      d->off = base + off;
-      d->len = len - off < seg ? len - off : seg;
-      off += d->len;
-      rows++;
-    } while (off < len && rows < MAX_ROWS);
+    uint32_t k = message_records(&s->msgs[i], fallback, (uint32_t)i * MAX_DGRAM, &recs[rows], MAX_ROWS - rows);
+    if (k > 1) s->gro_reads++;
+    rows += k;
   }
   return rows;
 }
@@ -717,12 +732,7 @@ static int read_batches(sock_t *s, int rounds) {
        round++) {
     // Never read more than the reader still wants: the rest stays in the kernel's buffer.
     int want = s->budget >= 0 && s->budget < BATCH ? (int)s->budget : BATCH;
-    for (int i = 0; i < want; i++) {
-      s->msgs[i].msg_hdr.msg_namelen = sizeof s->addrs[i];
-      s->msgs[i].msg_hdr.msg_control = s->ctrl + (size_t)i * (size_t)s->ctrl_len;
-      s->msgs[i].msg_hdr.msg_controllen = (size_t)s->ctrl_len;
-      s->msgs[i].msg_hdr.msg_flags = 0;
-    }
+    prepare_reads(s->msgs, s->addrs, s->ctrl, s->ctrl_len, want);
     int n = recvmmsg(s->fd, s->msgs, (unsigned)want, MSG_DONTWAIT, NULL);
     if (n < 0) {
       if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) break;

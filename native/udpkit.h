@@ -150,6 +150,16 @@ napi_value throw_errno(napi_env env, int e, const char *syscall);
 sock_t *get_sock(napi_env env, napi_value v);
 int update_poll(sock_t *s);
 void parse_cmsgs(struct msghdr *m, double fallback, arrival_t *a);
+/* Readies n messages of a recvmmsg: their address room, control areas (ctrl_len each), flags. */
+void prepare_reads(struct mmsghdr *msgs, struct sockaddr_storage *addrs, unsigned char *ctrl, int ctrl_len, int n);
+/* The wall clock, ms since the epoch: a datagram's time when the kernel gave none. */
+double now_ms(void);
+/*
+ * The records of one message read (at most max): one datagram, or a GRO buffer split in order,
+ * each with its own length and offset base + its place in the buffer, sharing the sender,
+ * time and arrival. Returns how many.
+ */
+uint32_t message_records(struct mmsghdr *m, double fallback, uint32_t base, rec_t *out, uint32_t max);
 /* Hands recs[0..n) to JS (onBatch) with `data` as the buffer they point into: 0, or -1. */
 int deliver_recs(sock_t *s, napi_env env, const rec_t *recs, uint32_t n, napi_value data);
 void deliver_error(sock_t *s, napi_env env, int e);
