@@ -49,6 +49,43 @@ function notHex(lineNumber: number, shown: Uint8Array): InputError {
 }
 
 /**
+ * The records one {@link Framer.pushRecords} or {@link Framer.endRecords} completed, in order,
+ * with no object per record: first `carried`, when there is one, then record i of `data` is the
+ * bytes `data[offsets[i], offsets[i] + lengths[i])` for i below `count`. For `line` and `nul`,
+ * `data` is the chunk pushed itself (no copy). Valid until the framer's next call: it reuses
+ * the arrays.
+ */
+export interface FramedRecords {
+  /**
+   * A record not in `data`, which comes before those in it: one that began in an earlier chunk
+   * and ended in this one (a copy), or the last record, from `endRecords`.
+   */
+  readonly carried: Buffer | undefined;
+  /** The memory the records lie in. */
+  readonly data: Buffer;
+  /** Where record i starts in `data`; at least `count` long. */
+  readonly offsets: Uint32Array;
+  /** The length of record i (a `line`'s delimiter and trailing `\r` not counted); at least `count` long. */
+  readonly lengths: Uint32Array;
+  /** How many records lie in `data`. */
+  readonly count: number;
+}
+
+/** The records of `framed` as Buffers, the ones in its data as views of it. */
+function recordList(framed: FramedRecords): Buffer[] {
+  const { carried, data, offsets, lengths, count } = framed;
+  const out: Buffer[] = carried === undefined ? [] : [carried];
+  for (let i = 0; i < count; i++) {
+    const at = offsets[i] as number;
+    out.push(data.subarray(at, at + (lengths[i] as number)));
+  }
+  return out;
+}
+
+const EMPTY = Buffer.alloc(0);
+const NO_OFFSETS = new Uint32Array(0);
+
+/**
  * Cuts a byte stream into datagrams. A record over `maxSize` bytes fails at the byte that takes
  * it over the limit, in the `push` that brings that byte, and is neither held nor read to its
  * end: an endless source (`/dev/zero`, a stream with no delimiter) fails after `maxSize + 1`
@@ -72,6 +109,9 @@ export class Framer {
   /** `hex`: the text shown for a character that is not hex, while it waits for up to 8 bytes. */
   #badHex: Buffer | undefined;
   #records = 0;
+  /** The arrays of {@link FramedRecords}, reused and grown as chunks need. */
+  #offsets = NO_OFFSETS;
+  #lengths = NO_OFFSETS;
   #ended = false;
   /** The error that stopped the input; thrown by every later call. */
   #failed: Error | undefined;
@@ -107,21 +147,113 @@ export class Framer {
    * `hex` line with an odd number of digits
    */
   push(chunk: Uint8Array): Buffer[] {
+    const buf = this.#accept(chunk);
+    if (this.framing === 'line' || this.framing === 'nul') return recordList(this.#frameDelimited(buf));
+    return this.#pushListed(buf);
+  }
+
+  /**
+   * Like {@link Framer.push}, with the records as offsets and lengths into the chunk rather than
+   * a Buffer each: for senders of many small records (see `UdpSocket.sendRecords`). A record
+   * that began in an earlier chunk comes first, as `carried`. The same records, limits and
+   * errors as `push`; for `hex` and `whole`, `data` is a copy holding the decoded records.
+   *
+   * @throws the errors of {@link Framer.push}
+   */
+  pushRecords(chunk: Uint8Array): FramedRecords {
+    const buf = this.#accept(chunk);
+    if (this.framing === 'line' || this.framing === 'nul') return this.#frameDelimited(buf);
+    return this.#pack(this.#pushListed(buf));
+  }
+
+  /** The chunk as a Buffer, once the framer may take one. */
+  #accept(chunk: Uint8Array): Buffer {
     if (this.#failed) throw this.#failed;
     if (this.#ended) throw new InvalidArgumentError('push after end');
-    const buf = Buffer.isBuffer(chunk)
-      ? chunk
-      : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    return Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+  }
+
+  /**
+   * `line` and `nul`: the records of `buf`, in place. A record left unfinished by an earlier
+   * chunk is finished first (`carried`); the rest of the chunk after the last delimiter is held
+   * for the next. On a bad record, those before it are returned and the next call throws.
+   */
+  #frameDelimited(buf: Buffer): FramedRecords {
+    const delimiter = this.framing === 'nul' ? NUL : LF;
+    const line = this.framing === 'line';
+    const max = this.maxSize;
+    let carried: Buffer | undefined;
+    let count = 0;
+    let start = 0;
+    try {
+      let at = buf.indexOf(delimiter, 0);
+      if (at >= 0 && this.#parts.length > 0) {
+        carried = this.#endRecord(buf, 0, at);
+        start = at + 1;
+        at = buf.indexOf(delimiter, start);
+      }
+      let offsets = this.#offsets;
+      let lengths = this.#lengths;
+      while (at >= 0) {
+        let len = at - start;
+        // A line one byte over passes when that byte is its trailing \r, which is not sent.
+        if (len > max && !(line && len === max + 1 && buf[at - 1] === CR)) throw this.#tooLarge();
+        if (line && len > 0 && buf[at - 1] === CR) len--;
+        if (count === offsets.length) {
+          this.#grow(count * 2 || 1024);
+          offsets = this.#offsets;
+          lengths = this.#lengths;
+        }
+        offsets[count] = start;
+        lengths[count] = len;
+        count++;
+        this.#records++;
+        start = at + 1;
+        at = buf.indexOf(delimiter, start);
+      }
+      this.#feed(buf, start, buf.length, false);
+    } catch (err) {
+      this.#failed = err as Error;
+      if (count === 0 && carried === undefined) throw err;
+    }
+    return { carried, data: buf, offsets: this.#offsets, lengths: this.#lengths, count };
+  }
+
+  /** Makes room for `n` records in the reused arrays. */
+  #grow(n: number): void {
+    const offsets = new Uint32Array(n);
+    const lengths = new Uint32Array(n);
+    offsets.set(this.#offsets);
+    lengths.set(this.#lengths);
+    this.#offsets = offsets;
+    this.#lengths = lengths;
+  }
+
+  /** `records` packed into one buffer, as {@link FramedRecords}. */
+  #pack(records: Buffer[]): FramedRecords {
+    const count = records.length;
+    if (count > this.#offsets.length) this.#grow(Math.max(count, 16));
+    let at = 0;
+    for (let i = 0; i < count; i++) {
+      this.#offsets[i] = at;
+      this.#lengths[i] = (records[i] as Buffer).length;
+      at += (records[i] as Buffer).length;
+    }
+    const data = count === 1 ? (records[0] as Buffer) : count === 0 ? EMPTY : Buffer.concat(records, at);
+    return { carried: undefined, data, offsets: this.#offsets, lengths: this.#lengths, count };
+  }
+
+  /** `hex` and `whole`: the records `buf` completes, each its own Buffer. */
+  #pushListed(buf: Buffer): Buffer[] {
     const out: Buffer[] = [];
     try {
       if (this.framing === 'whole') {
         this.#feed(buf, 0, buf.length, false);
         return out;
       }
-      const delimiter = this.framing === 'nul' ? NUL : LF;
       let start = 0;
       for (;;) {
-        const at = buf.indexOf(delimiter, start);
+        const at = buf.indexOf(LF, start);
         if (at < 0) break;
         out.push(this.#endRecord(buf, start, at));
         start = at + 1;
@@ -133,6 +265,16 @@ export class Framer {
       if (out.length === 0) throw err;
       return out;
     }
+  }
+
+  /**
+   * {@link Framer.end}, as {@link FramedRecords}: the last record, if any, is `carried`.
+   *
+   * @throws the errors of {@link Framer.push}
+   */
+  endRecords(): FramedRecords {
+    const [last] = this.end();
+    return { carried: last, data: EMPTY, offsets: this.#offsets, lengths: this.#lengths, count: 0 };
   }
 
   /**

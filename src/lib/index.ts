@@ -56,7 +56,14 @@ export {
   UNSAFE_CODE_POINTS,
   type UnsafeCodePointRange,
 } from './format.js';
-export { decodeHexLine, FRAMINGS, Framer, type Framing, parseFraming } from './framing.js';
+export {
+  decodeHexLine,
+  FRAMINGS,
+  type FramedRecords,
+  Framer,
+  type Framing,
+  parseFraming,
+} from './framing.js';
 export { createSequencedBatch, MIN_SEQUENCED_SIZE, numberDatagrams, readSequence } from './generate.js';
 export {
   DelayModel,

@@ -167,6 +167,49 @@ export class Sender {
     }
   }
 
+  sendRecords(
+    data: Uint8Array,
+    offsets: Uint32Array,
+    lengths: Uint32Array,
+    count: number,
+    port?: number,
+    host?: string,
+  ): Promise<void> {
+    try {
+      if (
+        !(data instanceof Uint8Array) ||
+        !(offsets instanceof Uint32Array) ||
+        !(lengths instanceof Uint32Array)
+      ) {
+        throw new InvalidArgumentError(
+          'sendRecords needs a Uint8Array of data and Uint32Arrays of offsets and lengths',
+        );
+      }
+      const most = Math.min(offsets.length, lengths.length);
+      if (!Number.isInteger(count) || count < 0 || count > most) {
+        throw new InvalidArgumentError(`count ${count} is not in 0-${most}`);
+      }
+      const limit = maxPayload(this.#ctx.family);
+      const size = data.length;
+      let total = 0;
+      for (let i = 0; i < count; i++) {
+        const len = lengths[i] as number;
+        if (len > limit) checkSize(len, this.#ctx.family);
+        const end = (offsets[i] as number) + len;
+        if (end > size) {
+          throw new InvalidArgumentError(`record ${i} ends at byte ${end}, past the ${size} bytes of data`);
+        }
+        total += len;
+      }
+      const dest = this.#destination(port, host);
+      return this.#start(dest, count, total, lengths, (d) =>
+        this.#transport.sendRecords(data, offsets, lengths, count, d?.port, d?.address),
+      );
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
   trySend(data: Uint8Array | string, port?: number, host?: string): boolean {
     return this.#trySendOne(data, port, host, undefined);
   }

@@ -676,6 +676,30 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
   }
 
   /**
+   * Sends `count` datagrams lying anywhere in `data`, in order: datagram i is the bytes
+   * `data[offsets[i], offsets[i] + lengths[i])`. Like {@link UdpSocket.sendPacked}, but the
+   * datagrams need not be back to back: records framed inside one chunk of input (lines, with
+   * their delimiters between them) go out as they lie, with no object per record, in one
+   * system call per 64 messages with the native transport (and, with GSO, equal-size runs as
+   * one buffer each). Don't change `data` or the arrays until the promise settles.
+   *
+   * @throws {InvalidArgumentError} `UDP_ERR_INVALID_ARG` when a record runs past the data, or
+   *   on a bad destination
+   * @throws the errors of {@link UdpSocket.send}; the error's `sent` says how many of the
+   *   datagrams the kernel took before it (that one and those after it were not sent)
+   */
+  sendRecords(
+    data: Uint8Array,
+    offsets: Uint32Array,
+    lengths: Uint32Array,
+    count: number,
+    port?: number,
+    host?: string,
+  ): Promise<void> {
+    return this.#sender.sendRecords(data, offsets, lengths, count, port, host);
+  }
+
+  /**
    * Sends one datagram now, if the socket can take it without waiting, for hot loops that
    * prefer a `false` to a promise: true when the kernel took it (node:dgram: when it was handed
    * over; its errors are then counted in {@link sendErrors}), false when it would have to wait

@@ -117,6 +117,19 @@ export interface Transport {
     port: number | undefined,
     address: string | undefined,
   ): Promise<void> | undefined;
+  /**
+   * Sends `count` datagrams lying anywhere in `data`, in order: datagram i is
+   * `data[offsets[i], offsets[i] + lengths[i])` (records framed inside one chunk of input,
+   * with no object per record). Resolves when the kernel took them all.
+   */
+  sendRecords(
+    data: Uint8Array,
+    offsets: Uint32Array,
+    lengths: Uint32Array,
+    count: number,
+    port: number | undefined,
+    address: string | undefined,
+  ): Promise<void> | undefined;
   /** Joins (or leaves) a multicast group, source-specific with a source, on an interface or the routed one. */
   membership(join: boolean, group: string, source: string | undefined, iface: InterfaceRef | undefined): void;
   /** The interface multicast sent from here goes out of. */
@@ -349,6 +362,20 @@ class DgramTransport implements Transport {
     });
   }
 
+  async sendRecords(
+    data: Uint8Array,
+    offsets: Uint32Array,
+    lengths: Uint32Array,
+    count: number,
+    port: number | undefined,
+    address: string | undefined,
+  ): Promise<void> {
+    await this.#sendInOrder(count, (i) => {
+      const at = offsets[i] as number;
+      return [data.subarray(at, at + (lengths[i] as number)), port, address];
+    });
+  }
+
   membership(
     join: boolean,
     group: string,
@@ -491,6 +518,8 @@ interface PendingSend {
   list: Uint8Array[] | undefined;
   data: Uint8Array;
   lengths: Uint32Array;
+  /** Where each datagram starts in `data`, when they are not back to back (sendRecords). */
+  offsets?: Uint32Array | undefined;
   next: number;
   count: number;
   port: number | undefined;
@@ -517,6 +546,26 @@ function withSent(err: unknown, sent: number): Error {
 function keepOwnCopy(job: PendingSend): void {
   if (job.list) {
     job.list = job.list.map((p, i) => (i < job.next ? p : Uint8Array.prototype.slice.call(p)));
+    return;
+  }
+  if (job.offsets) {
+    // Only the records still to go, packed: the chunk they lie in may be megabytes.
+    const { data, offsets, lengths, next, count } = job;
+    let bytes = 0;
+    for (let i = next; i < count; i++) bytes += lengths[i] as number;
+    const own = Buffer.allocUnsafe(bytes);
+    const at = new Uint32Array(count);
+    let o = 0;
+    for (let i = next; i < count; i++) {
+      const from = offsets[i] as number;
+      const len = lengths[i] as number;
+      own.set(data.subarray(from, from + len), o);
+      at[i] = o;
+      o += len;
+    }
+    job.data = own;
+    job.offsets = at;
+    job.lengths = lengths.slice(0, count);
     return;
   }
   job.data = Uint8Array.prototype.slice.call(job.data);
@@ -736,6 +785,43 @@ class NativeTransport implements Transport {
     return this.#enqueue({ list: undefined, data, lengths, count, port, address });
   }
 
+  sendRecords(
+    data: Uint8Array,
+    offsets: Uint32Array,
+    lengths: Uint32Array,
+    count: number,
+    port: number | undefined,
+    address: string | undefined,
+  ): Promise<void> | undefined {
+    // The addon wants offsets for every length it is given.
+    const lens = lengths.length > offsets.length ? lengths.subarray(0, offsets.length) : lengths;
+    const job = { list: undefined, data, lengths: lens, offsets, count, port, address };
+    if (this.#queue.length === 0 && !this.#closed) {
+      // As sendPacked: one call for the whole run of records, no job and no promise when the
+      // kernel takes it all.
+      let sent: number;
+      try {
+        sent = this.#addon.sendBatch(
+          this.#sock,
+          data,
+          lens,
+          0,
+          count,
+          address ?? null,
+          port ?? 0,
+          null,
+          0,
+          offsets,
+        );
+      } catch (err) {
+        throw withSent(err, 0);
+      }
+      if (sent >= count) return undefined;
+      return this.#enqueue(job, sent, true);
+    }
+    return this.#enqueue(job);
+  }
+
   /**
    * Sends a job now if nothing waits before it; returns undefined when the kernel took it all,
    * else a promise for the rest, which waits for room (`next` datagrams already went). `tried`:
@@ -783,6 +869,7 @@ class NativeTransport implements Transport {
             job.port ?? 0,
             job.from?.replyFrom ?? null,
             job.from?.replyInterface ?? 0,
+            job.offsets,
           );
     } catch (err) {
       throw withSent(err, job.next);

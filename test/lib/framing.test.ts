@@ -1,10 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import {
   decodeHexLine,
+  type FramedRecords,
   Framer,
+  type Framing,
   InputError,
   MessageTooLargeError,
   parseFraming,
+  seededRandom,
 } from '../../src/lib/index.js';
 
 const s = (bufs: Buffer[]) => bufs.map((x) => x.toString('latin1'));
@@ -268,4 +271,124 @@ describe('size limit', () => {
 
 it('rejects unknown framings', () => {
   expect(() => parseFraming('csv')).toThrow("unknown framing 'csv' (allowed: line, nul, whole, hex)");
+});
+
+/** What `pushRecords` and `endRecords` framed, as Buffers (copied: their arrays are reused). */
+function frameRecords(framing: Framing, input: Buffer, size: number, max = 100): Buffer[] {
+  const f = new Framer(framing, max);
+  const out: Buffer[] = [];
+  const take = (r: FramedRecords) => {
+    if (r.carried) out.push(Buffer.from(r.carried));
+    for (let i = 0; i < r.count; i++) {
+      const at = r.offsets[i] as number;
+      out.push(Buffer.from(r.data.subarray(at, at + (r.lengths[i] as number))));
+    }
+  };
+  for (let i = 0; i < input.length; i += size) take(f.pushRecords(input.subarray(i, i + size)));
+  take(f.endRecords());
+  return out;
+}
+
+describe('pushRecords: records as offsets and lengths into the chunk', () => {
+  it('line: records in place, the one that straddles two chunks carried, CRLF split across them too', () => {
+    const f = new Framer('line', 100);
+    const first = Buffer.from('one\r\ntwo\nthr');
+    const a = f.pushRecords(first);
+    expect(a.carried).toBeUndefined();
+    // No copy: the records lie in the chunk pushed.
+    expect(a.data).toBe(first);
+    expect(a.count).toBe(2);
+    expect([...a.offsets.subarray(0, 2)]).toEqual([0, 5]);
+    expect([...a.lengths.subarray(0, 2)]).toEqual([3, 3]);
+    const b = f.pushRecords(Buffer.from('ee\r'));
+    expect([b.carried, b.count]).toEqual([undefined, 0]);
+    const c = f.pushRecords(Buffer.from('\nfour\n'));
+    expect(c.carried?.toString()).toBe('three');
+    expect(c.count).toBe(1);
+    expect(c.data.toString('latin1', c.offsets[0], (c.offsets[0] as number) + (c.lengths[0] as number))).toBe(
+      'four',
+    );
+    expect(f.records).toBe(4);
+    const end = f.endRecords();
+    expect([end.carried, end.count]).toEqual([undefined, 0]);
+  });
+
+  it('nul: an unterminated last record comes from endRecords, carried', () => {
+    const f = new Framer('nul', 100);
+    expect(f.pushRecords(Buffer.from('a\0b')).count).toBe(1);
+    const end = f.endRecords();
+    expect(end.carried?.toString()).toBe('b');
+    expect(end.count).toBe(0);
+  });
+
+  it('whole and hex: the records decoded, packed into one buffer', () => {
+    expect(s(frameRecords('whole', Buffer.from('a\nb'), 2))).toEqual(['a\nb']);
+    expect(s(frameRecords('whole', Buffer.alloc(0), 2))).toEqual(['']);
+    const f = new Framer('hex', 100);
+    const r = f.pushRecords(Buffer.from('41 42\n\n43\n44'));
+    expect(r.count).toBe(3);
+    expect([...r.lengths.subarray(0, 3)]).toEqual([2, 0, 1]);
+    expect(r.data.toString()).toBe('ABC');
+    expect(f.endRecords().carried?.toString()).toBe('D');
+  });
+
+  it('grows its arrays for a chunk of many records, and reuses them', () => {
+    const f = new Framer('line', 100);
+    const r = f.pushRecords(Buffer.from('\n'.repeat(5000)));
+    expect(r.count).toBe(5000);
+    expect(r.offsets[4999]).toBe(4999);
+    expect(r.lengths.subarray(0, 5000).every((n) => n === 0)).toBe(true);
+    expect(f.pushRecords(Buffer.from('x\n')).offsets).toBe(r.offsets);
+  });
+
+  it.each(['line', 'nul', 'hex', 'whole'] as const)(
+    '%s: the same records as push(), whatever the chunk size (seeded random input)',
+    (framing) => {
+      const random = seededRandom(7);
+      // Short records of delimiters, CRs, hex digits and spaces, so that every framing finds some.
+      const alphabet = Buffer.from('\n\n\r\0 0123456789abcdefxyz');
+      const input = Buffer.alloc(4000);
+      for (let i = 0; i < input.length; i++)
+        input[i] = alphabet[Math.floor(random.next() * alphabet.length)] as number;
+      const valid =
+        framing === 'hex' ? Buffer.from(input.toString('latin1').replace(/[^0-9a-f\n]/g, '')) : input;
+      for (const size of [1, 2, 3, 7, 64, 1000, 5000]) {
+        let expected: Buffer[] | Error;
+        try {
+          expected = frame(framing, valid, size, 4000);
+        } catch (err) {
+          expected = err as Error;
+        }
+        if (expected instanceof Error)
+          expect(() => frameRecords(framing, valid, size, 4000)).toThrow(expected);
+        else expect(s(frameRecords(framing, valid, size, 4000))).toEqual(s(expected));
+      }
+    },
+  );
+
+  it.each([1, 2, 3, 5, 11, 12, 100])('the same limits and errors as push() (chunks of %i)', (size) => {
+    const y = 'y'.repeat(10);
+    const ok = Buffer.from(`${y}\n${y}\r\n${y}\r`);
+    expect(s(frameRecords('line', ok, size, 10))).toEqual([y, y, y]);
+    expect(() => frameRecords('line', Buffer.from(`a\n${y}\rz\n`), size, 10)).toThrow(
+      new MessageTooLargeError('message 2 (line 2) is over the 10-byte limit (11 bytes so far)', 11, 10),
+    );
+    expect(() => frameRecords('nul', Buffer.from(`a\0${y}y`), size, 10)).toThrow(
+      'message 2 is over the 10-byte limit (11 bytes so far)',
+    );
+  });
+
+  it('returns the records before a bad one, carried one included; the next call throws', () => {
+    const f = new Framer('line', 5);
+    expect(f.pushRecords(Buffer.from('o')).count).toBe(0);
+    const r = f.pushRecords(Buffer.from('k\nfine\ntoo long\nnever\n'));
+    expect(r.carried?.toString()).toBe('ok');
+    expect(r.count).toBe(1);
+    expect(() => f.pushRecords(Buffer.from('more\n'))).toThrow(
+      'message 3 (line 3) is over the 5-byte limit (6 bytes so far)',
+    );
+    expect(() => f.endRecords()).toThrow('message 3 (line 3)');
+    const g = new Framer('line', 5);
+    expect(() => g.pushRecords(Buffer.from('too long\n'))).toThrow('message 1 (line 1)');
+  });
 });

@@ -209,6 +209,48 @@ describe.each(TRANSPORTS)('%s transport', (transport) => {
       );
     });
 
+    it('sendRecords() sends records where they lie in one buffer, in order, equal-size runs too', async () => {
+      const server = await open('127.0.0.1', { highWaterMark: 4096 });
+      const client = await open();
+      // Lines as a file holds them: delimiters between the records, an empty one, runs of equal size.
+      const lines = [
+        'a',
+        'bb',
+        '',
+        ...Array.from({ length: 70 }, (_, i) => `same-${String(i).padStart(3, '0')}`),
+        'end',
+      ];
+      const text = Buffer.from(lines.map((l) => `${l}\n`).join(''));
+      const offsets = new Uint32Array(100);
+      const lengths = new Uint32Array(100);
+      let at = 0;
+      for (const [i, l] of lines.entries()) {
+        offsets[i] = at;
+        lengths[i] = l.length;
+        at += l.length + 1;
+      }
+      await client.sendRecords(text, offsets, lengths, lines.length, server.address().port);
+      expect(client.packetsSent).toBe(lines.length);
+      expect(client.bytesSent).toBe(text.length - lines.length);
+      const got: string[] = [];
+      while (got.length < lines.length) got.push((await server.receive({ timeout: 2000 })).data.toString());
+      expect(got).toEqual(lines);
+      await expect(
+        client.sendRecords(text, Uint32Array.of(text.length - 1), Uint32Array.of(2), 1, 9),
+      ).rejects.toThrow(
+        new InvalidArgumentError(
+          `record 0 ends at byte ${text.length + 1}, past the ${text.length} bytes of data`,
+        ),
+      );
+      await expect(client.sendRecords(text, offsets, lengths, 101, 9)).rejects.toThrow(
+        'count 101 is not in 0-100',
+      );
+      await expect(
+        client.sendRecords(Buffer.alloc(70000), Uint32Array.of(0), Uint32Array.of(65508), 1, 9),
+      ).rejects.toMatchObject({ code: 'UDP_ERR_MSG_TOO_LARGE', size: 65508 });
+      expect(client.packetsSent).toBe(lines.length);
+    });
+
     it('sendEach() sends separate payloads in order, with sendmmsg where there is one', async () => {
       const server = await open('127.0.0.1', { highWaterMark: 4096 });
       const client = await open();

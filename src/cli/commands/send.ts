@@ -3,8 +3,6 @@
  * datagram, and report each one sent.
  */
 import { isUtf8 } from 'node:buffer';
-import { createReadStream } from 'node:fs';
-import type { Readable } from 'node:stream';
 import {
   AbortError,
   BatchWriter,
@@ -13,6 +11,7 @@ import {
   createSequencedBatch,
   escapeText,
   FRAMINGS,
+  type FramedRecords,
   Framer,
   type Framing,
   formatEndpoint,
@@ -45,6 +44,7 @@ import {
   usage,
 } from '../args.js';
 import { Command, Option } from '../commander.js';
+import { inputChunks } from '../input.js';
 import { type CliIO, EXIT_OK, plural, settleSignals } from '../io.js';
 import { type Counters, formatCounters, startStats } from '../stats.js';
 import { finishOutput, outputFailure, stdoutTarget } from '../stdout.js';
@@ -98,6 +98,9 @@ export interface SendFlags extends WaitFlags {
   stats?: boolean;
   statsInterval?: string;
 }
+
+/** The most records of input one unpaced call sends (see Pacer's maxBatch). */
+const UNPACED_BATCH = 1024;
 
 /** The default size of generated datagrams, as in the benchmarks. */
 export const DEFAULT_GENERATED_SIZE = 64;
@@ -266,7 +269,9 @@ export async function runSend(opts: SendOptions, io: CliIO): Promise<number> {
     if (outputFailure(err)) outputFailed.abort();
   });
   const signal = AbortSignal.any([io.signal, outputFailed.signal]);
-  const pacer = new Pacer(opts.rate);
+  // Unpaced, a chunk's records go in few calls (the native transport makes one system call per
+  // 64 messages of them, equal-size runs as one GSO buffer each).
+  const pacer = new Pacer(opts.rate, opts.rate === 0 ? { maxBatch: UNPACED_BATCH } : {});
   const load = { refused: 0 };
   const counters = (): Counters => ({
     sent: socket.packetsSent,
@@ -291,22 +296,59 @@ export async function runSend(opts: SendOptions, io: CliIO): Promise<number> {
         await generate(socket, opts.count, opts.size, pacer, signal, load);
       } else {
         // One datagram per record, in order; the report follows once the kernel has it.
-        const sendRecords = async (records: Buffer[]) => {
+        const report = (record: Uint8Array) => out.write(`Sent message: ${escapeText(record)} to ${to}\n`);
+        // A slow reader of the reports slows the sending, rather than losing reports.
+        const keepUp = () => (out.saturated ? out.flush({ signal }) : undefined);
+        const sendList = async (records: Buffer[]) => {
           for (let i = 0; i < records.length; ) {
             const n = await pacer.take(records.length - i, signal);
             const group = records.slice(i, i + n);
-            await socket.sendEach(group, opts.port, target.address);
+            await sendAll(n, load, signal, (done) =>
+              socket.sendEach(done === 0 ? group : group.slice(done), opts.port, target.address),
+            );
             if (!opts.quiet) {
-              for (const record of group) out.write(`Sent message: ${escapeText(record)} to ${to}\n`);
-              // A slow reader of the reports slows the sending, rather than losing reports.
-              if (out.saturated) await out.flush({ signal });
+              for (const record of group) report(record);
+              await keepUp();
             }
             i += n;
           }
         };
-        if (argRecords) await sendRecords(argRecords);
-        else
-          await sendInput(opts, io, signal, new Framer(opts.framing, maxPayload(target.family)), sendRecords);
+        // A chunk's records where they lie: no object per record on the way to the kernel.
+        const sendFramed = async ({ carried, data, offsets, lengths, count }: FramedRecords) => {
+          if (carried) await sendList([carried]);
+          for (let i = 0; i < count; ) {
+            const n = await pacer.take(count - i, signal);
+            await sendAll(n, load, signal, (done) =>
+              i + done === 0
+                ? socket.sendRecords(data, offsets, lengths, n, opts.port, target.address)
+                : socket.sendRecords(
+                    data,
+                    offsets.subarray(i + done),
+                    lengths.subarray(i + done),
+                    n - done,
+                    opts.port,
+                    target.address,
+                  ),
+            );
+            if (!opts.quiet) {
+              for (let k = i; k < i + n; k++) {
+                const at = offsets[k] as number;
+                report(data.subarray(at, at + (lengths[k] as number)));
+              }
+              await keepUp();
+            }
+            i += n;
+          }
+        };
+        if (argRecords) await sendList(argRecords);
+        else {
+          promptOnTerminal(opts, io);
+          const framer = new Framer(opts.framing, maxPayload(target.family));
+          for await (const chunk of inputChunks(opts.file, io.stdin, signal, { reuse: true })) {
+            await sendFramed(framer.pushRecords(chunk));
+          }
+          await sendFramed(framer.endRecords());
+        }
       }
     } catch (err) {
       if (!(err instanceof AbortError && signal.aborted)) throw explain(err, opts);
@@ -369,12 +411,7 @@ function argumentBytes(
   });
 }
 
-/**
- * Sends `count` sequenced datagrams of `size` bytes, paced, in batches. Every datagram is
- * sent: when the kernel reports an ICMP port unreachable from an earlier one (ECONNREFUSED on
- * a connected socket), the datagram that met the report was not sent, so it and the rest of
- * the batch go again. Those reports are counted in `load.refused`.
- */
+/** Sends `count` sequenced datagrams of `size` bytes, paced, in batches (see sendAll). */
 async function generate(
   socket: UdpSocket,
   count: number,
@@ -392,65 +429,58 @@ async function generate(
   while (seq < count) {
     const n = await pacer.take(Math.min(batch, count - seq), signal);
     numberDatagrams(buf, size, n, seq);
-    for (let done = 0; done < n; ) {
-      try {
-        await socket.sendPacked(done === 0 ? buf : buf.subarray(done * size), lengths, n - done);
-        done = n;
-      } catch (err) {
-        // Nobody listening answers with ICMP port unreachable: count it and go on, as blasters do.
-        if (!(err instanceof ConnectionRefusedError)) throw err;
-        load.refused++;
-        done += err.sent ?? 0;
-        throwIfAborted(signal);
-      }
-    }
+    await sendAll(n, load, signal, (done) =>
+      socket.sendPacked(done === 0 ? buf : buf.subarray(done * size), lengths, n - done),
+    );
     seq += n;
+  }
+}
+
+/**
+ * Sends `n` datagrams through `send(done)`, which sends those from `done` on. Every datagram is
+ * sent: when the kernel reports an ICMP port unreachable from an earlier one (ECONNREFUSED on a
+ * connected socket), the datagram that met the report was not sent, so it and the rest go
+ * again. Those reports are counted in `load.refused`.
+ */
+async function sendAll(
+  n: number,
+  load: { refused: number },
+  signal: AbortSignal,
+  send: (done: number) => Promise<void>,
+): Promise<void> {
+  for (let done = 0; done < n; ) {
+    try {
+      await send(done);
+      done = n;
+    } catch (err) {
+      // Nobody listening answers with ICMP port unreachable: count it and go on, as blasters do.
+      if (!(err instanceof ConnectionRefusedError)) throw err;
+      load.refused++;
+      done += err.sent ?? 0;
+      throwIfAborted(signal);
+    }
   }
 }
 
 /** Reads stdin or the file whole, framed: a request's records, kept to be sent again. */
 async function readAllRecords(opts: SendOptions, io: CliIO, family: IpFamily): Promise<Buffer[]> {
+  promptOnTerminal(opts, io);
+  const framer = new Framer(opts.framing, maxPayload(family));
   const all: Buffer[] = [];
-  await sendInput(opts, io, io.signal, new Framer(opts.framing, maxPayload(family)), async (records) => {
-    all.push(...records);
-  });
+  // Each chunk its own memory: the records kept are views of them.
+  for await (const chunk of inputChunks(opts.file, io.stdin, io.signal, { reuse: false })) {
+    all.push(...framer.push(chunk));
+  }
+  all.push(...framer.end());
   return all;
 }
 
-/** Reads stdin or the file, frames it and sends each record in order. */
-async function sendInput(
-  opts: SendOptions,
-  io: CliIO,
-  signal: AbortSignal,
-  framer: Framer,
-  sendRecords: (records: Buffer[]) => Promise<void>,
-): Promise<void> {
-  const fromStdin = opts.file === undefined || opts.file === '-';
-  const input: Readable = fromStdin
-    ? io.stdin
-    : createReadStream(opts.file as string, { highWaterMark: 1 << 20 });
-  const name = fromStdin ? 'stdin' : `'${opts.file}'`;
-  if (fromStdin && io.stdin.isTTY) {
+/** Says what is expected when the messages come from a terminal. */
+function promptOnTerminal(opts: SendOptions, io: CliIO): void {
+  if ((opts.file === undefined || opts.file === '-') && io.stdin.isTTY) {
     io.stderr.write(
       `Reading messages from stdin, one datagram per ${opts.framing === 'nul' ? 'NUL-terminated record' : 'line'}; Ctrl-D to end.\n`,
     );
-  }
-  const onAbort = () => input.destroy(new AbortError());
-  signal.addEventListener('abort', onAbort, { once: true });
-  try {
-    for await (const chunk of input) await sendRecords(framer.push(chunk as Buffer));
-    await sendRecords(framer.end());
-  } catch (err) {
-    if (err instanceof AbortError) throw err;
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new InputError(`cannot read ${name}: no such file`, { cause: err });
-    if (code === 'EACCES') throw new InputError(`cannot read ${name}: permission denied`, { cause: err });
-    if (code === 'EISDIR') throw new InputError(`cannot read ${name}: it is a directory`, { cause: err });
-    throw err;
-  } finally {
-    signal.removeEventListener('abort', onAbort);
-    // Release stdin too: a terminal left open would keep the process alive.
-    input.destroy();
   }
 }
 
