@@ -114,11 +114,15 @@ static void *thread_main(void *arg) {
       }
       continue;
     }
-    if (budget > 0) atomic_fetch_sub(&r->budget, n);
+    // Less what was read, never below 0 (a limit set meanwhile is not turned into none).
+    for (int64_t b = atomic_load(&r->budget); b > 0;) {
+      int64_t left = b > n ? b - n : 0;
+      if (atomic_compare_exchange_weak(&r->budget, &b, left)) break;
+    }
     double fallback = now_ms();
     for (int i = 0; i < n; i++) {
-      rec_t segs[MAX_SEGS];
-      uint32_t k = message_records(&r->msgs[i], fallback, 0, segs, MAX_SEGS);
+      rec_t segs[GRO_SEGS];
+      uint32_t k = message_records(&r->msgs[i], fallback, 0, segs, GRO_SEGS);
       if (k > 1) atomic_fetch_add(&r->gro_reads, 1);
       const unsigned char *src = r->scratch + (size_t)i * MAX_DGRAM;
       for (uint32_t j = 0; j < k; j++) {
@@ -176,6 +180,8 @@ static int take(ring_t *r, napi_env env, int rounds) {
   sock_t *s = r->s;
   for (int round = 0; round < rounds; round++) {
     if (r->orphaned || s->closed) return r->orphaned ? -1 : 0;
+    // Paused: what the ring holds waits too (a close hands it over all the same).
+    if (!(s->events & UV_READABLE) && !r->stopping) return 0;
     int e = atomic_exchange(&r->error, 0);
     if (e) deliver_error(s, env, e);
     uint64_t start = r->next;
@@ -309,7 +315,10 @@ void ring_pause(sock_t *s, int paused) {
   atomic_store(&r->paused, paused);
   // Paused, it keeps the process alive no more than a stopped poll would.
   if (paused) uv_unref((uv_handle_t *)r->async);
-  else uv_ref((uv_handle_t *)r->async);
+  else {
+    uv_ref((uv_handle_t *)r->async);
+    uv_async_send(r->async); /* what waited in the ring while paused */
+  }
   wake_thread(r);
 }
 
@@ -362,7 +371,8 @@ void ring_stop(sock_t *s, napi_env env, int hand_over) {
   }
   s->ring = NULL;
   r->async->data = NULL;
-  uv_close((uv_handle_t *)r->async, async_close_cb);
+  // From a finalizer (no hand-over), maybe at a worker's teardown: no callback of this file.
+  uv_close((uv_handle_t *)r->async, hand_over ? async_close_cb : NULL);
   // Closed from inside a batch's callback: the take() running it frees the ring after.
   if (r->depth > 0) r->orphaned = 1;
   else ring_free(r, env);

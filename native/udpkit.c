@@ -115,16 +115,19 @@ static void finalize_sock(napi_env env, void *data, void *hint) {
   (void)hint;
   sock_t *s = data;
   if (!s->closed) {
+    // Collected unclosed, possibly as its environment (a worker thread) goes: no close
+    // callback in this file may run then (the addon can be unloaded before the loop runs it),
+    // so the handles are closed without one and their few bytes left behind.
     ring_stop(s, env, 0);
     s->closed = 1;
     if (s->poll) {
       uv_poll_stop(s->poll);
-      uv_close((uv_handle_t *)s->poll, poll_close_cb);
+      uv_close((uv_handle_t *)s->poll, NULL);
       s->poll = NULL;
     }
     if (s->timer) {
       uv_timer_stop(s->timer);
-      uv_close((uv_handle_t *)s->timer, poll_close_cb);
+      uv_close((uv_handle_t *)s->timer, NULL);
       s->timer = NULL;
     }
     close(s->fd);
@@ -1668,7 +1671,7 @@ static void env_free(napi_env env, void *data, void *hint) {
   if (e->timer_ctx) napi_async_destroy(env, e->timer_ctx);
   if (e->timer_poll) {
     uv_poll_stop(e->timer_poll);
-    uv_close((uv_handle_t *)e->timer_poll, poll_close_cb);
+    uv_close((uv_handle_t *)e->timer_poll, NULL); /* as in finalize_sock: no callback at teardown */
   }
   if (e->timer_fd >= 0) close(e->timer_fd);
   free(e->plan);

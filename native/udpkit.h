@@ -35,9 +35,12 @@
 /* per datagram: length, sender index, time (f64 as two words), arrival index, TTL, offset in
    the slab, spare: eight words, so the time stays 8-byte aligned */
 #define META_WORDS 8
-/* A GRO buffer holds at most 64 datagrams (UDP_GRO_CNT_MAX); a batch at most BATCH buffers. */
+/* Datagrams udpkit puts in one GSO send (UDP_MAX_SEGMENTS was 64 before Linux 6.x). */
 #define MAX_SEGS 64
-#define MAX_ROWS (BATCH * MAX_SEGS)
+/* A GRO buffer read may hold what one GSO send carried: up to UDP_MAX_SEGMENTS, 128 since
+   Linux 6.x (a loopback sender's buffer arrives whole). */
+#define GRO_SEGS 128
+#define MAX_ROWS (BATCH * GRO_SEGS)
 #ifndef UDP_SEGMENT
 #define UDP_SEGMENT 103
 #endif

@@ -128,7 +128,8 @@ describe('udpkit send --file: records straddling chunks', () => {
         String(socket.address().port),
         '--file',
         file,
-        ...(roomy ? [] : ['--rate', '50k']),
+        // Unpaced only into a roomy native receiver: node:dgram's (the run on it) cannot take ~1M/s.
+        ...(roomy && process.env.UDPKIT_NATIVE !== '0' ? [] : ['--rate', '50k']),
       ],
       { ms: 30_000 },
     );
@@ -167,7 +168,8 @@ describe.each([
         String(socket.address().port),
         '--file',
         file,
-        ...(roomy ? [] : ['--rate', '50k']),
+        // Unpaced only into a roomy native receiver: node:dgram's (the run on it) cannot take ~1M/s.
+        ...(roomy && process.env.UDPKIT_NATIVE !== '0' ? [] : ['--rate', '50k']),
       ],
       { ms: 60_000, env },
     );

@@ -4,7 +4,7 @@
  * ring's wraps and its filling up; a stalled loop no longer overflows the kernel's buffer;
  * pause, read limits and a close inside a batch behave as without it.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { openUdpSocket, type UdpSocket } from '../../src/lib/index.js';
@@ -186,4 +186,29 @@ describe.skipIf(!native)('receive thread', () => {
     expect(rx.packetsReceived).toBeGreaterThanOrEqual(handed);
     expect(rx.packetsReceived).toBe(handed + rx.queued + rx.droppedByQueue);
   });
+});
+
+describe.skipIf(!native)('sockets in worker threads', () => {
+  it.each(['unread', 'reading', 'receive thread'])(
+    'a worker ending with a socket left open (%s) ends cleanly: the process lives on',
+    (mode) => {
+      const LIB = fileURLToPath(new URL('../../dist/lib/index.js', import.meta.url));
+      const worker = `
+        const { openUdpSocket } = await import(${JSON.stringify(LIB)});
+        const s = await openUdpSocket({ address: '127.0.0.1', port: 0, receiveThread: ${mode === 'receive thread'} });
+        if (${mode !== 'unread'}) s.consume(() => {});
+        (await import('node:worker_threads')).parentPort.postMessage('ready');`;
+      const main = `
+        import { Worker } from 'node:worker_threads';
+        const w = new Worker(${JSON.stringify(worker)}, { eval: true, type: 'module' });
+        w.on('message', () => setTimeout(() => w.terminate(), 50));
+        w.on('exit', () => setTimeout(() => console.log('alive'), 50));`;
+      const r = spawnSync(process.execPath, ['--input-type=module', '-e', main], {
+        encoding: 'utf8',
+        timeout: 20_000,
+      });
+      expect(r.status).toBe(0);
+      expect(r.stdout).toBe('alive\n');
+    },
+  );
 });
