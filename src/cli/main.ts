@@ -6,6 +6,7 @@
  */
 import { readFileSync, writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { isMainThread, workerData } from 'node:worker_threads';
 import { UdpError } from '../lib/index.js';
 import { UsageError } from './args.js';
 import { Command, CommanderError } from './commander.js';
@@ -16,6 +17,8 @@ import { proxyCommand } from './commands/proxy.js';
 import { sendCommand } from './commands/send.js';
 import { type CliIO, EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from './io.js';
 import { outputFailure } from './stdout.js';
+import { setWorkerEntry } from './workers/pool.js';
+import { isReceiverWorker, runReceiverWorker } from './workers/worker.js';
 
 const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
 
@@ -175,7 +178,14 @@ Examples:
   return stoppedBy ? (SIGNAL_EXIT[stoppedBy] ?? EXIT_FAILURE) : exitCode;
 }
 
-const code = await main(process.argv.slice(2));
-// Exit now: a write still blocked on a stalled stdout (on a pool thread) or a terminal's stdin
-// must not keep a finished command alive. stderr is written synchronously, so nothing is lost.
-process.exit(code);
+if (!isMainThread && isReceiverWorker(workerData)) {
+  // A receive worker of --workers: this module is its entry too, so one bundle holds both.
+  await runReceiverWorker(workerData);
+} else {
+  setWorkerEntry(import.meta.url);
+  const code = await main(process.argv.slice(2));
+  // Exit now: a write still blocked on a stalled stdout (on a pool thread) or a terminal's
+  // stdin must not keep a finished command alive. stderr is written synchronously, so
+  // nothing is lost.
+  process.exit(code);
+}

@@ -155,18 +155,18 @@ export class BatchWriter implements ByteSink {
   }
 
   /**
-   * Ends the record begun by {@link room}: counts it and sees it written in time. Returns
+   * Ends the record begun by {@link room} (or `records` of them): counts it and sees it written in time. Returns
    * false, undoing the record, when it had to be dropped (destination failed or ended, or
    * `hardLimit` reached).
    */
-  commit(): boolean {
+  commit(records = 1): boolean {
     if (this.#error || this.#ended || this.buffered > this.hardLimit) {
-      this.#dropped++;
+      this.#dropped += records;
       this.#droppedBytes += this.used - this.#recordStart;
       this.used = this.#recordStart;
       return false;
     }
-    this.#chunkRecords++;
+    this.#chunkRecords += records;
     if (this.#busy) return true;
     if (this.buffered >= this.flushBytes) this.#flush();
     else if (!this.#scheduled) {
@@ -179,8 +179,11 @@ export class BatchWriter implements ByteSink {
     return true;
   }
 
-  /** Queues one record. Returns false when it was dropped (see {@link commit}). */
-  write(record: string | Uint8Array): boolean {
+  /**
+   * Queues one record, or `records` of them formatted elsewhere into `record`'s bytes. Returns
+   * false when it was dropped (see {@link commit}).
+   */
+  write(record: string | Uint8Array, records = 1): boolean {
     if (typeof record === 'string') {
       const buf = this.room(record.length * 3);
       this.used += buf.write(record, this.used);
@@ -189,7 +192,7 @@ export class BatchWriter implements ByteSink {
     const buf = this.room(record.length);
     buf.set(record, this.used);
     this.used += record.length;
-    return this.commit();
+    return this.commit(records);
   }
 
   /**

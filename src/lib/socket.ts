@@ -59,6 +59,15 @@ export interface UdpSocketOptions {
   ipv6Only?: boolean;
   /** Allow binding an address another socket has bound (SO_REUSEADDR), as multicast needs. */
   reuseAddr?: boolean;
+  /**
+   * Native transport: join a group of sockets bound to the same address and port
+   * (SO_REUSEPORT); the kernel spreads arriving datagrams over the group, one sender (address
+   * and port) always to the same socket, unless {@link UdpSocket.steerByCpu} says otherwise.
+   * Every socket of the group must ask for it. One per worker thread spreads reception over
+   * cores. node:dgram in Node 20 has no such option: {@link UdpSocket.bind} then throws a
+   * {@link NotSupportedError}.
+   */
+  reusePort?: boolean;
   /** SO_RCVBUF to ask for, in bytes; the kernel may grant another size. */
   recvBufferSize?: number;
   /** SO_SNDBUF to ask for, in bytes. */
@@ -249,6 +258,7 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
           family: this.family,
           ipv6Only: options.ipv6Only ?? false,
           reuseAddr: options.reuseAddr ?? false,
+          reusePort: options.reusePort ?? false,
           coalesce: options.coalesce ?? false,
           gso: options.gso ?? true,
           gro: options.gro ?? false,
@@ -532,6 +542,19 @@ export class UdpSocket implements AsyncIterable<Datagram>, AsyncDisposable {
    * Turns read coalescing ({@link UdpSocketOptions.coalesce}) on or off while the socket
    * runs: on for a flood, off again for latency. Nothing on node:dgram.
    */
+  /**
+   * For a SO_REUSEPORT group of `groupSize` sockets ({@link UdpSocketOptions.reusePort}), bound
+   * in order: each datagram goes to the socket numbered (the CPU that took it in) modulo
+   * `groupSize`, rather than by a hash of its sender. Where the network card or RPS spreads
+   * flows over CPUs, each socket then reads what its own CPU received (on loopback, the
+   * sender's CPU). Set on one socket of the group, it holds for all. Native transport only.
+   *
+   * @throws {NotSupportedError} on node:dgram
+   */
+  steerByCpu(groupSize: number): void {
+    this.#transport.steerByCpu(groupSize);
+  }
+
   setCoalesce(on: boolean): void {
     if (this.#state !== 'closing' && this.#state !== 'closed') this.#transport.setCoalesce(on);
   }

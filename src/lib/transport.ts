@@ -161,6 +161,8 @@ export interface Transport {
   offloads(): Offloads | undefined;
   /** Turns read coalescing on or off (native only; see TransportOptions.coalesce). */
   setCoalesce(on: boolean): void;
+  /** See {@link UdpSocket.steerByCpu}. */
+  steerByCpu(groupSize: number): void;
   /** The receive thread's ring, when one reads the socket. */
   ring(): RingStats | undefined;
   /**
@@ -177,6 +179,8 @@ export interface TransportOptions {
   family: IpFamily;
   ipv6Only: boolean;
   reuseAddr: boolean;
+  /** Native only: SO_REUSEPORT (node:dgram in Node 20 has none). */
+  reusePort: boolean;
   /** Native only: batch arrivals under load (see native/udpkit.c). */
   coalesce: boolean;
   /** Native only: equal-size datagrams of a batch as one UDP_SEGMENT buffer. */
@@ -236,6 +240,8 @@ class DgramTransport implements Transport {
   /** Datagrams still to read before stopping; -1 for no limit. */
   #budget = -1;
   #reading = true;
+  /** Asked for, and not to be had on node:dgram in Node 20: bind refuses. */
+  #reusePort: boolean;
   /** The libuv handle once found after bind; null when Node does not show it. */
   #recvHandle: DgramHandle | null | undefined;
 
@@ -243,6 +249,7 @@ class DgramTransport implements Transport {
     // Loaded on first use: with the native transport, node:dgram is never needed.
     this.#sink = sink;
     this.#family = options.family;
+    this.#reusePort = options.reusePort;
     const { createSocket } = createRequire(import.meta.url)('node:dgram') as typeof dgram;
     this.#socket = createSocket({
       type: options.family === 'IPv6' ? 'udp6' : 'udp4',
@@ -261,6 +268,11 @@ class DgramTransport implements Transport {
   }
 
   bind(address: string, port: number, exclusive: boolean): Promise<void> {
+    if (this.#reusePort) {
+      return Promise.reject(
+        new NotSupportedError('a SO_REUSEPORT group (reusePort) needs the native transport'),
+      );
+    }
     return new Promise((resolve, reject) => {
       const onError = (err: Error) => reject(err);
       this.#socket.once('error', onError);
@@ -488,6 +500,9 @@ class DgramTransport implements Transport {
   }
 
   setCoalesce(): void {}
+  steerByCpu(): void {
+    throw new NotSupportedError('steering a SO_REUSEPORT group by CPU needs the native transport');
+  }
 
   ring(): undefined {
     return undefined;
@@ -667,7 +682,12 @@ class NativeTransport implements Transport {
     this.#family = options.family;
     this.#coalesce = options.coalesce;
     this.#thread = options.receiveThread;
-    this.#sock = this.#addon.open(options.family === 'IPv6' ? 6 : 4, options.reuseAddr, options.ipv6Only);
+    this.#sock = this.#addon.open(
+      options.family === 'IPv6' ? 6 : 4,
+      options.reuseAddr,
+      options.ipv6Only,
+      options.reusePort,
+    );
     this.#addon.gso(this.#sock, options.gso);
     if (options.gro) this.#addon.gro(this.#sock, true);
   }
@@ -1073,6 +1093,10 @@ class NativeTransport implements Transport {
 
   kernelDrops(): number | undefined {
     return this.#closed ? undefined : socketDrops(this.#addon.fd(this.#sock));
+  }
+
+  steerByCpu(groupSize: number): void {
+    this.#addon.steerByCpu(this.#sock, groupSize);
   }
 
   ring(): RingStats | undefined {

@@ -237,6 +237,8 @@ describe('defaults', () => {
       iface: undefined,
       showDst: false,
       receiveThread: false,
+      workers: 1,
+      steer: 'hash',
     });
     expect(parseListenArgs([], { rcvbuf: '512K', stats: true })).toMatchObject({
       rcvbuf: 524288,

@@ -6,6 +6,7 @@ import { SourceRateLimiter } from '../../lib/index.js';
 import { parseCount, UsageError } from '../args.js';
 import type { Command } from '../commander.js';
 import type { CliIO } from '../io.js';
+import type { ReceiverHooks } from '../receiver.js';
 import { DEFAULT_LISTEN_PORT, type ListenOptions, receiverCommand, runReceiver } from './listen.js';
 
 /** What `echo` adds to listen's options. */
@@ -36,14 +37,29 @@ export function parseEchoFlags(flags: { rateLimit?: string; maxSources?: string 
 
 /** Runs `echo`; resolves to the exit status. */
 export function runEcho(opts: ListenOptions, echo: EchoOptions, io: CliIO): Promise<number> {
+  if (echo.rateLimit !== undefined && echo.rateLimit < opts.workers) {
+    throw new UsageError(
+      `--rate-limit ${echo.rateLimit} is shared by --workers ${opts.workers}: give at least one answer a second per worker`,
+    );
+  }
+  return runReceiver(opts, io, echoHooks(echo, io, opts.workers));
+}
+
+/**
+ * What echo adds to listen's loop. With `workers` threads, each answers a source at most
+ * `rateLimit / workers` times a second: its datagrams may reach any of them (one sender port
+ * to one worker, another port perhaps to another), and together they never exceed the limit.
+ */
+export function echoHooks(echo: EchoOptions, io: CliIO, workers: number): ReceiverHooks {
   const limiter =
     echo.rateLimit === undefined
       ? undefined
-      : new SourceRateLimiter({ rate: echo.rateLimit, maxSources: echo.maxSources });
+      : new SourceRateLimiter({ rate: echo.rateLimit / workers, maxSources: echo.maxSources });
   const ignore = () => {};
-  return runReceiver(opts, io, {
+  return {
     verb: 'echo',
     metadata: true,
+    spec: echo,
     onStart(socket) {
       const { address } = socket.address();
       if (!socket.metadata && (address === '0.0.0.0' || address === '::')) {
@@ -68,13 +84,13 @@ export function runEcho(opts: ListenOptions, echo: EchoOptions, io: CliIO): Prom
       rate_limited: limiter?.limited,
       reply_errors: socket.sendErrors,
     }),
-    summary(socket) {
-      const parts = [`answered ${socket.packetsSent}`];
-      if (limiter) parts.push(`rate-limited ${limiter.limited}`);
-      if (socket.sendErrors > 0) parts.push(`reply errors ${socket.sendErrors}`);
+    summary(c) {
+      const parts = [`answered ${c.answered}`];
+      if (c.rate_limited !== undefined) parts.push(`rate-limited ${c.rate_limited}`);
+      if ((c.reply_errors ?? 0) > 0) parts.push(`reply errors ${c.reply_errors}`);
       return parts.join(', ');
     },
-  });
+  };
 }
 
 /** The `echo` subcommand. */

@@ -3,26 +3,19 @@
  * or a silence.
  */
 
-import { Writable } from 'node:stream';
+import { availableParallelism } from 'node:os';
 import {
-  AbortError,
   type AccessList,
   type AccessRule,
   BatchWriter,
-  type ByteFormatter,
   createByteFormatter,
-  type Datagram,
   formatEndpoint,
   type IpFamily,
   ipFamily,
   isMulticast,
-  NotSupportedError,
-  nativeUnavailableReason,
   OUTPUT_FORMATS,
   type OutputFormat,
-  openUdpSocket,
   parseOutputFormat,
-  type UdpSocket,
 } from '../../lib/index.js';
 import {
   checkFamily,
@@ -37,9 +30,22 @@ import {
   usage,
 } from '../args.js';
 import { Command, Option } from '../commander.js';
-import { type CliIO, EXIT_OK, plural, settleSignals } from '../io.js';
-import { type Counters, formatCounters, startStats } from '../stats.js';
+import { type CliIO, EXIT_OK, settleSignals } from '../io.js';
+import {
+  type ListenCounters,
+  listenCounters,
+  openReceiver,
+  type ReceiverHooks,
+  receiveLoop,
+  receiverNeedsMetadata,
+  receiverSummary,
+  SocketReadings,
+  socketCounters,
+  warmUp,
+} from '../receiver.js';
+import { formatCounters, startStats } from '../stats.js';
 import { finishOutput, outputFailure, stdoutTarget } from '../stdout.js';
+import { runWorkers } from '../workers/pool.js';
 
 /** What `listen` does, once its command line is parsed. */
 export interface ListenOptions {
@@ -70,7 +76,14 @@ export interface ListenOptions {
   showDst: boolean;
   /** --receive-thread: a thread of the addon reads into a ring (native/ring.c). */
   receiveThread: boolean;
+  /** --workers: threads, each with a socket of one SO_REUSEPORT group (1: no worker). */
+  workers: number;
+  /** --steer: how the kernel picks a worker: by a hash of the sender, or by the CPU. */
+  steer: Steering;
 }
+
+/** How a SO_REUSEPORT group's datagrams are spread: see {@link ListenOptions.steer}. */
+export type Steering = 'hash' | 'cpu';
 
 /** The raw option values commander hands over. */
 export interface ListenFlags {
@@ -91,7 +104,12 @@ export interface ListenFlags {
   interface?: string;
   showDst?: boolean;
   receiveThread?: boolean;
+  workers?: string;
+  steer?: string;
 }
+
+/** The most --workers: far more than any core count a socket group would use well. */
+export const MAX_WORKERS = 256;
 
 export const DEFAULT_LISTEN_PORT = 12345;
 /**
@@ -122,9 +140,18 @@ export function parseListenArgs(positionals: readonly string[], flags: ListenFla
   if (flags.receiveThread && flags.count !== undefined) {
     throw new UsageError('--receive-thread reads ahead of the count: not with --count');
   }
+  const workers = parseWorkers(flags.workers);
+  if (flags.steer !== undefined && flags.steer !== 'hash' && flags.steer !== 'cpu') {
+    throw new UsageError(`--steer: '${flags.steer}' is not hash or cpu`);
+  }
+  if (flags.steer !== undefined && workers === 1) {
+    throw new UsageError('--steer spreads datagrams over --workers: give --workers 2 or more');
+  }
   return {
     host,
     port: port ?? DEFAULT_LISTEN_PORT,
+    workers,
+    steer: (flags.steer as Steering | undefined) ?? 'hash',
     family,
     format,
     timestamps: flags.timestamps ?? false,
@@ -141,25 +168,6 @@ export function parseListenArgs(positionals: readonly string[], flags: ListenFla
   };
 }
 
-/**
- * What a verb built on listen's receive loop adds (echo answers): its name for messages, a
- * call per datagram taken (after it is written to the log), counters of its own, and work
- * to finish before the socket closes.
- */
-export interface ReceiverHooks {
-  verb: string;
-  /** Ask the socket where each datagram arrived, whatever the format (echo answers from there). */
-  metadata?: boolean;
-  /** Once bound, after the 'Listening on' line. */
-  onStart?(socket: UdpSocket): void;
-  onDatagram?(msg: Datagram, socket: UdpSocket): void;
-  counters?(socket: UdpSocket): Counters;
-  /** Words for the exit summary, after listen's own. */
-  summary?(socket: UdpSocket): string | undefined;
-  /** Resolves when the verb's own work (replies in flight) is done. */
-  settle?(socket: UdpSocket): Promise<void>;
-}
-
 /** Runs `listen`; resolves to the exit status. Bind and output failures reject. */
 export function runListen(opts: ListenOptions, io: CliIO): Promise<number> {
   return runReceiver(opts, io, { verb: 'listen' });
@@ -167,54 +175,20 @@ export function runListen(opts: ListenOptions, io: CliIO): Promise<number> {
 
 /**
  * Binds, then writes each datagram received in the chosen format until a count, a silence
- * or a signal, pausing reception while the output is full, with counters that add up.
+ * or a signal, pausing reception while the output is full, with counters that add up. With
+ * --workers, as many threads each do it on a socket of one SO_REUSEPORT group.
  */
 export async function runReceiver(opts: ListenOptions, io: CliIO, hooks: ReceiverHooks): Promise<number> {
+  if (opts.workers > 1) return runWorkers(opts, io, hooks);
   const name = `udpkit ${hooks.verb}`;
   const format = createByteFormatter(opts.format, { timestamps: opts.timestamps, destination: opts.showDst });
-  const metadata = opts.format === 'json' || opts.showDst || hooks.metadata === true;
   // With the receive thread, the first datagrams wait in its ring while the code warms up.
-  if (!opts.receiveThread) await warmUp(format, metadata, io.signal);
-  const address = opts.host ?? (opts.family === 'IPv6' ? '::' : '0.0.0.0');
-  let socket: UdpSocket;
-  try {
-    socket = await openUdpSocket({
-      address,
-      port: opts.port,
-      ...(opts.family && { type: opts.family === 'IPv6' ? 'udp6' : 'udp4' }),
-      recvBufferSize: opts.rcvbuf,
-      ...(opts.access && { accept: (from) => (opts.access as AccessList).allows(from.address) }),
-      // Under a flood, read once a millisecond rather than per wake-up: less CPU per datagram.
-      coalesce: true,
-      // --receive-thread: a thread of the addon reads into a ring while JavaScript formats
-      // and writes, so a pause of the loop does not overflow the kernel's buffer.
-      receiveThread: opts.receiveThread,
-      // Where each datagram arrived: json has it, --show-dst prints it, echo answers from it.
-      metadata,
-      ...(opts.join.length === 0 && opts.iface !== undefined && { interface: opts.iface }),
-      signal: io.signal,
-    });
-  } catch (err) {
-    if (!(err instanceof AbortError && io.signal.aborted)) throw err;
+  if (!opts.receiveThread) await warmUp(format, receiverNeedsMetadata(opts, hooks), io.signal);
+  const socket = await openReceiver(opts, hooks, io.signal);
+  if (socket === undefined) {
     // Stopped while starting: nothing was received, and it says so.
     io.stderr.write(`${name}: stopped before it was listening; received 0 datagrams\n`);
     return EXIT_OK;
-  }
-  try {
-    const why = nativeUnavailableReason === undefined ? '' : ` (${nativeUnavailableReason})`;
-    if (opts.showDst && !socket.metadata) {
-      throw new NotSupportedError(`--show-dst needs the native transport${why}`);
-    }
-    if (opts.receiveThread && socket.receiveRing === undefined) {
-      throw new NotSupportedError(`--receive-thread needs the native transport${why}`);
-    }
-    for (const group of opts.join) {
-      if (opts.source === undefined) socket.addMembership(group, opts.iface);
-      else socket.addSourceSpecificMembership(opts.source, group, opts.iface);
-    }
-  } catch (err) {
-    await socket.close();
-    throw err;
   }
   const out = new BatchWriter(stdoutTarget());
   // The output failed (the reader went away, a full disk): stop receiving at once.
@@ -225,189 +199,66 @@ export async function runReceiver(opts: ListenOptions, io: CliIO, hooks: Receive
   const granted = socket.recvBufferSize;
   if (!opts.quiet) io.stderr.write(`Listening on ${formatEndpoint(local.address, local.port)}\n`);
   hooks.onStart?.(socket);
-  // Linux reports twice what it was asked (it counts its bookkeeping): less than asked is a cap.
-  if (granted < opts.rcvbuf) {
-    io.stderr.write(
-      `${name}: asked for a ${opts.rcvbuf}-byte receive buffer, the kernel granted ${granted} (raise net.core.rmem_max to allow more)\n`,
-    );
-  }
-  // The kernel's count can only be read while the socket is open: the last reading stays.
-  let kernelDrops: number | undefined;
-  const readKernelDrops = () => {
-    if (socket.state === 'bound') kernelDrops = socket.kernelDrops;
-    return kernelDrops;
-  };
-  // Likewise the times the receive thread's ring was full (the kernel's buffer then held).
-  let ringFull: number | undefined;
-  const readRingFull = () => {
-    if (socket.state === 'bound') ringFull = socket.receiveRing?.fulls;
-    return ringFull;
-  };
-  const counters = (): ListenCounters => ({
-    received: socket.packetsReceived,
-    bytes: socket.bytesReceived,
-    printed: out.written,
-    pending: out.pending,
-    drops_queue: socket.droppedByQueue + socket.queued,
-    drops_output: out.dropped,
-    drops_kernel: readKernelDrops(),
-    ring_full: readRingFull(),
-    denied: opts.access ? socket.denied : undefined,
-    ...hooks.counters?.(socket),
-  });
+  warnIfBufferCapped(io, name, opts.rcvbuf, granted);
+  const readings = new SocketReadings(socket);
+  const counters = (): ListenCounters =>
+    listenCounters(socketCounters(socket, readings, opts, hooks), {
+      printed: out.written,
+      pending: out.pending,
+      drops_output: out.dropped,
+    });
   const stopStats =
     opts.stats === undefined ? () => {} : startStats(io.stderr, name, opts.stats, counters, 'received');
-
-  // When stdout cannot take more, stop reading: the datagrams wait in the kernel's receive
-  // buffer (past it, the kernel drops them and says so in drops_kernel). What is already in
-  // hand, the rest of a batch included, is always formatted and written.
-  let paused = false;
-  let receiving = true;
-  out.onDrain(() => {
-    if (paused && receiving && !out.saturated) {
-      paused = false;
-      socket.resume();
-    }
-  });
   let abandoned = 0;
-  const { onDatagram } = hooks;
   try {
-    try {
-      // Each datagram is formatted straight into the output buffer as it arrives.
-      await socket.consume(
-        (msg) => {
-          format(msg, out);
-          out.commit();
-          onDatagram?.(msg, socket);
-          if (out.saturated && !paused) paused = socket.pause();
-        },
-        {
-          signal,
-          ...(opts.idleTimeout !== undefined && { idleTimeout: opts.idleTimeout }),
-          ...(opts.count !== undefined && { limit: opts.count }),
-        },
-      );
-    } catch (err) {
-      if (!(err instanceof AbortError)) throw err;
-    } finally {
-      receiving = false;
-      readKernelDrops(); // the last readings the open socket allows
-      readRingFull();
-      await hooks.settle?.(socket);
-      await socket.close();
-    }
+    await receiveLoop(socket, out, format, hooks, readings, {
+      signal,
+      idleTimeout: opts.idleTimeout,
+      limit: opts.count,
+    });
   } finally {
     abandoned = await finishOutput(out, io.signal);
     await settleSignals();
     stopStats();
-    const last = counters();
-    const dropped = last.drops_queue + last.drops_output + (last.denied ?? 0);
-    if (opts.stats !== undefined) io.stderr.write(`${name}: ${formatCounters(last)} rcvbuf=${granted}\n`);
-    else {
-      const more = hooks.summary?.(socket);
-      if (io.signal.aborted || dropped > 0 || (last.drops_kernel ?? 0) > 0 || more !== undefined) {
-        io.stderr.write(`${name}: ${summary(last, abandoned)}${more === undefined ? '' : `; ${more}`}\n`);
-      }
-    }
+    reportEnd(io, name, opts, hooks, counters(), abandoned, granted);
   }
   const failure = outputFailure(out.error);
   if (failure) throw failure;
   return EXIT_OK;
 }
 
-/**
- * listen's counters: `received = printed + pending + drops_queue + drops_output + denied`
- * (`denied` only with --allow or --deny).
- */
-interface ListenCounters extends Counters {
-  received: number;
-  bytes: number;
-  printed: number;
-  pending: number;
-  drops_queue: number;
-  drops_output: number;
-  drops_kernel: number | undefined;
-  /** With --receive-thread: times its ring was full (never a drop: the thread waits). */
-  ring_full: number | undefined;
-  denied: number | undefined;
+/** Linux reports twice what it was asked (it counts its bookkeeping): less than asked is a cap. */
+export function warnIfBufferCapped(io: CliIO, name: string, asked: number, granted: number): void {
+  if (granted < asked) {
+    io.stderr.write(
+      `${name}: asked for a ${asked}-byte receive buffer, the kernel granted ${granted} (raise net.core.rmem_max to allow more)\n`,
+    );
+  }
 }
 
-/** The exit summary for people, with the same figures as `--stats`. */
-function summary(c: ListenCounters, abandoned: number): string {
-  const notPrinted = c.drops_queue + c.drops_output;
-  let line = `received ${plural(c.received, 'datagram')} (${plural(c.bytes, 'byte')}), printed ${c.printed}`;
-  if (notPrinted > 0) {
-    const why = [
-      c.drops_queue > 0 && `queue ${c.drops_queue}`,
-      c.drops_output > 0 &&
-        `output ${c.drops_output}${abandoned > 0 ? `, ${abandoned} of them abandoned at exit` : ''}`,
-    ].filter(Boolean);
-    line += `, not printed ${notPrinted} (${why.join('; ')})`;
-  }
-  if ((c.denied ?? 0) > 0) line += `, denied ${c.denied} (--allow/--deny)`;
-  if ((c.drops_kernel ?? 0) > 0) {
-    line += `; the kernel dropped ${c.drops_kernel} more before they could be read (receive buffer full)`;
-  }
-  return line;
-}
-
-/** Batches of 64 made-up datagrams the warm-up runs through the receive path. */
-const WARM_UP_ROUNDS = 64;
-
 /**
- * Before binding, runs the whole receive path (transport, socket, formatter, writer) on
- * made-up datagrams, with no traffic: a socket of its own, bound to loopback, is handed
- * batches laid out as the addon lays them out. Cold, the first tens of milliseconds of a
- * flood ran slowly enough for the kernel to drop thousands of datagrams (bench/start-loss.sh,
- * 100000 of 64 bytes at 200k/s: 15k-19k without it, 0 in 9 runs of 10 with it). 4096
- * datagrams of 64 and 256 bytes warm it as well as 16384 of 64 and 1024 did (1 lossy run in
- * 10 each), in 60 ms rather than 90: the interpreter is slow on long payloads. A Ctrl-C ends
- * it at once.
+ * The last line on stderr: the counters with --stats; otherwise the summary, when stopped by a
+ * signal or when anything was dropped or the verb has words of its own.
  */
-async function warmUp(format: ByteFormatter, metadata: boolean, signal: AbortSignal): Promise<void> {
-  // A real BatchWriter (into nothing): the formatter must meet the same kind of object it
-  // will write to, or its optimized code is thrown away at the first real datagram.
-  const sink = new BatchWriter(
-    new Writable({
-      write(_chunk, _encoding, callback) {
-        callback();
-      },
-    }),
-  );
-  // Every branch a real payload may take: plain runs, control bytes, a backslash, valid and
-  // invalid UTF-8, an unsafe code point; short and long. A branch first met under load would
-  // throw the optimized code away.
-  const samples = [64, 256].flatMap((size) =>
-    [0, 1, 2, 3].map((variant) => {
-      const data = Buffer.alloc(size, 0x61);
-      data.set(
-        [0, 1, 0x1b, 0x0a, 0x5c, 0xff, 0xc3, 0xa9, 0xc2, 0x9b, 0xe2, 0x9c, 0x93].slice(variant),
-        variant * 3,
+export function reportEnd(
+  io: CliIO,
+  name: string,
+  opts: ListenOptions,
+  hooks: ReceiverHooks,
+  last: ListenCounters,
+  abandoned: number,
+  granted: number,
+): void {
+  const dropped = last.drops_queue + last.drops_output + (last.denied ?? 0);
+  if (opts.stats !== undefined) io.stderr.write(`${name}: ${formatCounters(last)} rcvbuf=${granted}\n`);
+  else {
+    const more = hooks.summary?.(last);
+    const notice = dropped > 0 || (last.drops_kernel ?? 0) > 0 || (last.past_count ?? 0) > 0;
+    if (io.signal.aborted || notice || more !== undefined) {
+      io.stderr.write(
+        `${name}: ${receiverSummary(last, abandoned)}${more === undefined ? '' : `; ${more}`}\n`,
       );
-      return data;
-    }),
-  );
-  const batch = Array.from({ length: 64 }, (_, i) => samples[i % samples.length] as Buffer);
-  let rx: UdpSocket | undefined;
-  try {
-    // Datagrams of the shape the real ones will have: with where they arrived, or without.
-    rx = await openUdpSocket({ address: '127.0.0.1', port: 0, coalesce: true, metadata });
-    const socket = rx;
-    const done = socket.consume((msg) => {
-      format(msg, sink);
-      sink.commit();
-    });
-    done.catch(() => {});
-    const deadline = performance.now() + 500;
-    for (let round = 0; round < WARM_UP_ROUNDS && !signal.aborted && performance.now() < deadline; round++) {
-      socket.simulateReceive(batch);
-      // A turn of the loop now and then: the writer hands its chunks over, as it will.
-      if (round % 16 === 15) await new Promise((resolve) => setImmediate(resolve));
     }
-  } catch {
-    // No loopback to bind: start cold.
-  } finally {
-    await rx?.close();
   }
 }
 
@@ -476,6 +327,14 @@ export function receiverCommand(
       '--receive-thread',
       'a thread reads the socket into an 8 MB ring, so a busy moment of the output does not overflow the kernel buffer (native transport; costs CPU on a single core)',
     )
+    .option(
+      '--workers <n>',
+      "receive in n threads, each with its own socket on the same port (SO_REUSEPORT; 'auto': one per core); output and counters merge (native transport)",
+    )
+    .option(
+      '--steer <mode>',
+      'with --workers: how the kernel picks a worker: hash (of the sender, default) or cpu (the CPU that took the datagram in)',
+    )
     .option('--stats', 'print counters to stderr every second, and at exit')
     .option(
       '--stats-interval <duration>',
@@ -526,6 +385,19 @@ Output formats:
           "ttl":64,"size":5,"text":"Hello","base64":"SGVsbG8="}
           (to, interface and ttl with the native transport)`,
     );
+}
+
+/**
+ * --workers: a count from 1 to {@link MAX_WORKERS}, or `auto` for the cores Node may use.
+ *
+ * @throws {UsageError} naming the bad value
+ */
+export function parseWorkers(value: string | undefined): number {
+  if (value === undefined) return 1;
+  if (value === 'auto') return Math.min(availableParallelism(), MAX_WORKERS);
+  const n = parseCount(value, 'workers');
+  if (n > MAX_WORKERS) throw new UsageError(`--workers: ${n} is more than ${MAX_WORKERS}`);
+  return n;
 }
 
 /**

@@ -1,0 +1,349 @@
+/**
+ * The receive loop that `listen` and `echo` share, alone or in each worker thread of
+ * `--workers`: bind, format each datagram straight into the output, pause reception while the
+ * output is full, and count every datagram.
+ */
+import { Writable } from 'node:stream';
+import {
+  AbortError,
+  type AccessList,
+  BatchWriter,
+  type ByteFormatter,
+  type ByteSink,
+  type Datagram,
+  NotSupportedError,
+  nativeUnavailableReason,
+  openUdpSocket,
+  type UdpSocket,
+} from '../lib/index.js';
+import type { ListenOptions } from './commands/listen.js';
+import { plural } from './io.js';
+import type { Counters } from './stats.js';
+
+/**
+ * What a verb built on listen's receive loop adds (echo answers): its name for messages, a
+ * call per datagram taken (after it is written to the log), counters of its own, and work
+ * to finish before the socket closes.
+ */
+export interface ReceiverHooks {
+  verb: string;
+  /** The options a worker thread needs to make the same hooks (plain data: it is copied). */
+  spec?: unknown;
+  /** Ask the socket where each datagram arrived, whatever the format (echo answers from there). */
+  metadata?: boolean;
+  /** Once bound, after the 'Listening on' line. */
+  onStart?(socket: UdpSocket): void;
+  onDatagram?(msg: Datagram, socket: UdpSocket): void;
+  counters?(socket: UdpSocket): Counters;
+  /** Words for the exit summary, after listen's own, from the counters (summed over workers). */
+  summary?(counters: Counters): string | undefined;
+  /** Resolves when the verb's own work (replies in flight) is done. */
+  settle?(socket: UdpSocket): Promise<void>;
+}
+
+/** Where formatted datagrams go: the BatchWriter on stdout, or a worker's channel to it. */
+export interface ReceiverOutput extends ByteSink {
+  /** Ends a record begun with room(); false when it had to be dropped (and was counted). */
+  commit(): boolean;
+  /** True while reception should stop: the output holds all it should. */
+  readonly saturated: boolean;
+  /** Called when the output can take more again. */
+  onDrain(listener: () => void): void;
+}
+
+/**
+ * Opens and binds the socket listen's options describe, joins its groups, and checks what
+ * needs the native transport. Resolves to undefined when `signal` stopped it first.
+ *
+ * @param group with `reusePort`, one socket of a SO_REUSEPORT group; `port` overrides the options'
+ */
+export async function openReceiver(
+  opts: ListenOptions,
+  hooks: ReceiverHooks,
+  signal: AbortSignal,
+  group: { reusePort: boolean; port: number } = { reusePort: false, port: opts.port },
+): Promise<UdpSocket | undefined> {
+  const address = opts.host ?? (opts.family === 'IPv6' ? '::' : '0.0.0.0');
+  let socket: UdpSocket;
+  try {
+    socket = await openUdpSocket({
+      address,
+      port: group.port,
+      ...(opts.family && { type: opts.family === 'IPv6' ? 'udp6' : 'udp4' }),
+      recvBufferSize: opts.rcvbuf,
+      ...(opts.access && { accept: (from) => (opts.access as AccessList).allows(from.address) }),
+      ...(group.reusePort && { reusePort: true }),
+      // Under a flood, read once a millisecond rather than per wake-up: less CPU per datagram.
+      coalesce: true,
+      // --receive-thread: a thread of the addon reads into a ring while JavaScript formats
+      // and writes, so a pause of the loop does not overflow the kernel's buffer.
+      receiveThread: opts.receiveThread,
+      // Where each datagram arrived: json has it, --show-dst prints it, echo answers from it.
+      metadata: receiverNeedsMetadata(opts, hooks),
+      ...(opts.join.length === 0 && opts.iface !== undefined && { interface: opts.iface }),
+      signal,
+    });
+  } catch (err) {
+    if (err instanceof AbortError && signal.aborted) return undefined;
+    throw err;
+  }
+  try {
+    const why = nativeUnavailableReason === undefined ? '' : ` (${nativeUnavailableReason})`;
+    if (opts.showDst && !socket.metadata) {
+      throw new NotSupportedError(`--show-dst needs the native transport${why}`);
+    }
+    if (opts.receiveThread && socket.receiveRing === undefined) {
+      throw new NotSupportedError(`--receive-thread needs the native transport${why}`);
+    }
+    for (const group of opts.join) {
+      if (opts.source === undefined) socket.addMembership(group, opts.iface);
+      else socket.addSourceSpecificMembership(opts.source, group, opts.iface);
+    }
+  } catch (err) {
+    await socket.close();
+    throw err;
+  }
+  return socket;
+}
+
+/** Whether the datagrams must say where they arrived: json has it, --show-dst, echo. */
+export function receiverNeedsMetadata(opts: ListenOptions, hooks: ReceiverHooks): boolean {
+  return opts.format === 'json' || opts.showDst || hooks.metadata === true;
+}
+
+/**
+ * The socket's figures that can only be read while it is open (what the kernel dropped, the
+ * times the receive thread's ring was full): the last reading stays once it is closed.
+ */
+export class SocketReadings {
+  #socket: UdpSocket;
+  #kernelDrops: number | undefined;
+  #ringFull: number | undefined;
+
+  constructor(socket: UdpSocket) {
+    this.#socket = socket;
+  }
+
+  kernelDrops(): number | undefined {
+    if (this.#socket.state === 'bound') this.#kernelDrops = this.#socket.kernelDrops;
+    return this.#kernelDrops;
+  }
+
+  ringFull(): number | undefined {
+    if (this.#socket.state === 'bound') this.#ringFull = this.#socket.receiveRing?.fulls;
+    return this.#ringFull;
+  }
+}
+
+/** What a receiving socket counts, before the output: the same in one thread or in several. */
+export interface SocketCounters extends Counters {
+  received: number;
+  bytes: number;
+  drops_queue: number;
+  drops_kernel: number | undefined;
+  /** With --receive-thread: times its ring was full (never a drop: the thread waits). */
+  ring_full: number | undefined;
+  denied: number | undefined;
+}
+
+/** The socket's counters now (`drops_queue` includes what is still queued at the end). */
+export function socketCounters(
+  socket: UdpSocket,
+  readings: SocketReadings,
+  opts: ListenOptions,
+  hooks: ReceiverHooks,
+): SocketCounters {
+  return {
+    received: socket.packetsReceived,
+    bytes: socket.bytesReceived,
+    drops_queue: socket.droppedByQueue + socket.queued,
+    drops_kernel: readings.kernelDrops(),
+    ring_full: readings.ringFull(),
+    denied: opts.access ? socket.denied : undefined,
+    ...hooks.counters?.(socket),
+  };
+}
+
+/**
+ * listen's counters: `received = printed + pending + drops_queue + drops_output + denied +
+ * past_count` (`denied` only with --allow or --deny, `past_count` only with --workers and
+ * --count).
+ */
+export interface ListenCounters extends SocketCounters {
+  printed: number;
+  pending: number;
+  drops_output: number;
+  /** --count with --workers: datagrams other workers took as the count was reached. */
+  past_count?: number | undefined;
+}
+
+/**
+ * listen's counters in the order people read them: what came, what was printed, what was not
+ * and why, then the verb's own.
+ */
+export function listenCounters(
+  socket: SocketCounters,
+  output: { printed: number; pending: number; drops_output: number },
+  pastCount?: number,
+): ListenCounters {
+  const { received, bytes, drops_queue, drops_kernel, ring_full, denied, ...own } = socket;
+  return {
+    received,
+    bytes,
+    printed: output.printed,
+    pending: output.pending,
+    drops_queue,
+    drops_output: output.drops_output,
+    ...(pastCount !== undefined && { past_count: pastCount }),
+    drops_kernel,
+    ring_full,
+    denied,
+    ...own,
+  };
+}
+
+/** Options of {@link receiveLoop}. */
+export interface LoopOptions {
+  signal: AbortSignal;
+  idleTimeout?: number | undefined;
+  /** The most datagrams to take. */
+  limit?: number | undefined;
+  /**
+   * Asked first for each datagram: false leaves it unwritten and unanswered (--count reached
+   * by another worker; the caller counts it).
+   */
+  admit?: ((msg: Datagram) => boolean) | undefined;
+}
+
+/**
+ * Takes datagrams until the limit, a silence or the signal, formatting each into `out`; when
+ * `out` cannot take more, stops reading (the datagrams wait in the kernel's buffer; past it the
+ * kernel drops them and says so in drops_kernel). What is in hand, the rest of a batch
+ * included, is always formatted and written. Then lets the verb settle and closes the socket.
+ */
+export async function receiveLoop(
+  socket: UdpSocket,
+  out: ReceiverOutput,
+  format: ByteFormatter,
+  hooks: ReceiverHooks,
+  readings: SocketReadings,
+  options: LoopOptions,
+): Promise<void> {
+  let paused = false;
+  let receiving = true;
+  out.onDrain(() => {
+    if (paused && receiving && !out.saturated) {
+      paused = false;
+      socket.resume();
+    }
+  });
+  const { onDatagram } = hooks;
+  const { admit } = options;
+  try {
+    // Each datagram is formatted straight into the output buffer as it arrives.
+    await socket.consume(
+      (msg) => {
+        if (admit !== undefined && !admit(msg)) return;
+        format(msg, out);
+        out.commit();
+        onDatagram?.(msg, socket);
+        if (out.saturated && !paused) paused = socket.pause();
+      },
+      {
+        signal: options.signal,
+        ...(options.idleTimeout !== undefined && { idleTimeout: options.idleTimeout }),
+        ...(options.limit !== undefined && { limit: options.limit }),
+      },
+    );
+  } catch (err) {
+    if (!(err instanceof AbortError)) throw err;
+  } finally {
+    receiving = false;
+    readings.kernelDrops(); // the last readings the open socket allows
+    readings.ringFull();
+    await hooks.settle?.(socket);
+    await socket.close();
+  }
+}
+
+/** The exit summary for people, with the same figures as `--stats`. */
+export function receiverSummary(c: ListenCounters, abandoned: number): string {
+  const notPrinted = c.drops_queue + c.drops_output;
+  let line = `received ${plural(c.received, 'datagram')} (${plural(c.bytes, 'byte')}), printed ${c.printed}`;
+  if (notPrinted > 0) {
+    const why = [
+      c.drops_queue > 0 && `queue ${c.drops_queue}`,
+      c.drops_output > 0 &&
+        `output ${c.drops_output}${abandoned > 0 ? `, ${abandoned} of them abandoned at exit` : ''}`,
+    ].filter(Boolean);
+    line += `, not printed ${notPrinted} (${why.join('; ')})`;
+  }
+  if ((c.past_count ?? 0) > 0) {
+    line += `, past --count ${c.past_count} (taken by other workers as the count was reached)`;
+  }
+  if ((c.denied ?? 0) > 0) line += `, denied ${c.denied} (--allow/--deny)`;
+  if ((c.drops_kernel ?? 0) > 0) {
+    line += `; the kernel dropped ${c.drops_kernel} more before they could be read (receive buffer full)`;
+  }
+  return line;
+}
+
+/** Batches of 64 made-up datagrams the warm-up runs through the receive path. */
+const WARM_UP_ROUNDS = 64;
+
+/**
+ * Before binding, runs the whole receive path (transport, socket, formatter, writer) on
+ * made-up datagrams, with no traffic: a socket of its own, bound to loopback, is handed
+ * batches laid out as the addon lays them out. Cold, the first tens of milliseconds of a
+ * flood ran slowly enough for the kernel to drop thousands of datagrams (bench/start-loss.sh,
+ * 100000 of 64 bytes at 200k/s: 15k-19k without it, 0 in 9 runs of 10 with it). 4096
+ * datagrams of 64 and 256 bytes warm it as well as 16384 of 64 and 1024 did (1 lossy run in
+ * 10 each), in 60 ms rather than 90: the interpreter is slow on long payloads. A Ctrl-C ends
+ * it at once.
+ */
+export async function warmUp(format: ByteFormatter, metadata: boolean, signal: AbortSignal): Promise<void> {
+  // A real BatchWriter (into nothing): the formatter must meet the same kind of object it
+  // will write to, or its optimized code is thrown away at the first real datagram.
+  const sink = new BatchWriter(
+    new Writable({
+      write(_chunk, _encoding, callback) {
+        callback();
+      },
+    }),
+  );
+  // Every branch a real payload may take: plain runs, control bytes, a backslash, valid and
+  // invalid UTF-8, an unsafe code point; short and long. A branch first met under load would
+  // throw the optimized code away.
+  const samples = [64, 256].flatMap((size) =>
+    [0, 1, 2, 3].map((variant) => {
+      const data = Buffer.alloc(size, 0x61);
+      data.set(
+        [0, 1, 0x1b, 0x0a, 0x5c, 0xff, 0xc3, 0xa9, 0xc2, 0x9b, 0xe2, 0x9c, 0x93].slice(variant),
+        variant * 3,
+      );
+      return data;
+    }),
+  );
+  const batch = Array.from({ length: 64 }, (_, i) => samples[i % samples.length] as Buffer);
+  let rx: UdpSocket | undefined;
+  try {
+    // Datagrams of the shape the real ones will have: with where they arrived, or without.
+    rx = await openUdpSocket({ address: '127.0.0.1', port: 0, coalesce: true, metadata });
+    const socket = rx;
+    const done = socket.consume((msg) => {
+      format(msg, sink);
+      sink.commit();
+    });
+    done.catch(() => {});
+    const deadline = performance.now() + 500;
+    for (let round = 0; round < WARM_UP_ROUNDS && !signal.aborted && performance.now() < deadline; round++) {
+      socket.simulateReceive(batch);
+      // A turn of the loop now and then: the writer hands its chunks over, as it will.
+      if (round % 16 === 15) await new Promise((resolve) => setImmediate(resolve));
+    }
+  } catch {
+    // No loopback to bind: start cold.
+  } finally {
+    await rx?.close();
+  }
+}

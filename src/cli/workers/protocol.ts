@@ -1,0 +1,75 @@
+/**
+ * What the main thread and the receive workers of `--workers` say to each other. The main
+ * thread owns stdout, stderr, signals and the exit; each worker owns one socket of a
+ * SO_REUSEPORT group and formats what it receives into whole records, which it posts in
+ * chunks: lines from several workers never interleave.
+ */
+import type { AccessRule } from '../../lib/index.js';
+import type { ListenOptions } from '../commands/listen.js';
+import type { Counters } from '../stats.js';
+
+/** A worker's start: the listen options (the access list as its rules) and where to report. */
+export interface WorkerData {
+  udpkit: 'receiver';
+  /** Its place in the group: sockets are bound in order (CPU steering numbers them so). */
+  index: number;
+  workers: number;
+  /** The verb whose hooks to make, and their options (see ReceiverHooks.spec). */
+  verb: string;
+  spec: unknown;
+  opts: Omit<ListenOptions, 'access'> & { access: undefined };
+  rules: readonly AccessRule[] | undefined;
+  /** With --count: one Int32 of tickets taken, shared by all. */
+  claims: SharedArrayBuffer | undefined;
+  /** {@link COUNTER_SLOTS} Float64 per worker: its counters, for --stats and the silence. */
+  counters: SharedArrayBuffer;
+}
+
+/** Float64 slots per worker in the shared counters; slot 0 is `received`, kept current. */
+export const COUNTER_SLOTS = 16;
+
+/** Worker to main thread. */
+export type WorkerMessage =
+  /** Warmed up, ready to bind. */
+  | { type: 'ready' }
+  | {
+      type: 'bound';
+      address: string;
+      port: number;
+      /** The receive buffer the kernel granted. */
+      granted: number;
+      /** The counters' names, in the order of their slots. */
+      names: string[];
+    }
+  /** It could not start (bind refused, ...): the error to report, as one line. */
+  | { type: 'failed'; name: string; code: string | undefined; message: string }
+  /** Whole records, formatted: `records` of them in `data`. */
+  | { type: 'out'; data: ArrayBuffer; records: number }
+  /** It took the last datagram --count allows: everyone stops. */
+  | { type: 'count' }
+  /** It has stopped, closed its socket and posted all its output: its final counters. */
+  | { type: 'done'; counters: Counters };
+
+/** Main thread to worker. */
+export type MainMessage =
+  /**
+   * Bind now, to this port: the one asked for by the first worker, the one it got by the
+   * others, in turn (the group numbers its sockets in the order they bind).
+   */
+  | { type: 'bind'; port: number }
+  | { type: 'stop' }
+  /** Stop reading (stdout is full) until 'resume'. */
+  | { type: 'pause' }
+  | { type: 'resume' }
+  /** Attach the steering program to the group of `workers` sockets. */
+  | { type: 'steer' };
+
+/** The value a counter's slot holds when the system cannot tell it. */
+export function toSlot(value: number | undefined): number {
+  return value === undefined ? Number.NaN : value;
+}
+
+/** The counter a slot holds: undefined for NaN. */
+export function fromSlot(value: number): number | undefined {
+  return Number.isNaN(value) ? undefined : value;
+}
