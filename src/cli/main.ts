@@ -17,7 +17,8 @@ import { proxyCommand } from './commands/proxy.js';
 import { sendCommand } from './commands/send.js';
 import { type CliIO, EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from './io.js';
 import { outputFailure } from './stdout.js';
-import { setWorkerEntry } from './workers/pool.js';
+import { isBenchWorker, runBenchWorker } from './workers/bench-worker.js';
+import { setWorkerEntry } from './workers/group.js';
 import { isReceiverWorker, runReceiverWorker } from './workers/worker.js';
 
 const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
@@ -178,10 +179,10 @@ Examples:
   return stoppedBy ? (SIGNAL_EXIT[stoppedBy] ?? EXIT_FAILURE) : exitCode;
 }
 
-if (!isMainThread && isReceiverWorker(workerData)) {
-  // A receive worker of --workers: this module is its entry too, so one bundle holds both.
-  await runReceiverWorker(workerData);
-} else {
+// A worker of --workers: this module is its entry too, so that one bundle holds all.
+if (!isMainThread && isReceiverWorker(workerData)) await runReceiverWorker(workerData);
+else if (!isMainThread && isBenchWorker(workerData)) await runBenchWorker(workerData);
+else {
   setWorkerEntry(import.meta.url);
   const code = await main(process.argv.slice(2));
   // Exit now: a write still blocked on a stalled stdout (on a pool thread) or a terminal's

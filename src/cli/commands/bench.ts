@@ -7,7 +7,7 @@
 import { writeFileSync } from 'node:fs';
 import type { BenchProgress, LiveInterval } from '../../lib/bench/client.js';
 import { benchParams, runBench } from '../../lib/bench/client.js';
-import { startBenchServer } from '../../lib/bench/server.js';
+import { type ServerEvent, startBenchServer } from '../../lib/bench/server.js';
 import { checkSizes, IMIX, type SizeDistribution } from '../../lib/bench/sizes.js';
 import { AbortError, formatEndpoint } from '../../lib/index.js';
 import { parseCount, parseDuration, parseListenPositionals, parseRate, UsageError, usage } from '../args.js';
@@ -23,6 +23,8 @@ import {
 import { Command } from '../commander.js';
 import { type CliIO, EXIT_FAILURE, EXIT_OK } from '../io.js';
 import { outputFailure, outputFileError } from '../stdout.js';
+import { runBenchWorkers } from '../workers/bench.js';
+import { parseWorkers } from './listen.js';
 
 /** The port both ends use unless told otherwise. */
 export const DEFAULT_BENCH_PORT = 12345;
@@ -310,40 +312,52 @@ async function runClient(args: string[], flags: ClientFlags, io: CliIO): Promise
   return EXIT_OK;
 }
 
-async function runServer(
-  args: string[],
-  flags: { json?: boolean; quiet?: boolean },
-  io: CliIO,
-): Promise<number> {
+/** What bench server prints for one event: a line for people, or one JSON object. */
+export function serverEventLine(e: ServerEvent, json: boolean): string | undefined {
+  const id = e.session.toString(16).padStart(12, '0');
+  if (json) {
+    return JSON.stringify(
+      e.type === 'interval'
+        ? { type: e.type, session: id, ...jsonInterval(e.interval) }
+        : { ...e, session: id },
+    );
+  }
+  if (e.type === 'session') {
+    return `[${id}] ${formatEndpoint(e.client.address, e.client.port)}: ${e.params.mode}${e.params.reverse ? ', reversed' : ''}, ${e.params.size} B`;
+  }
+  if (e.type === 'interval') return `[${id}] ${intervalLine(jsonInterval(e.interval))}`;
+  if (e.type === 'report') {
+    const f = e.report.figures;
+    return `[${id}] done: received ${f.received - f.duplicates} of ${f.sent}, lost ${f.lost}, duplicates ${f.duplicates}, reordered ${f.reordered}, jitter ${f.jitterMs} ms${e.sender ? `, ${formatBits((f.bytes * 8 * 1000) / Math.max(1, e.sender.endMs - e.sender.startMs))}` : ''}`;
+  }
+  if (e.type === 'sent') return `[${id}] sent ${e.sender.end - e.sender.first} (reversed)`;
+  return undefined;
+}
+
+/** bench server's own options. */
+export interface ServerFlags {
+  json?: boolean;
+  quiet?: boolean;
+  /** --workers, parsed: 1 for none. */
+  workers: number;
+}
+
+async function runServer(args: string[], flags: ServerFlags, io: CliIO): Promise<number> {
   const where = parseListenPositionals(args);
-  const out = (line: string) => io.stdout.write(`${line}\n`);
+  if (flags.workers > 1) {
+    return runBenchWorkers(
+      { host: where.host ?? '0.0.0.0', port: where.port ?? DEFAULT_BENCH_PORT },
+      flags,
+      io,
+    );
+  }
   const server = await startBenchServer({
     address: where.host ?? '0.0.0.0',
     port: where.port ?? DEFAULT_BENCH_PORT,
     signal: io.signal,
     onEvent: (e) => {
-      const id = e.session.toString(16).padStart(12, '0');
-      if (flags.json) {
-        out(
-          JSON.stringify(
-            e.type === 'interval'
-              ? { type: e.type, session: id, ...jsonInterval(e.interval) }
-              : { ...e, session: id },
-          ),
-        );
-        return;
-      }
-      if (e.type === 'session')
-        out(
-          `[${id}] ${formatEndpoint(e.client.address, e.client.port)}: ${e.params.mode}${e.params.reverse ? ', reversed' : ''}, ${e.params.size} B`,
-        );
-      else if (e.type === 'interval') out(`[${id}] ${intervalLine(jsonInterval(e.interval))}`);
-      else if (e.type === 'report') {
-        const f = e.report.figures;
-        out(
-          `[${id}] done: received ${f.received - f.duplicates} of ${f.sent}, lost ${f.lost}, duplicates ${f.duplicates}, reordered ${f.reordered}, jitter ${f.jitterMs} ms${e.sender ? `, ${formatBits((f.bytes * 8 * 1000) / Math.max(1, e.sender.endMs - e.sender.startMs))}` : ''}`,
-        );
-      } else if (e.type === 'sent') out(`[${id}] sent ${e.sender.end - e.sender.first} (reversed)`);
+      const line = serverEventLine(e, flags.json === true);
+      if (line !== undefined) io.stdout.write(`${line}\n`);
     },
   });
   const here = server.address();
@@ -376,16 +390,20 @@ export function benchCommand(io: CliIO, setExit: (code: number) => void): Comman
     .argument('[port]', `local port (default ${DEFAULT_BENCH_PORT})`)
     .option('--json', 'one JSON line per event (session, interval, report)')
     .option('-q, --quiet', "don't print the 'Bench server on' line")
+    .option(
+      '--workers <n>',
+      "serve in n threads, each with its own socket on the same port (SO_REUSEPORT; 'auto': one per core); a client's session stays on one (native transport)",
+    )
     .action(
       async (
         host: string | undefined,
         port: string | undefined,
-        flags: { json?: boolean; quiet?: boolean },
+        flags: { json?: boolean; quiet?: boolean; workers?: string },
       ) => {
         setExit(
           await runServer(
             [host, port].filter((a): a is string => a !== undefined),
-            flags,
+            { ...flags, workers: parseWorkers(flags.workers) },
             io,
           ),
         );

@@ -248,15 +248,19 @@ export function reportEnd(
   last: ListenCounters,
   abandoned: number,
   granted: number,
+  byWorker?: readonly number[],
 ): void {
   const dropped = last.drops_queue + last.drops_output + (last.denied ?? 0);
-  if (opts.stats !== undefined) io.stderr.write(`${name}: ${formatCounters(last)} rcvbuf=${granted}\n`);
-  else {
-    const more = hooks.summary?.(last);
+  if (opts.stats !== undefined) {
+    const spread = byWorker === undefined ? '' : ` by_worker=${byWorker.join('/')}`;
+    io.stderr.write(`${name}: ${formatCounters(last)} rcvbuf=${granted}${spread}\n`);
+  } else {
+    const own = hooks.summary?.(last);
     const notice = dropped > 0 || (last.drops_kernel ?? 0) > 0 || (last.past_count ?? 0) > 0;
-    if (io.signal.aborted || notice || more !== undefined) {
+    if (io.signal.aborted || notice || own !== undefined) {
+      const spread = byWorker === undefined ? '' : `; by worker ${byWorker.join('/')}`;
       io.stderr.write(
-        `${name}: ${receiverSummary(last, abandoned)}${more === undefined ? '' : `; ${more}`}\n`,
+        `${name}: ${receiverSummary(last, abandoned)}${own === undefined ? '' : `; ${own}`}${spread}\n`,
       );
     }
   }

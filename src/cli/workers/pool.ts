@@ -4,74 +4,14 @@
  * thread owns stdout: each worker posts whole records, written here in the order they come,
  * so lines never interleave; their counters add up into one set, printed as one command's.
  */
-import { Worker } from 'node:worker_threads';
-import {
-  BatchWriter,
-  formatEndpoint,
-  NotSupportedError,
-  nativeUnavailableReason,
-  UdpError,
-  type UdpErrorCode,
-} from '../../lib/index.js';
+import { BatchWriter, formatEndpoint } from '../../lib/index.js';
 import { type ListenOptions, reportEnd, warnIfBufferCapped } from '../commands/listen.js';
-import { type CliIO, EXIT_OK, settleSignals } from '../io.js';
+import { type CliIO, EXIT_OK, plural, settleSignals } from '../io.js';
 import { type ListenCounters, listenCounters, type ReceiverHooks, type SocketCounters } from '../receiver.js';
 import { type Counters, startStats } from '../stats.js';
 import { finishOutput, outputFailure, stdoutTarget } from '../stdout.js';
-import {
-  COUNTER_SLOTS,
-  fromSlot,
-  type MainMessage,
-  type WorkerData,
-  type WorkerMessage,
-} from './protocol.js';
-
-/** The module a worker thread starts from: the command line's entry (see main.ts). */
-let entry: URL | undefined;
-
-/** Says which module starts workers: main.ts, which runs a worker when it is started as one. */
-export function setWorkerEntry(url: string): void {
-  entry = new URL(url);
-}
-
-/** One worker as the main thread sees it. */
-class Member {
-  readonly worker: Worker;
-  /** Its final counters, once it said it is done. */
-  final: Counters | undefined;
-  readonly exited: Promise<void>;
-  #next: ((m: WorkerMessage | undefined) => void) | undefined;
-
-  constructor(worker: Worker) {
-    this.worker = worker;
-    this.exited = new Promise((resolve) => worker.once('exit', () => resolve()));
-    worker.once('exit', () => this.deliver(undefined));
-  }
-
-  send(message: MainMessage): void {
-    this.worker.postMessage(message);
-  }
-
-  /** Its next start-up message ('ready', 'bound', 'failed'); undefined once it has exited. */
-  expect(): Promise<WorkerMessage | undefined> {
-    return new Promise((resolve) => {
-      this.#next = resolve;
-    });
-  }
-
-  /** Hands a start-up message to whoever waits for one. */
-  deliver(m: WorkerMessage | undefined): void {
-    const next = this.#next;
-    this.#next = undefined;
-    next?.(m);
-  }
-}
-
-/** The error a worker reported, as the main thread would have thrown it: one line, exit 1. */
-function workerError(m: { code: string | undefined; message: string }): UdpError {
-  const code = (m.code?.startsWith('UDP_ERR_') ? m.code : 'UDP_ERR_SOCKET') as UdpErrorCode;
-  return new UdpError(code, m.message);
-}
+import { WorkerGroup } from './group.js';
+import { COUNTER_SLOTS, fromSlot, type WorkerData } from './protocol.js';
 
 /** Sums counters by name: undefined where no worker could tell. */
 function sum(all: readonly Counters[], names: readonly string[]): Counters {
@@ -93,110 +33,66 @@ function sum(all: readonly Counters[], names: readonly string[]): Counters {
  */
 export async function runWorkers(opts: ListenOptions, io: CliIO, hooks: ReceiverHooks): Promise<number> {
   const name = `udpkit ${hooks.verb}`;
-  if (nativeUnavailableReason !== undefined) {
-    throw new NotSupportedError(
-      `--workers needs the native transport (SO_REUSEPORT) (${nativeUnavailableReason})`,
-    );
-  }
-  if (entry === undefined) throw new Error('no module to start workers from');
   const n = opts.workers;
   const shared = new SharedArrayBuffer(n * COUNTER_SLOTS * 8);
   const slots = new Float64Array(shared);
   const claims = opts.count === undefined ? undefined : new SharedArrayBuffer(4);
   const out = new BatchWriter(stdoutTarget());
-  let names: string[] = [];
-  let failure: Error | undefined;
-  let stopped = false;
   let paused = false;
-  const members: Member[] = [];
-  const stopAll = () => {
-    if (stopped) return;
-    stopped = true;
-    for (const m of members) m.send({ type: 'stop' });
-  };
-  const fail = (err: Error) => {
-    failure ??= err;
-    stopAll();
-  };
-  out.onError(() => stopAll());
+  const { access, ...plain } = opts;
+  const data = (index: number): WorkerData => ({
+    udpkit: 'receiver',
+    index,
+    workers: n,
+    verb: hooks.verb,
+    spec: hooks.spec,
+    opts: { ...plain, access: undefined },
+    rules: access?.rules,
+    claims,
+    counters: shared,
+  });
+  const group = new WorkerGroup(n, data, (m, member) => {
+    if (m.type === 'out') {
+      out.write(new Uint8Array(m.data), m.records);
+      if (out.saturated && !paused) {
+        paused = true;
+        group.broadcast({ type: 'pause' });
+      }
+    } else if (m.type === 'count') group.stop();
+    else if (m.type === 'done') member.final = m.counters;
+  });
+  out.onError(() => group.stop());
   out.onDrain(() => {
     if (paused && !out.saturated) {
       paused = false;
-      for (const m of members) m.send({ type: 'resume' });
+      group.broadcast({ type: 'resume' });
     }
   });
-  io.signal.addEventListener('abort', stopAll, { once: true });
-
+  const stopGroup = () => group.stop();
+  io.signal.addEventListener('abort', stopGroup, { once: true });
   // Every worker starts and warms up at once; they bind in turn, once ready.
-  const { access, ...plain } = opts;
-  for (let index = 0; index < n; index++) {
-    const data: WorkerData = {
-      udpkit: 'receiver',
-      index,
-      workers: n,
-      verb: hooks.verb,
-      spec: hooks.spec,
-      opts: { ...plain, access: undefined },
-      rules: access?.rules,
-      claims,
-      counters: shared,
-    };
-    const member = new Member(new Worker(entry, { workerData: data, stdin: false }));
-    member.worker.on('message', (m: WorkerMessage) => {
-      if (m.type === 'out') {
-        out.write(new Uint8Array(m.data), m.records);
-        if (out.saturated && !paused) {
-          paused = true;
-          for (const other of members) other.send({ type: 'pause' });
-        }
-      } else if (m.type === 'count') stopAll();
-      else if (m.type === 'done') member.final = m.counters;
-      else {
-        if (m.type === 'failed') fail(workerError(m));
-        member.deliver(m);
-      }
-    });
-    member.worker.on('error', (err) => fail(new Error(`worker ${index}: ${err.message}`)));
-    members.push(member);
-  }
-
-  // Bind in order: the first to the port asked for, the others to the one it got.
-  let port = opts.port;
-  let local: { address: string; port: number } | undefined;
-  let granted = 0;
-  const readies = members.map((m) => m.expect());
-  for (let i = 0; i < n && !stopped; i++) {
-    const ready = await readies[i];
-    if (ready?.type !== 'ready' || stopped) break;
-    const member = members[i] as Member;
-    const answer = member.expect();
-    member.send({ type: 'bind', port });
-    const m = await answer;
-    if (m?.type !== 'bound') break;
-    if (i === 0) {
-      port = m.port;
-      local = { address: m.address, port: m.port };
-      granted = m.granted;
-      names = m.names;
+  const bound = io.signal.aborted ? undefined : await group.bind(opts.port);
+  const names = bound?.names ?? [];
+  const granted = bound?.granted ?? 0;
+  if (bound !== undefined) {
+    if (opts.steer === 'cpu') group.members[0]?.send({ type: 'steer' });
+    if (!opts.quiet) {
+      io.stderr.write(
+        `Listening on ${formatEndpoint(bound.address, bound.port)} (${n} workers${opts.steer === 'cpu' ? ', steered by CPU' : ''})\n`,
+      );
     }
+    warnIfBufferCapped(io, name, opts.rcvbuf, granted);
   }
-  const allBound = !stopped && local !== undefined;
-  if (allBound && opts.steer === 'cpu') (members[0] as Member).send({ type: 'steer' });
-  if (allBound && local !== undefined && !opts.quiet) {
-    io.stderr.write(
-      `Listening on ${formatEndpoint(local.address, local.port)} (${n} workers${opts.steer === 'cpu' ? ', steered by CPU' : ''})\n`,
-    );
-  }
-  if (allBound) warnIfBufferCapped(io, name, opts.rcvbuf, granted);
-
-  const counters = (): ListenCounters => {
-    const per = members.map((m, i) => {
+  const { members } = group;
+  const perWorker = () =>
+    members.map((m, i) => {
       if (m.final !== undefined) return m.final;
       const c: Counters = {};
       for (const [k, key] of names.entries()) c[key] = fromSlot(slots[i * COUNTER_SLOTS + k] as number);
       return c;
     });
-    const summed = sum(per, names);
+  const counters = (): ListenCounters => {
+    const summed = sum(perWorker(), names);
     const { past_count: past, ...total } = {
       ...summed,
       received: summed.received ?? 0,
@@ -210,31 +106,33 @@ export async function runWorkers(opts: ListenOptions, io: CliIO, hooks: Receiver
     return listenCounters(total, { printed: out.written, pending, drops_output: out.dropped }, past);
   };
   const stopStats =
-    opts.stats === undefined || !allBound
+    opts.stats === undefined || bound === undefined
       ? () => {}
       : startStats(io.stderr, name, opts.stats, counters, 'received');
   const stopIdle =
     opts.idleTimeout === undefined
       ? () => {}
-      : watchSilence(opts.idleTimeout, slots, n, () => paused, stopAll);
+      : watchSilence(opts.idleTimeout, slots, n, () => paused, stopGroup);
   let abandoned = 0;
   try {
-    if (!allBound) stopAll();
-    await Promise.all(members.map((m) => m.exited));
+    if (bound === undefined) group.stop();
+    await group.exited();
   } finally {
     stopIdle();
     abandoned = await finishOutput(out, io.signal);
     await settleSignals();
     stopStats();
-    if (failure === undefined) {
-      if (allBound) reportEnd(io, name, opts, hooks, counters(), abandoned, granted);
+    io.signal.removeEventListener('abort', stopGroup);
+    if (group.failure === undefined) {
+      const spread = perWorker().map((c) => c.received ?? 0);
+      if (bound !== undefined) reportEnd(io, name, opts, hooks, counters(), abandoned, granted, spread);
       else
         io.stderr.write(
-          `${name}: stopped before it was listening; received ${counters().received} datagrams\n`,
+          `${name}: stopped before it was listening; received ${plural(counters().received, 'datagram')}\n`,
         );
     }
   }
-  if (failure) throw failure;
+  if (group.failure) throw group.failure;
   const outFailure = outputFailure(out.error);
   if (outFailure) throw outFailure;
   return EXIT_OK;

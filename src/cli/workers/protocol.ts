@@ -25,6 +25,14 @@ export interface WorkerData {
   counters: SharedArrayBuffer;
 }
 
+/** A bench server worker's start. */
+export interface BenchWorkerData {
+  udpkit: 'bench-server';
+  index: number;
+  host: string;
+  json: boolean;
+}
+
 /** Float64 slots per worker in the shared counters; slot 0 is `received`, kept current. */
 export const COUNTER_SLOTS = 16;
 
@@ -45,6 +53,8 @@ export type WorkerMessage =
   | { type: 'failed'; name: string; code: string | undefined; message: string }
   /** Whole records, formatted: `records` of them in `data`. */
   | { type: 'out'; data: ArrayBuffer; records: number }
+  /** Whole lines of text (bench server's events), each ending in a newline. */
+  | { type: 'lines'; text: string }
   /** It took the last datagram --count allows: everyone stops. */
   | { type: 'count' }
   /** It has stopped, closed its socket and posted all its output: its final counters. */
