@@ -5,7 +5,7 @@
 import { parentPort } from 'node:worker_threads';
 import { startBenchServer } from '../../lib/bench/server.js';
 import { serverEventLine } from '../commands/bench.js';
-import type { BenchWorkerData, MainMessage, WorkerMessage } from './protocol.js';
+import { type BenchWorkerData, bindOrStop, type MainMessage, type WorkerMessage } from './protocol.js';
 
 /** True when this thread was started as a bench server worker. */
 export function isBenchWorker(data: unknown): data is BenchWorkerData {
@@ -34,10 +34,7 @@ export async function runBenchWorker(data: BenchWorkerData): Promise<void> {
     lines = '';
   };
   post({ type: 'ready' });
-  const given = await Promise.race([
-    bindPort,
-    new Promise<undefined>((resolve) => stop.signal.addEventListener('abort', () => resolve(undefined))),
-  ]);
+  const given = await bindOrStop(bindPort, stop.signal);
   if (given === undefined) {
     post({ type: 'done', counters: {} });
     port.close();

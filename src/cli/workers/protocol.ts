@@ -83,3 +83,14 @@ export function toSlot(value: number | undefined): number {
 export function fromSlot(value: number): number | undefined {
   return Number.isNaN(value) ? undefined : value;
 }
+
+/** The port the main thread says to bind, or undefined once it says stop (even before). */
+export function bindOrStop(port: Promise<number>, stop: AbortSignal): Promise<number | undefined> {
+  if (stop.aborted) return Promise.resolve(undefined);
+  return Promise.race([
+    port,
+    new Promise<undefined>((resolve) =>
+      stop.addEventListener('abort', () => resolve(undefined), { once: true }),
+    ),
+  ]);
+}

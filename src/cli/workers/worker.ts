@@ -18,7 +18,14 @@ import {
 } from '../receiver.js';
 import type { Counters } from '../stats.js';
 import { ChunkChannel } from './channel.js';
-import { COUNTER_SLOTS, type MainMessage, toSlot, type WorkerData, type WorkerMessage } from './protocol.js';
+import {
+  bindOrStop,
+  COUNTER_SLOTS,
+  type MainMessage,
+  toSlot,
+  type WorkerData,
+  type WorkerMessage,
+} from './protocol.js';
 
 /** True when this thread was started as a receive worker. */
 export function isReceiverWorker(data: unknown): data is WorkerData {
@@ -65,10 +72,7 @@ export async function runReceiverWorker(data: WorkerData): Promise<void> {
   const format = createByteFormatter(opts.format, { timestamps: opts.timestamps, destination: opts.showDst });
   if (!opts.receiveThread) await warmUp(format, receiverNeedsMetadata(opts, hooks), stop.signal);
   post({ type: 'ready' });
-  const given = await Promise.race([
-    bindPort,
-    new Promise<undefined>((resolve) => stop.signal.addEventListener('abort', () => resolve(undefined))),
-  ]);
+  const given = await bindOrStop(bindPort, stop.signal);
   try {
     if (given !== undefined) {
       socket = await openReceiver(opts, hooks, stop.signal, { reusePort: true, port: given });
