@@ -98,7 +98,8 @@ describe('listen --workers', () => {
       { env: { CLI } },
     );
     const m = await running.waitFor('stderr', /:(\d+) \(2 workers/);
-    await sendSpread(Number(m[1]), 8, 200);
+    // 800 KB of lines: far more than a pipe holds, so writes meet the closed pipe.
+    await sendSpread(Number(m[1]), 8, 2000);
     const r = await running.wait();
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^Received message: s\d+-\d+ from 127\.0\.0\.1:\d+\n$/);

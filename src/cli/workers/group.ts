@@ -19,13 +19,16 @@ export function setWorkerEntry(url: string): void {
 /** One worker as the main thread sees it. */
 export class Member {
   readonly worker: Worker;
+  /** Its place in the group. */
+  readonly index: number;
   /** Its final counters, once it said it is done. */
   final: Counters | undefined;
   readonly exited: Promise<void>;
   #next: ((m: WorkerMessage | undefined) => void) | undefined;
 
-  constructor(worker: Worker) {
+  constructor(worker: Worker, index: number) {
     this.worker = worker;
+    this.index = index;
     this.exited = new Promise((resolve) => worker.once('exit', () => resolve()));
     worker.once('exit', () => this.deliver(undefined));
   }
@@ -91,7 +94,7 @@ export class WorkerGroup {
     }
     if (entry === undefined) throw new Error('no module to start workers from');
     for (let index = 0; index < n; index++) {
-      const member = new Member(new Worker(entry, { workerData: data(index), stdin: false }));
+      const member = new Member(new Worker(entry, { workerData: data(index), stdin: false }), index);
       member.worker.on('message', (m: WorkerMessage) => {
         if (m.type === 'ready' || m.type === 'bound') member.deliver(m);
         else if (m.type === 'failed') {

@@ -11,7 +11,7 @@ import { type ListenCounters, listenCounters, type ReceiverHooks, type SocketCou
 import { type Counters, startStats } from '../stats.js';
 import { finishOutput, outputFailure, stdoutTarget } from '../stdout.js';
 import { WorkerGroup } from './group.js';
-import { COUNTER_SLOTS, fromSlot, type WorkerData } from './protocol.js';
+import { COUNTER_SLOTS, fromSlot, RING_BYTES, type WorkerData } from './protocol.js';
 
 /** Sums counters by name: undefined where no worker could tell. */
 function sum(all: readonly Counters[], names: readonly string[]): Counters {
@@ -40,6 +40,7 @@ export async function runWorkers(opts: ListenOptions, io: CliIO, hooks: Receiver
   const out = new BatchWriter(stdoutTarget());
   let paused = false;
   const { access, ...plain } = opts;
+  const rings = Array.from({ length: n }, () => new SharedArrayBuffer(RING_BYTES));
   const data = (index: number): WorkerData => ({
     udpkit: 'receiver',
     index,
@@ -50,10 +51,17 @@ export async function runWorkers(opts: ListenOptions, io: CliIO, hooks: Receiver
     rules: access?.rules,
     claims,
     counters: shared,
+    ring: rings[index] as SharedArrayBuffer,
   });
+  const views = rings.map((r) => new Uint8Array(r));
   const group = new WorkerGroup(n, data, (m, member) => {
-    if (m.type === 'out') {
-      out.write(new Uint8Array(m.data), m.records);
+    if (m.type === 'segment' || m.type === 'out') {
+      // Copied into the writer's own chunks at once, so the worker can reuse its ring.
+      if (m.type === 'out') out.write(m.data, m.records);
+      else {
+        out.write((views[member.index] as Uint8Array).subarray(m.start, m.end), m.records);
+        member.send({ type: 'release', count: 1 });
+      }
       if (out.saturated && !paused) {
         paused = true;
         group.broadcast({ type: 'pause' });

@@ -23,7 +23,12 @@ export interface WorkerData {
   claims: SharedArrayBuffer | undefined;
   /** {@link COUNTER_SLOTS} Float64 per worker: its counters, for --stats and the silence. */
   counters: SharedArrayBuffer;
+  /** Its output ring: it formats records there, the main thread copies them out. */
+  ring: SharedArrayBuffer;
 }
+
+/** The bytes of each worker's output ring. */
+export const RING_BYTES = 4 * 1024 * 1024;
 
 /** A bench server worker's start. */
 export interface BenchWorkerData {
@@ -51,8 +56,10 @@ export type WorkerMessage =
     }
   /** It could not start (bind refused, ...): the error to report, as one line. */
   | { type: 'failed'; name: string; code: string | undefined; message: string }
-  /** Whole records, formatted: `records` of them in `data`. */
-  | { type: 'out'; data: ArrayBuffer; records: number }
+  /** Whole records, formatted: `records` of them in its ring from `start` to `end`. */
+  | { type: 'segment'; start: number; end: number; records: number }
+  /** Whole records that found no room in the ring: `records` of them in `data` (a copy). */
+  | { type: 'out'; data: Uint8Array; records: number }
   /** Whole lines of text (bench server's events), each ending in a newline. */
   | { type: 'lines'; text: string }
   /** It took the last datagram --count allows: everyone stops. */
@@ -71,6 +78,8 @@ export type MainMessage =
   /** Stop reading (stdout is full) until 'resume'. */
   | { type: 'pause' }
   | { type: 'resume' }
+  /** The oldest `count` segments of its ring are copied out: the space is free again. */
+  | { type: 'release'; count: number }
   /** Attach the steering program to the group of `workers` sockets. */
   | { type: 'steer' };
 

@@ -17,7 +17,7 @@ import {
   warmUp,
 } from '../receiver.js';
 import type { Counters } from '../stats.js';
-import { ChunkChannel } from './channel.js';
+import { RingChannel } from './channel.js';
 import {
   bindOrStop,
   COUNTER_SLOTS,
@@ -42,7 +42,7 @@ function hooksFor(data: WorkerData, io: CliIO): ReceiverHooks {
 export async function runReceiverWorker(data: WorkerData): Promise<void> {
   const port = parentPort;
   if (port === null) return;
-  const post = (message: WorkerMessage, transfer?: ArrayBuffer[]) => port.postMessage(message, transfer);
+  const post = (message: WorkerMessage) => port.postMessage(message);
   const stop = new AbortController();
   const io: CliIO = {
     stdin: process.stdin,
@@ -56,7 +56,7 @@ export async function runReceiverWorker(data: WorkerData): Promise<void> {
     access: data.rules === undefined ? undefined : new AccessList(data.rules),
   };
   const hooks = hooksFor(data, io);
-  const channel = new ChunkChannel((chunk, records) => post({ type: 'out', data: chunk, records }, [chunk]));
+  const channel = new RingChannel(data.ring, post);
   let socket: UdpSocket | undefined;
   let bindTo: ((port: number) => void) | undefined;
   const bindPort = new Promise<number>((resolve) => {
@@ -67,6 +67,7 @@ export async function runReceiverWorker(data: WorkerData): Promise<void> {
     else if (m.type === 'stop') stop.abort();
     else if (m.type === 'pause') channel.pause();
     else if (m.type === 'resume') channel.resume();
+    else if (m.type === 'release') channel.release(m.count);
     else if (m.type === 'steer') socket?.steerByCpu(data.workers);
   });
   const format = createByteFormatter(opts.format, { timestamps: opts.timestamps, destination: opts.showDst });
