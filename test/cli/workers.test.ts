@@ -168,6 +168,10 @@ describe('listen --workers', () => {
       [['--workers', '300'], /--workers: 300 is more than 256/],
       [['--steer', 'cpu'], /--steer spreads datagrams over --workers/],
       [['--workers', '2', '--steer', 'rss'], /--steer: 'rss' is not hash or cpu/],
+      [
+        ['--workers', '2', '--join', '239.1.2.3'],
+        /--join with --workers: each worker would receive every group/,
+      ],
     ] as const) {
       const r = await runCli(['listen', '127.0.0.1', '0', ...args]);
       expect(r.code).toBe(2);

@@ -144,6 +144,10 @@ export function parseListenArgs(positionals: readonly string[], flags: ListenFla
   if (flags.steer !== undefined && flags.steer !== 'hash' && flags.steer !== 'cpu') {
     throw new UsageError(`--steer: '${flags.steer}' is not hash or cpu`);
   }
+  if (workers > 1 && flags.join !== undefined && flags.join.length > 0) {
+    // The kernel hands a multicast datagram to every socket of the group, not to one.
+    throw new UsageError('--join with --workers: each worker would receive every group datagram; use one');
+  }
   if (flags.steer !== undefined && workers === 1) {
     throw new UsageError('--steer spreads datagrams over --workers: give --workers 2 or more');
   }
