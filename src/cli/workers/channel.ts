@@ -48,6 +48,7 @@ export class RingChannel implements ReceiverOutput {
     return this.#records;
   }
 
+  /** The main thread says freed space a quarter of the ring at a time: full past 3/4 out. */
   get saturated(): boolean {
     return this.#paused || this.#outstanding + this.used - this.#start > (this.#ring.length * 3) / 4;
   }

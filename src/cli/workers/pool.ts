@@ -54,13 +54,22 @@ export async function runWorkers(opts: ListenOptions, io: CliIO, hooks: Receiver
     ring: rings[index] as SharedArrayBuffer,
   });
   const views = rings.map((r) => new Uint8Array(r));
+  const released = rings.map(() => ({ count: 0, bytes: 0 }));
   const group = new WorkerGroup(n, data, (m, member) => {
     if (m.type === 'segment' || m.type === 'out') {
       // Copied into the writer's own chunks at once, so the worker can reuse its ring.
       if (m.type === 'out') out.write(m.data, m.records);
       else {
         out.write((views[member.index] as Uint8Array).subarray(m.start, m.end), m.records);
-        member.send({ type: 'release', count: 1 });
+        // Freed space is said a quarter of the ring at a time: a message wakes the worker.
+        const r = released[member.index] as { count: number; bytes: number };
+        r.count++;
+        r.bytes += m.end - m.start;
+        if (r.bytes >= RING_BYTES / 4) {
+          member.send({ type: 'release', count: r.count });
+          r.count = 0;
+          r.bytes = 0;
+        }
       }
       if (out.saturated && !paused) {
         paused = true;
