@@ -9,6 +9,7 @@
 //      its latency (else a Node client measures it, its own time included). SKIP_BENCH=1
 //      leaves out udpkit bench against iperf3, iperf2 and sockperf, BENCH_REPS (default 3);
 //      SKIP_GSO=1 leaves out send --count --size 1400 against the blaster, GSO_REPS (default 3).
+//      SKIP_WORKERS=1 leaves out listen --workers 2 (bench/workers.mjs).
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -473,6 +474,28 @@ if (process.env.SKIP_GSO !== '1') {
     '>=',
     4,
     `${gb(r.udpkit?.sentBitsPerSecond)} vs ${gb(r.blast?.sentBitsPerSecond)}; delivered ${r.udpkit?.deliveredPercent?.toFixed(1)} vs ${r.blast?.deliveredPercent?.toFixed(1)} %`,
+  );
+}
+
+// listen --workers 2 against one listen, both at 200k/s from 8 blasters (bench/workers.mjs).
+if (process.env.SKIP_WORKERS !== '1') {
+  console.error('bench: listen --workers 2 against listen, CPU per thread');
+  const r = JSON.parse(
+    execFileSync(node, [join(root, 'bench', 'workers.mjs'), join(work, 'blast')], {
+      encoding: 'utf8',
+      env: { RATE: '200000', COUNT: '600000', SENDERS: '8', SIZES: '1024', ...process.env },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    }),
+  );
+  writeFileSync(join(work, 'workers.json'), JSON.stringify(r, null, 2));
+  const one = r['listen, 1024 B'];
+  const two = r['listen --workers 2, 1024 B'];
+  check(
+    'listen --workers 2, 1024 B at 200k/s: main thread CPU per datagram / one listen (all threads)',
+    ratio(two?.mainThreadUsPerDatagram, one?.allThreadsUsPerDatagram),
+    '<=',
+    0.5,
+    `${two?.mainThreadUsPerDatagram?.toFixed(2)} vs ${one?.allThreadsUsPerDatagram?.toFixed(2)} us (the part that does not spread over cores); all threads ${two?.allThreadsUsPerDatagram?.toFixed(2)} us; printed ${two?.printedPercent?.toFixed(1)} vs ${one?.printedPercent?.toFixed(1)} % on 2 cores shared with the senders; spread ${two?.spread?.join(', ')}`,
   );
 }
 
