@@ -5,7 +5,8 @@
 import { parentPort } from 'node:worker_threads';
 import { startBenchServer } from '../../lib/bench/server.js';
 import { serverEventLine } from '../commands/bench.js';
-import { type BenchWorkerData, bindOrStop, type MainMessage, type WorkerMessage } from './protocol.js';
+import { linkToMain } from './link.js';
+import type { BenchWorkerData } from './protocol.js';
 
 /** True when this thread was started as a bench server worker. */
 export function isBenchWorker(data: unknown): data is BenchWorkerData {
@@ -16,16 +17,8 @@ export function isBenchWorker(data: unknown): data is BenchWorkerData {
 export async function runBenchWorker(data: BenchWorkerData): Promise<void> {
   const port = parentPort;
   if (port === null) return;
-  const post = (message: WorkerMessage) => port.postMessage(message);
-  const stop = new AbortController();
-  let bindTo: ((port: number) => void) | undefined;
-  const bindPort = new Promise<number>((resolve) => {
-    bindTo = resolve;
-  });
-  port.on('message', (m: MainMessage) => {
-    if (m.type === 'bind') bindTo?.(m.port);
-    else if (m.type === 'stop') stop.abort();
-  });
+  const link = linkToMain(port);
+  const { post } = link;
   // A turn's lines go as one message.
   let lines = '';
   const flush = () => {
@@ -33,11 +26,9 @@ export async function runBenchWorker(data: BenchWorkerData): Promise<void> {
     post({ type: 'lines', text: lines });
     lines = '';
   };
-  post({ type: 'ready' });
-  const given = await bindOrStop(bindPort, stop.signal);
+  const given = await link.ready();
   if (given === undefined) {
-    post({ type: 'done', counters: {} });
-    port.close();
+    link.done({});
     return;
   }
   let server: Awaited<ReturnType<typeof startBenchServer>>;
@@ -56,16 +47,15 @@ export async function runBenchWorker(data: BenchWorkerData): Promise<void> {
   } catch (err) {
     const e = err as Error & { code?: string };
     post({ type: 'failed', name: e.name, code: e.code, message: e.message });
-    port.close();
+    link.close();
     return;
   }
   const here = server.address();
   post({ type: 'bound', address: here.address, port: here.port, granted: 0, names: [] });
-  if (!stop.signal.aborted) {
-    await new Promise((resolve) => stop.signal.addEventListener('abort', resolve, { once: true }));
+  if (!link.signal.aborted) {
+    await new Promise((resolve) => link.signal.addEventListener('abort', resolve, { once: true }));
   }
   await server.close();
   flush();
-  post({ type: 'done', counters: { foreign: server.foreign, garbled: server.garbled } });
-  port.close();
+  link.done({ foreign: server.foreign, garbled: server.garbled });
 }

@@ -18,14 +18,8 @@ import {
 } from '../receiver.js';
 import type { Counters } from '../stats.js';
 import { RingChannel } from './channel.js';
-import {
-  bindOrStop,
-  COUNTER_SLOTS,
-  type MainMessage,
-  toSlot,
-  type WorkerData,
-  type WorkerMessage,
-} from './protocol.js';
+import { linkToMain } from './link.js';
+import { COUNTER_SLOTS, toSlot, type WorkerData } from './protocol.js';
 
 /** True when this thread was started as a receive worker. */
 export function isReceiverWorker(data: unknown): data is WorkerData {
@@ -42,13 +36,20 @@ function hooksFor(data: WorkerData, io: CliIO): ReceiverHooks {
 export async function runReceiverWorker(data: WorkerData): Promise<void> {
   const port = parentPort;
   if (port === null) return;
-  const post = (message: WorkerMessage) => port.postMessage(message);
-  const stop = new AbortController();
+  let channel: RingChannel | undefined;
+  let socket: UdpSocket | undefined;
+  const link = linkToMain(port, (m) => {
+    if (m.type === 'pause') channel?.pause();
+    else if (m.type === 'resume') channel?.resume();
+    else if (m.type === 'release') channel?.release(m.count);
+    else if (m.type === 'steer') socket?.steerByCpu(data.workers);
+  });
+  const { post } = link;
   const io: CliIO = {
     stdin: process.stdin,
     stdout: process.stdout,
     stderr: process.stderr,
-    signal: stop.signal,
+    signal: link.signal,
     argv: [],
   };
   const opts: ListenOptions = {
@@ -56,37 +57,23 @@ export async function runReceiverWorker(data: WorkerData): Promise<void> {
     access: data.rules === undefined ? undefined : new AccessList(data.rules),
   };
   const hooks = hooksFor(data, io);
-  const channel = new RingChannel(data.ring, post);
-  let socket: UdpSocket | undefined;
-  let bindTo: ((port: number) => void) | undefined;
-  const bindPort = new Promise<number>((resolve) => {
-    bindTo = resolve;
-  });
-  port.on('message', (m: MainMessage) => {
-    if (m.type === 'bind') bindTo?.(m.port);
-    else if (m.type === 'stop') stop.abort();
-    else if (m.type === 'pause') channel.pause();
-    else if (m.type === 'resume') channel.resume();
-    else if (m.type === 'release') channel.release(m.count);
-    else if (m.type === 'steer') socket?.steerByCpu(data.workers);
-  });
+  const out = new RingChannel(data.ring, post);
+  channel = out;
   const format = createByteFormatter(opts.format, { timestamps: opts.timestamps, destination: opts.showDst });
-  if (!opts.receiveThread) await warmUp(format, receiverNeedsMetadata(opts, hooks), stop.signal);
-  post({ type: 'ready' });
-  const given = await bindOrStop(bindPort, stop.signal);
+  if (!opts.receiveThread) await warmUp(format, receiverNeedsMetadata(opts, hooks), link.signal);
+  const given = await link.ready();
   try {
     if (given !== undefined) {
-      socket = await openReceiver(opts, hooks, stop.signal, { reusePort: true, port: given });
+      socket = await openReceiver(opts, hooks, link.signal, { reusePort: true, port: given });
     }
   } catch (err) {
     const e = err as Error & { code?: string };
     post({ type: 'failed', name: e.name, code: e.code, message: e.message });
-    port.close();
+    link.close();
     return;
   }
   if (socket === undefined) {
-    post({ type: 'done', counters: {} });
-    port.close();
+    link.done({});
     return;
   }
   const bound = socket;
@@ -123,8 +110,8 @@ export async function runReceiverWorker(data: WorkerData): Promise<void> {
     return true;
   };
   try {
-    await receiveLoop(bound, channel, format, hooks, readings, {
-      signal: stop.signal,
+    await receiveLoop(bound, out, format, hooks, readings, {
+      signal: link.signal,
       limit: opts.count,
       admit,
     });
@@ -134,9 +121,8 @@ export async function runReceiverWorker(data: WorkerData): Promise<void> {
     post({ type: 'failed', name: e.name, code: e.code, message: e.message });
   } finally {
     clearInterval(ticker);
-    channel.flush();
+    out.flush();
     store();
-    post({ type: 'done', counters: counters() });
-    port.close();
+    link.done(counters());
   }
 }
