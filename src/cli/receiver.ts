@@ -61,15 +61,17 @@ export async function openReceiver(
   opts: ListenOptions,
   hooks: ReceiverHooks,
   signal: AbortSignal,
-  group: { reusePort: boolean; port: number } = { reusePort: false, port: opts.port },
+  group: { reusePort: boolean; port: number; first?: boolean } = { reusePort: false, port: opts.port },
 ): Promise<UdpSocket | undefined> {
   const address = opts.host ?? (opts.family === 'IPv6' ? '::' : '0.0.0.0');
+  const type = opts.family && (opts.family === 'IPv6' ? 'udp6' : 'udp4');
   let socket: UdpSocket;
   try {
+    if (group.first) await refuseTakenPort(address, group.port, type, signal);
     socket = await openUdpSocket({
       address,
       port: group.port,
-      ...(opts.family && { type: opts.family === 'IPv6' ? 'udp6' : 'udp4' }),
+      ...(type && { type }),
       recvBufferSize: opts.rcvbuf,
       ...(opts.access && { accept: (from) => (opts.access as AccessList).allows(from.address) }),
       ...(group.reusePort && { reusePort: true }),
@@ -104,6 +106,25 @@ export async function openReceiver(
     throw err;
   }
   return socket;
+}
+
+/**
+ * Before the first socket of a SO_REUSEPORT group binds a given port: binds it plainly and lets
+ * go, so that a port another program holds is refused as listen alone refuses it ("address ...
+ * is already in use"), rather than joined: another group of the same user would take it in
+ * and share its datagrams. Port 0 picks a free port anyway.
+ *
+ * @throws {AddressInUseError} when the port is taken
+ */
+export async function refuseTakenPort(
+  address: string,
+  port: number,
+  type: 'udp4' | 'udp6' | undefined,
+  signal?: AbortSignal,
+): Promise<void> {
+  if (port === 0) return;
+  const probe = await openUdpSocket({ address, port, ...(type && { type }), ...(signal && { signal }) });
+  await probe.close();
 }
 
 /** Whether the datagrams must say where they arrived: json has it, --show-dst, echo. */

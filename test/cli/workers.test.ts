@@ -164,8 +164,9 @@ describe('listen --workers', () => {
 
   it('refuses what cannot work: exit 2 for usage, exit 1 on node:dgram', async () => {
     for (const [args, message] of [
-      [['--workers', '0'], /workers '0' is not a positive integer/],
-      [['--workers', '300'], /--workers: 300 is more than 256/],
+      [['--workers', '0'], /--workers: '0' is not a number of workers from 1 to 256, or auto/],
+      [['--workers', '300'], /--workers: '300' is not a number of workers from 1 to 256, or auto/],
+      [['--workers', 'x'], /--workers: 'x' is not a number of workers/],
       [['--steer', 'cpu'], /--steer spreads datagrams over --workers/],
       [['--workers', '2', '--steer', 'rss'], /--steer: 'rss' is not hash or cpu/],
       [
@@ -196,6 +197,17 @@ describe('listen --workers', () => {
     const r = await runCli(['listen', '127.0.0.1', String(taken.address().port), '--workers', '2']);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/^udpkit listen: address 127\.0\.0\.1:\d+ is already in use\n$/);
+  });
+
+  native('a port held by another group of workers is refused, not shared', async () => {
+    const { running, port } = await startWorkers(['listen'], ['--workers', '2']);
+    for (const verb of [['listen'], ['echo'], ['bench', 'server']]) {
+      const r = await runCli([...verb, '127.0.0.1', String(port), '--workers', '2']);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/^udpkit [a-z ]+: address 127\.0\.0\.1:\d+ is already in use\n$/);
+    }
+    running.child.kill('SIGINT');
+    expect((await running.wait()).code).toBe(130);
   });
 });
 

@@ -403,8 +403,12 @@ Output formats:
 export function parseWorkers(value: string | undefined): number {
   if (value === undefined) return 1;
   if (value === 'auto') return Math.min(availableParallelism(), MAX_WORKERS);
-  const n = parseCount(value, 'workers');
-  if (n > MAX_WORKERS) throw new UsageError(`--workers: ${n} is more than ${MAX_WORKERS}`);
+  const n = /^\d+$/.test(value) ? Number(value) : Number.NaN;
+  if (!(n >= 1 && n <= MAX_WORKERS)) {
+    throw new UsageError(
+      `--workers: '${value}' is not a number of workers from 1 to ${MAX_WORKERS}, or auto`,
+    );
+  }
   return n;
 }
 

@@ -4,7 +4,9 @@
  */
 import { parentPort } from 'node:worker_threads';
 import { startBenchServer } from '../../lib/bench/server.js';
+import { ipFamily } from '../../lib/index.js';
 import { serverEventLine } from '../commands/bench.js';
+import { refuseTakenPort } from '../receiver.js';
 import { linkToMain } from './link.js';
 import type { BenchWorkerData } from './protocol.js';
 
@@ -33,6 +35,8 @@ export async function runBenchWorker(data: BenchWorkerData): Promise<void> {
   }
   let server: Awaited<ReturnType<typeof startBenchServer>>;
   try {
+    if (data.index === 0)
+      await refuseTakenPort(data.host, given, ipFamily(data.host) === 'IPv6' ? 'udp6' : 'udp4');
     server = await startBenchServer({
       address: data.host,
       port: given,

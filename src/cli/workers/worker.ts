@@ -64,7 +64,11 @@ export async function runReceiverWorker(data: WorkerData): Promise<void> {
   const given = await link.ready();
   try {
     if (given !== undefined) {
-      socket = await openReceiver(opts, hooks, link.signal, { reusePort: true, port: given });
+      socket = await openReceiver(opts, hooks, link.signal, {
+        reusePort: true,
+        port: given,
+        first: data.index === 0,
+      });
     }
   } catch (err) {
     const e = err as Error & { code?: string };
@@ -95,10 +99,12 @@ export async function runReceiverWorker(data: WorkerData): Promise<void> {
   const local = bound.address();
   post({ type: 'bound', address: local.address, port: local.port, granted: bound.recvBufferSize, names });
   hooks.onStart?.(bound);
-  // Often enough for --stats and --idle-timeout; `received` (slot 0) is kept at each datagram.
+  // Often enough for --stats and --idle-timeout; `received` and `bytes` (slots 0 and 1) are
+  // kept at each datagram.
   const ticker = setInterval(store, 50);
   const admit = (_msg: Datagram): boolean => {
     slots[0] = bound.packetsReceived;
+    slots[1] = bound.bytesReceived;
     if (claims === undefined) return true;
     // One ticket per datagram, shared by all workers: exactly --count of them are taken.
     const ticket = Atomics.add(claims, 0, 1);
