@@ -83,7 +83,8 @@ let linked = 0;
 export function createLinkedNetns(context: TestContext): LinkedNetns {
   const a = createNetns(context);
   const b = createNetns(context);
-  const n = (process.pid + ++linked) % 250;
+  // From 1: fd00:199:0::1 would read back as fd00:199::1.
+  const n = 1 + ((process.pid + ++linked) % 250);
   const steps = [
     ['link', 'add', 'veth-a', 'netns', a.name, 'type', 'veth', 'peer', 'name', 'veth-b', 'netns', b.name],
     ['-n', a.name, 'addr', 'add', `10.199.${n}.1/24`, 'dev', 'veth-a'],
