@@ -43,11 +43,6 @@ export class RingChannel implements ReceiverOutput {
     this.#post = post;
   }
 
-  /** Records formatted and not yet announced. */
-  get held(): number {
-    return this.#records;
-  }
-
   /** The main thread says freed space a quarter of the ring at a time: full past 3/4 out. */
   get saturated(): boolean {
     return this.#paused || this.#outstanding + this.used - this.#start > (this.#ring.length * 3) / 4;
