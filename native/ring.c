@@ -133,7 +133,12 @@ static void *thread_main(void *arg) {
         while ((pos = room(r, head, dhead, l)) == UINT64_MAX && !atomic_load(&r->abandon)) {
           atomic_store_explicit(&r->head, head, memory_order_release);
           atomic_store_explicit(&r->dhead, dhead, memory_order_release);
-          atomic_store(&r->want_room, 1);
+          // want_room is stored before room() looks at the tail again, and take() stores the
+          // tail before it looks at want_room, a full fence between each pair: one of the two
+          // sees the other's store, so either this thread sees the room or take() wakes it
+          // (without the fences a store may pass a later load: on ARM, and even on x86).
+          atomic_store_explicit(&r->want_room, 1, memory_order_relaxed);
+          atomic_thread_fence(memory_order_seq_cst);
           atomic_fetch_add(&r->fulls, 1);
           uv_async_send(r->async);
           if (room(r, head, dhead, l) == UINT64_MAX && !atomic_load(&r->abandon)) wait_wake(r);
@@ -205,7 +210,8 @@ static int take(ring_t *r, napi_env env, int rounds) {
     if (r->orphaned) return -1;
     atomic_store_explicit(&r->dtail, end, memory_order_release);
     atomic_store_explicit(&r->tail, start + n, memory_order_release);
-    if (atomic_exchange(&r->want_room, 0)) wake_thread(r);
+    atomic_thread_fence(memory_order_seq_cst); /* the other half of the thread's wait for room */
+    if (atomic_exchange_explicit(&r->want_room, 0, memory_order_relaxed)) wake_thread(r);
   }
   return atomic_load(&r->head) != r->next;
 }

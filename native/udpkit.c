@@ -588,7 +588,17 @@ int deliver_recs(sock_t *s, napi_env env, const rec_t *recs, uint32_t n, napi_va
   napi_get_reference_value(env, s->on_batch, &cb);
   napi_get_global(env, &global);
   args[0] = data;
-  napi_get_reference_value(env, s->meta_ref, &args[1]);
+  // The rows are the environment's, reused batch after batch. A delivery inside another (a
+  // receive-thread socket closed from a batch's callback hands its rest over in the close)
+  // takes rows of its own, so the batch still being read keeps its own.
+  env_t *en = env_state(env);
+  uint32_t *meta = s->meta;
+  if (en->delivering > 0) {
+    void *p = NULL;
+    if (napi_create_buffer(env, (size_t)(n ? n : 1) * META_WORDS * 4, &p, &args[1]) != napi_ok) return -1;
+    meta = p;
+  }
+  else napi_get_reference_value(env, s->meta_ref, &args[1]);
   napi_create_array(env, &senders);
   if (s->metadata) napi_create_array(env, &arrivals);
   else napi_get_undefined(env, &arrivals);
@@ -633,7 +643,7 @@ int deliver_recs(sock_t *s, napi_env env, const rec_t *recs, uint32_t n, napi_va
         napi_set_element(env, arrivals, where, arrival_to_js(env, s, a));
       }
     }
-    uint32_t *row = s->meta + (size_t)i * META_WORDS;
+    uint32_t *row = meta + (size_t)i * META_WORDS;
     row[0] = r->len;
     row[1] = idx;
     memcpy(row + 2, &a->ms, sizeof a->ms);
@@ -645,7 +655,10 @@ int deliver_recs(sock_t *s, napi_env env, const rec_t *recs, uint32_t n, napi_va
   args[3] = senders;
   args[4] = arrivals;
   // make_callback, not call_function: promises the callback resolves settle right after it.
-  return napi_make_callback(env, s->async_ctx, global, cb, 5, args, &result) == napi_ok ? 0 : -1;
+  en->delivering++;
+  napi_status st = napi_make_callback(env, s->async_ctx, global, cb, 5, args, &result);
+  en->delivering--;
+  return st == napi_ok ? 0 : -1;
 }
 
 void prepare_reads(struct mmsghdr *msgs, struct sockaddr_storage *addrs, unsigned char *ctrl, int ctrl_len, int n) {

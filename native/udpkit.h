@@ -136,6 +136,7 @@ typedef struct {
   int armed;
   void *plan; /* the send plan (send_plan_t), made on the first batch send */
   rec_t *recs; /* MAX_ROWS records of the batch being handed over */
+  int delivering; /* batches whose callback is running (more than one: one inside another) */
 } env_t;
 
 

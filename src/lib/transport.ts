@@ -676,6 +676,8 @@ class NativeTransport implements Transport {
   #lastOffloads: Offloads | undefined;
   /** The view of a batch for batch consumers: one object, reused. */
   #batch = new NativeBatch();
+  /** `#batch` is lent to a consumer whose callback is running. */
+  #inBatch = false;
 
   constructor(options: TransportOptions, sink: TransportSink) {
     this.#sink = sink;
@@ -1001,8 +1003,15 @@ class NativeTransport implements Transport {
     const sink = this.#sink;
     sink.batch();
     if (arrivals === undefined) {
-      const batch = this.#batch.set(slab, words, times, from, count);
-      if (sink.takeBatch(batch)) return;
+      // A batch inside a batch of this socket (its close in the callback hands the rest over)
+      // takes a view of its own: the outer one is still being read.
+      const view = this.#inBatch ? new NativeBatch() : this.#batch;
+      this.#inBatch = true;
+      try {
+        if (sink.takeBatch(view.set(slab, words, times, from, count))) return;
+      } finally {
+        if (view === this.#batch) this.#inBatch = false;
+      }
     }
     for (let i = 0; i < count; i++) {
       const w = i * META_WORDS;

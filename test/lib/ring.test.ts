@@ -188,6 +188,53 @@ describe.skipIf(!native)('receive thread', () => {
   });
 });
 
+describe.skipIf(!native)('receive thread: a close inside a batch', () => {
+  it('closing another socket inside a batch hands its rest over there and then, and the batch being read keeps its own rows', async () => {
+    const a = await open({ receiveThread: true });
+    const b = await open({ receiveThread: true });
+    const tx = await open();
+    const c = checker();
+    let depth = 0;
+    let deepest = 0;
+    let handedOver = 0;
+    let aBad = 0;
+    let closing: Promise<void> | undefined;
+    b.consumeBatches((batch) => {
+      depth++;
+      deepest = Math.max(deepest, depth);
+      for (let i = 0; i < batch.count; i++)
+        c.take(batch.data.subarray(batch.offset(i), batch.offset(i) + batch.length(i)));
+      handedOver += batch.count;
+      depth--;
+    });
+    const done = new Promise<void>((resolve) => {
+      a.consumeBatches((batch) => {
+        depth++;
+        if (closing === undefined) {
+          // b's thread reads 3000 datagrams into its ring while this callback runs, so b's
+          // close below has them to hand over, inside this batch.
+          const { data, lengths } = numbered(3000, 37);
+          void tx.sendPacked(data, lengths, 3000, b.address().port, '127.0.0.1');
+          const deadline = Date.now() + 5000;
+          while ((b.receiveRing?.held ?? 0) < 3000 && Date.now() < deadline) {}
+          closing = b.close();
+        }
+        for (let i = 0; i < batch.count; i++) if (batch.length(i) !== 100) aBad++;
+        depth--;
+        resolve();
+      });
+    });
+    const { data, lengths } = numbered(200, 100);
+    await tx.sendPacked(data, lengths, 200, a.address().port, '127.0.0.1');
+    await done;
+    await closing;
+    expect(deepest).toBe(2); // b's batches were delivered inside a's
+    expect(handedOver).toBe(3000);
+    expect(c.bad).toBe(0);
+    expect(aBad).toBe(0);
+  });
+});
+
 describe.skipIf(!native)('sockets in worker threads', () => {
   it.each(['unread', 'reading', 'receive thread'])(
     'a worker ending with a socket left open (%s) ends cleanly: the process lives on',
