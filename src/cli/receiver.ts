@@ -3,6 +3,7 @@
  * `--workers`: bind, format each datagram straight into the output, pause reception while the
  * output is full, and count every datagram.
  */
+import { closeSync, openSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import {
   AbortError,
@@ -309,62 +310,108 @@ export function receiverSummary(c: ListenCounters, abandoned: number): string {
   return line;
 }
 
-/** Batches of 64 made-up datagrams the warm-up runs through the receive path. */
-const WARM_UP_ROUNDS = 64;
-
 /**
- * Before binding, runs the whole receive path (transport, socket, formatter, writer) on
- * made-up datagrams, with no traffic: a socket of its own, bound to loopback, is handed
- * batches laid out as the addon lays them out. Cold, the first tens of milliseconds of a
- * flood ran slowly enough for the kernel to drop thousands of datagrams (bench/start-loss.sh,
- * 100000 of 64 bytes at 200k/s: 15k-19k without it, 0 in 9 runs of 10 with it). 4096
- * datagrams of 64 and 256 bytes warm it as well as 16384 of 64 and 1024 did (1 lossy run in
- * 10 each), in 60 ms rather than 90: the interpreter is slow on long payloads. A Ctrl-C ends
- * it at once.
+ * What the warm-up sends: every byte value at every kind of place (alone, after each other, as
+ * lead and continuation bytes of UTF-8 sequences valid, invalid and cut short, at the end of a
+ * payload), control bytes and a backslash in plain text, a number in binary before text (as a
+ * load generator sends), empty; 64, 256 and 1024 bytes long.
  */
-export async function warmUp(format: ByteFormatter, metadata: boolean, signal: AbortSignal): Promise<void> {
-  // A real BatchWriter (into nothing): the formatter must meet the same kind of object it
-  // will write to, or its optimized code is thrown away at the first real datagram.
-  const sink = new BatchWriter(
-    new Writable({
-      write(_chunk, _encoding, callback) {
-        callback();
-      },
-    }),
+function warmUpPayloads(): Buffer[] {
+  const all = Buffer.alloc(1024);
+  for (let i = 0; i < all.length; i++) all[i] = i & 0xff;
+  const down = Buffer.from(all).reverse();
+  const seqs = Buffer.from(
+    'f09f9880e0a080ed9fbff48fbfbfe2808be280aeefbbbfc280dfbfe0809fedbfbff4908080c0afc1bff5f8feff80bf616263e29c',
+    'hex',
   );
-  // Every branch a real payload may take: plain runs, control bytes, a backslash, valid and
-  // invalid UTF-8, an unsafe code point; short and long. A branch first met under load would
-  // throw the optimized code away.
-  const samples = [64, 256].flatMap((size) =>
+  const text = [64, 256, 1024].flatMap((size) =>
     [0, 1, 2, 3].map((variant) => {
       const data = Buffer.alloc(size, 0x61);
       data.set(
         [0, 1, 0x1b, 0x0a, 0x5c, 0xff, 0xc3, 0xa9, 0xc2, 0x9b, 0xe2, 0x9c, 0x93].slice(variant),
         variant * 3,
       );
+      if (variant === 3) data.writeBigUInt64BE(0x0102_8090_c0e0_f0ffn, 0);
       return data;
     }),
   );
-  const batch = Array.from({ length: 64 }, (_, i) => samples[i % samples.length] as Buffer);
+  return [all, down, seqs, Buffer.from(seqs.subarray(0, seqs.length - 1)), Buffer.alloc(0), ...text];
+}
+
+/** Datagrams the warm-up sends through the receive path. */
+const WARM_UP_DATAGRAMS = 4096;
+
+/**
+ * Before binding, runs the receive path itself (the addon's delivery, transport, socket,
+ * {@link receiveLoop}, formatter, a writer of the same kind as the real one, into /dev/null)
+ * on real datagrams sent to a socket of its own on loopback, with every kind of payload.
+ * Cold, or warmed on made-up datagrams, the first tens of milliseconds of a flood ran slowly
+ * and the optimizing compiler took the core meanwhile, enough for the kernel to drop
+ * thousands of datagrams at their start (bench/start-loss.sh). A Ctrl-C ends it at once.
+ *
+ * @param toFile the real output is a descriptor (a file, /dev/null, a terminal), not a stream
+ */
+export async function warmUp(
+  format: ByteFormatter,
+  metadata: boolean,
+  signal: AbortSignal,
+  toFile: boolean,
+): Promise<void> {
+  const payloads = warmUpPayloads();
+  const lengths = new Uint32Array(64);
+  const chunks: Buffer[] = [];
+  // Each kind once a batch, the rest short text: the count that makes code hot costs less.
+  const short = Buffer.alloc(64, 0x61);
+  short.writeBigUInt64BE(0x0102_8090_c0e0_f0ffn, 0);
+  for (let i = 0; i < 64; i++) {
+    const p = (i < payloads.length ? payloads[i] : short) as Buffer;
+    lengths[i] = p.length;
+    chunks.push(p);
+  }
+  const packed = Buffer.concat(chunks);
+  let fd: number | undefined;
   let rx: UdpSocket | undefined;
+  let tx: UdpSocket | undefined;
   try {
-    // Datagrams of the shape the real ones will have: with where they arrived, or without.
-    rx = await openUdpSocket({ address: '127.0.0.1', port: 0, coalesce: true, metadata });
-    const socket = rx;
-    const done = socket.consume((msg) => {
-      format(msg, sink);
-      sink.commit();
+    fd = toFile ? openSync('/dev/null', 'w') : undefined;
+    const out = new BatchWriter(
+      fd ??
+        new Writable({
+          write(_chunk, _encoding, callback) {
+            callback();
+          },
+        }),
+    );
+    rx = await openUdpSocket({
+      address: '127.0.0.1',
+      port: 0,
+      coalesce: true,
+      metadata,
+      recvBufferSize: 1 << 22,
     });
-    done.catch(() => {});
-    const deadline = performance.now() + 500;
-    for (let round = 0; round < WARM_UP_ROUNDS && !signal.aborted && performance.now() < deadline; round++) {
-      socket.simulateReceive(batch);
-      // A turn of the loop now and then: the writer hands its chunks over, as it will.
-      if (round % 16 === 15) await new Promise((resolve) => setImmediate(resolve));
+    tx = await openUdpSocket({ address: '127.0.0.1', port: 0 });
+    const total = Math.ceil(WARM_UP_DATAGRAMS / 64) * 64;
+    const stop = AbortSignal.any([signal, AbortSignal.timeout(2000)]);
+    const socket = rx;
+    const loop = receiveLoop(socket, out, format, { verb: 'warm-up' }, new SocketReadings(socket), {
+      signal: stop,
+      limit: total,
+    });
+    const port = socket.address().port;
+    // A batch at a time, each taken before the next: the kernel's buffer never overflows.
+    for (let sent = 0; sent < total && !stop.aborted; sent += 64) {
+      await tx.sendPacked(packed, lengths, 64, port, '127.0.0.1');
+      while (socket.packetsReceived < sent + 64 - 256 && !stop.aborted) {
+        await new Promise((resolve) => setImmediate(resolve));
+      }
     }
+    await loop;
+    await out.flush({ signal: stop });
   } catch {
     // No loopback to bind: start cold.
   } finally {
     await rx?.close();
+    await tx?.close();
+    if (fd !== undefined) closeSync(fd);
   }
 }

@@ -11,13 +11,17 @@ import { type BatchWriter, OutputError } from '../lib/index.js';
  * terminal or /dev/null gets the descriptor itself, written with fs.writev on the thread pool.
  */
 export function stdoutTarget(): Writable | number {
+  return stdoutIsStream() ? new Socket({ fd: 1, readable: false, writable: true }) : 1;
+}
+
+/** Whether stdout is a pipe or a socket (written as a stream), rather than a descriptor. */
+export function stdoutIsStream(): boolean {
   try {
     const st = fstatSync(1);
-    if (st.isFIFO() || st.isSocket()) return new Socket({ fd: 1, readable: false, writable: true });
+    return st.isFIFO() || st.isSocket();
   } catch {
-    // A closed stdout: the descriptor's writes will fail and say so.
+    return false; // a closed stdout: the descriptor's writes will fail and say so
   }
-  return 1;
 }
 
 /** How long output may still take once a signal has stopped the command. */

@@ -229,7 +229,7 @@ describe('defaults', () => {
       count: undefined,
       idleTimeout: undefined,
       quiet: false,
-      rcvbuf: 4 * 1024 * 1024,
+      rcvbuf: 32 * 1024 * 1024,
       stats: undefined,
       access: undefined,
       join: [],

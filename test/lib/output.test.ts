@@ -165,3 +165,20 @@ it('stops on a stream error and reports it once', async () => {
   expect((out.error as NodeJS.ErrnoException).code).toBe('EPIPE');
   expect(out.write('b')).toBe(false);
 });
+
+it('reserve makes chunks ahead, bounded by maxBuffered, and the records written after come out whole and in order', async () => {
+  const { stream, writes } = sink({ highWaterMark: 1 << 20 });
+  const out = new BatchWriter(stream, { maxBuffered: 1 << 20 });
+  const before = process.memoryUsage().arrayBuffers;
+  out.reserve(64 << 20);
+  const grown = process.memoryUsage().arrayBuffers - before;
+  expect(grown).toBeGreaterThanOrEqual(512 << 10); // it made chunks...
+  expect(grown).toBeLessThanOrEqual((1 << 20) + (256 << 10)); // ...no more than maxBuffered allows
+  const line = `${'x'.repeat(1000)}\n`;
+  for (let i = 0; i < 5000; i++) out.write(`${i} ${line}`);
+  await out.flush();
+  const lines = writes.join('').split('\n');
+  expect(lines).toHaveLength(5001);
+  expect(lines.slice(0, 5000).every((l, i) => l === `${i} ${line.slice(0, -1)}`)).toBe(true);
+  expect(out.written).toBe(5000);
+});

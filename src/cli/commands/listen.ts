@@ -44,7 +44,7 @@ import {
   warmUp,
 } from '../receiver.js';
 import { formatCounters, startStats } from '../stats.js';
-import { finishOutput, outputFailure, stdoutTarget } from '../stdout.js';
+import { finishOutput, outputFailure, stdoutIsStream, stdoutTarget } from '../stdout.js';
 import { runWorkers } from '../workers/pool.js';
 
 /** What `listen` does, once its command line is parsed. */
@@ -113,10 +113,15 @@ export const MAX_WORKERS = 256;
 
 export const DEFAULT_LISTEN_PORT = 12345;
 /**
- * The default receive buffer: 4 MiB holds about 20 ms of 64-byte datagrams at 200k/s (the
- * system's default, 208 KiB, holds about 1 ms), enough to ride out a pause of the event loop.
+ * The default receive buffer: 32 MiB, what the first tenth of a second of a flood needs. The
+ * kernel charges a datagram's whole buffer (about 2.3 KB for 1 KB of payload on loopback), and
+ * a flood that starts with the process finds its code still cold and its memory not yet
+ * mapped: 1 KB datagrams at 200k/s lost 3-15k of their first 200k with 4 MiB (8 granted), 0
+ * with this (bench/start-loss.sh). The system's default, 208 KiB, holds about 1 ms. Memory is
+ * taken only while datagrams wait; root gets it past net.core.rmem_max (SO_RCVBUFFORCE),
+ * anyone else what that limit allows, and a warning says so.
  */
-export const DEFAULT_RCVBUF = 4 * 1024 * 1024;
+export const DEFAULT_RCVBUF = 32 * 1024 * 1024;
 
 /**
  * Parses `listen`'s positionals and flags. Pure.
@@ -187,7 +192,8 @@ export async function runReceiver(opts: ListenOptions, io: CliIO, hooks: Receive
   const name = `udpkit ${hooks.verb}`;
   const format = createByteFormatter(opts.format, { timestamps: opts.timestamps, destination: opts.showDst });
   // With the receive thread, the first datagrams wait in its ring while the code warms up.
-  if (!opts.receiveThread) await warmUp(format, receiverNeedsMetadata(opts, hooks), io.signal);
+  if (!opts.receiveThread)
+    await warmUp(format, receiverNeedsMetadata(opts, hooks), io.signal, !stdoutIsStream());
   const socket = await openReceiver(opts, hooks, io.signal);
   if (socket === undefined) {
     // Stopped while starting: nothing was received, and it says so.
@@ -195,6 +201,8 @@ export async function runReceiver(opts: ListenOptions, io: CliIO, hooks: Receive
     return EXIT_OK;
   }
   const out = new BatchWriter(stdoutTarget());
+  // The first burst writes to memory already mapped (see BatchWriter.reserve).
+  out.reserve(2 * 1024 * 1024);
   // The output failed (the reader went away, a full disk): stop receiving at once.
   const outputFailed = new AbortController();
   out.onError(() => outputFailed.abort());
@@ -302,7 +310,7 @@ export function receiverCommand(
     .option('-q, --quiet', "don't print the 'Listening on' line")
     .option(
       '--rcvbuf <bytes>',
-      'receive buffer to ask the kernel for (default 4M); a warning says when it grants less',
+      'receive buffer to ask the kernel for (default 32M); a warning says when it grants less',
     )
     .option(
       '--allow <cidr>',

@@ -60,7 +60,7 @@ export async function runReceiverWorker(data: WorkerData): Promise<void> {
   const out = new RingChannel(data.ring, post);
   channel = out;
   const format = createByteFormatter(opts.format, { timestamps: opts.timestamps, destination: opts.showDst });
-  if (!opts.receiveThread) await warmUp(format, receiverNeedsMetadata(opts, hooks), link.signal);
+  if (!opts.receiveThread) await warmUp(format, receiverNeedsMetadata(opts, hooks), link.signal, false);
   const given = await link.ready();
   try {
     if (given !== undefined) {

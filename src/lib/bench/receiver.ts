@@ -6,7 +6,7 @@
  * says it sent. A datagram is lost only if it never arrived by then: a late one is reordered,
  * and counted in the interval it was sent in.
  */
-import hdr from 'hdr-histogram-js';
+import { type Histogram, hdr } from '../hdr.js';
 import { JitterTracker } from './jitter.js';
 import { ReorderTracker } from './reorder.js';
 import { type LossRuns, SequenceSet } from './sequence.js';
@@ -72,7 +72,7 @@ interface DelayOrigin {
 
 /** An HDR histogram of µs from 1 to an hour, to `digits` significant digits. */
 export const latencyHistogram = (digits: 2 | 3) =>
-  hdr.build({
+  hdr().build({
     lowestDiscernibleValue: 1,
     highestTrackableValue: 3_600_000_000,
     numberOfSignificantValueDigits: digits,
@@ -85,8 +85,8 @@ export const latencyHistogram = (digits: 2 | 3) =>
  * first is made when a delay falls there.
  */
 class DelayHistogram {
-  #above: hdr.Histogram;
-  #below: hdr.Histogram | undefined;
+  #above: Histogram;
+  #below: Histogram | undefined;
   #origin: DelayOrigin;
   #digits: 2 | 3;
   #sum = 0;

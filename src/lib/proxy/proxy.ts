@@ -6,9 +6,10 @@
  * what is delayed leaves on the core's scheduler. Every datagram received is forwarded,
  * dropped with a cause, or still waiting, and the counters say which.
  */
-import hdr from 'hdr-histogram-js';
+
 import { type Endpoint, type LookupFunction, maxPayload, resolveHost } from '../address.js';
 import { InvalidArgumentError } from '../errors.js';
+import { hdr } from '../hdr.js';
 import { type DropCause, flipBit, Impairer, type Impairments, type Outcome } from '../impair/impairer.js';
 import { type Random, randomSeed, seededRandom } from '../impair/random.js';
 import { checkScenario, phaseAt, type Scenario } from '../impair/scenario.js';
@@ -162,7 +163,7 @@ class Side {
   /** With a scenario, one impairer per phase (undefined: clean), on the same stream. */
   readonly phases: (Impairer | undefined)[];
   readonly stats: Omit<DirectionStats, 'delay'>;
-  readonly histogram = hdr.build({
+  readonly histogram = hdr().build({
     lowestDiscernibleValue: 1,
     highestTrackableValue: 3_600_000_000,
     numberOfSignificantValueDigits: 3,
