@@ -64,15 +64,27 @@ export class BatchWriter implements ByteSink {
   /** Where the next byte goes in the current chunk (see {@link ByteSink}). */
   used = 0;
   #chunk: Buffer;
-  /** Records in the current chunk. */
+  /**
+   * Where the current chunk's bytes not yet handed over begin: a flush hands over what lies
+   * before and the chunk goes on filling after it, so its memory is used whole.
+   */
+  #chunkStart = 0;
+  /** Records in the current chunk since `#chunkStart`. */
   #chunkRecords = 0;
   /** Where the record being written began, to undo it when it must be dropped. */
   #recordStart = 0;
   #stream: Writable | undefined;
   #fd: number | undefined;
-  /** Filled chunks not yet handed over, and the records each holds. */
+  /** Parts of chunks not yet handed over, the chunk each lies in, and the records each holds. */
   #full: Buffer[] = [];
+  #fullOwners: Buffer[] = [];
   #fullRecords: number[] = [];
+  /**
+   * Parts of each chunk not yet written: a chunk is reused once none is left and it is no
+   * longer the current one. Memory written once is fast to write again; fresh memory costs a
+   * page fault at its first write of each page (see {@link reserve}).
+   */
+  #parts = new Map<Buffer, number>();
   #fullBytes = 0;
   /** Records handed to the destination whose write has not completed. */
   #inflightRecords = 0;
@@ -133,7 +145,7 @@ export class BatchWriter implements ByteSink {
   }
   /** Bytes held, not yet handed to the destination. */
   get buffered(): number {
-    return this.#fullBytes + this.used;
+    return this.#fullBytes + this.used - this.#chunkStart;
   }
   /** The destination's error, once it failed. */
   get error(): Error | undefined {
@@ -157,12 +169,7 @@ export class BatchWriter implements ByteSink {
 
   /** A buffer with at least `n` bytes free from `used` on (see {@link ByteSink}). */
   room(n: number): Buffer {
-    if (this.#chunk.length - this.used < n) {
-      this.#retireChunk();
-      const spare = this.#spare.pop();
-      this.#chunk =
-        spare && spare.length >= n ? spare : Buffer.allocUnsafe(Math.max(CHUNK, this.flushBytes, n));
-    }
+    if (this.#chunk.length - this.used < n) this.#nextChunk(n);
     this.#recordStart = this.used;
     return this.#chunk;
   }
@@ -249,15 +256,40 @@ export class BatchWriter implements ByteSink {
     return n;
   }
 
-  /** Moves the current chunk, if it holds anything, to the list of full ones. */
+  /** Queues the current chunk's bytes since `#chunkStart` as a part; the chunk goes on after them. */
   #retireChunk(): void {
-    if (this.used > 0) {
-      this.#full.push(this.#chunk.subarray(0, this.used));
+    const chunk = this.#chunk;
+    if (this.used > this.#chunkStart) {
+      this.#full.push(chunk.subarray(this.#chunkStart, this.used));
+      this.#fullOwners.push(chunk);
       this.#fullRecords.push(this.#chunkRecords);
-      this.#fullBytes += this.used;
+      this.#fullBytes += this.used - this.#chunkStart;
+      this.#parts.set(chunk, (this.#parts.get(chunk) ?? 0) + 1);
     }
     this.#chunkRecords = 0;
+    this.#chunkStart = this.used;
+  }
+
+  /** The current chunk has less than `n` bytes free: queues it and goes on in another. */
+  #nextChunk(n: number): void {
+    this.#retireChunk();
+    const old = this.#chunk;
+    const spare = this.#spare.pop();
+    this.#chunk =
+      spare && spare.length >= n ? spare : Buffer.allocUnsafe(Math.max(CHUNK, this.flushBytes, n));
     this.used = 0;
+    this.#chunkStart = 0;
+    if (!this.#parts.has(old)) this.#keep(old);
+  }
+
+  /** A part of `chunk` was written (or let go): the chunk is reused once none is left. */
+  #partDone(chunk: Buffer): void {
+    const left = (this.#parts.get(chunk) ?? 1) - 1;
+    if (left > 0) this.#parts.set(chunk, left);
+    else {
+      this.#parts.delete(chunk);
+      if (chunk !== this.#chunk) this.#keep(chunk);
+    }
   }
 
   #flush(): void {
@@ -266,14 +298,13 @@ export class BatchWriter implements ByteSink {
       if (this.pending === 0) this.#settleIdle();
       return;
     }
-    if (this.used > 0) {
-      this.#retireChunk();
-      // The handed-over chunk must not change until written: continue in another.
-      this.#chunk = this.#spare.pop() ?? Buffer.allocUnsafe(Math.max(CHUNK, this.flushBytes));
-    }
+    // What is handed over must not change until written: the chunk goes on after it.
+    this.#retireChunk();
     const parts = this.#full;
+    const owners = this.#fullOwners;
     const records = this.#fullRecords;
     this.#full = [];
+    this.#fullOwners = [];
     this.#fullRecords = [];
     this.#fullBytes = 0;
     const handed = records.reduce((a, b) => a + b, 0);
@@ -286,7 +317,7 @@ export class BatchWriter implements ByteSink {
         this.#written += handed;
         this.#inflightRecords -= handed;
         // The chunks come back for reuse: steady output allocates nothing.
-        for (const part of parts) this.#recycle(part);
+        for (const owner of owners) this.#partDone(owner);
         this.#onDrain?.();
         this.#flush();
       });
@@ -302,7 +333,7 @@ export class BatchWriter implements ByteSink {
             if (err || this.#error) return;
             this.#inflightRecords -= n;
             this.#written += n;
-            this.#recycle(part);
+            this.#partDone(owners[i] as Buffer);
             if (!this.#busy && this.pending === 0) this.#settleIdle();
           }) && ok;
       }
@@ -321,12 +352,13 @@ export class BatchWriter implements ByteSink {
       });
   }
 
-  /** Keeps a written chunk for reuse, up to what `maxBuffered` could ever hold. */
-  #recycle(part: Buffer): void {
-    const whole = Buffer.from(part.buffer, part.byteOffset, part.buffer.byteLength - part.byteOffset);
-    if (part.byteOffset === 0 && whole.length >= CHUNK && this.#spare.length * CHUNK < this.maxBuffered) {
-      this.#spare.push(whole);
-    }
+  /**
+   * Keeps a chunk nothing refers to any more for reuse, up to what `hardLimit` could ever hold:
+   * output that fills to its limit again and again (a destination slower than the records)
+   * then writes to memory already mapped, rather than to fresh chunks, each page a fault.
+   */
+  #keep(chunk: Buffer): void {
+    if (chunk.length >= CHUNK && this.#spare.length * CHUNK < this.hardLimit) this.#spare.push(chunk);
   }
 
   /** Writes `parts` in order with writev, resuming after partial writes, then calls `done`. */
@@ -360,12 +392,14 @@ export class BatchWriter implements ByteSink {
   #discardHeld(): void {
     this.#dropped += this.pending;
     this.#droppedBytes += this.buffered;
+    for (const owner of this.#fullOwners) this.#partDone(owner);
     this.#full = [];
+    this.#fullOwners = [];
     this.#fullRecords = [];
     this.#fullBytes = 0;
     this.#chunkRecords = 0;
     this.#inflightRecords = 0;
-    this.used = 0;
+    this.used = this.#chunkStart;
   }
 
   #fail(err: Error): void {

@@ -37,7 +37,9 @@ it('--stats prints counters while running and at exit', async () => {
 });
 
 it('holds memory bounded and counts what it could not print while stdout is stalled, then resumes', async () => {
-  const running = startCli(['listen', '127.0.0.1', '0', '--stats-interval', '100ms'], { readStdout: false });
+  const running = startCli(['listen', '127.0.0.1', '0', '--stats-interval', '100ms', '--rcvbuf', '4M'], {
+    readStdout: false,
+  });
   const port = Number((await running.waitFor('stderr', /Listening on .*:(\d+)\n/))[1]);
   const pid = running.child.pid as number;
   // About 24 MB of output into a pipe nobody reads: more than the 8 MiB udpkit may hold.

@@ -2,7 +2,7 @@ import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { expect, it, onTestFinished } from 'vitest';
+import { expect, it, onTestFinished, vi } from 'vitest';
 import { BatchWriter } from '../../src/lib/index.js';
 
 /** A writable that records each write() call and can be stalled. */
@@ -181,4 +181,43 @@ it('reserve makes chunks ahead, bounded by maxBuffered, and the records written 
   expect(lines).toHaveLength(5001);
   expect(lines.slice(0, 5000).every((l, i) => l === `${i} ${line.slice(0, -1)}`)).toBe(true);
   expect(out.written).toBe(5000);
+});
+
+it('fills to its limit again and again without new chunks: those of the first time are reused, and a flush goes on in the same chunk', async () => {
+  let release: (() => void) | undefined;
+  const chunks: Buffer[] = [];
+  const stream = new Writable({
+    highWaterMark: 1,
+    write(chunk: Buffer, _enc, cb) {
+      chunks.push(Buffer.from(chunk));
+      release = cb;
+    },
+  });
+  const out = new BatchWriter(stream, { maxBuffered: 2 << 20 });
+  const alloc = vi.spyOn(Buffer, 'allocUnsafe');
+  onTestFinished(() => alloc.mockRestore());
+  const line = Buffer.alloc(1000, 0x61);
+  line[999] = 0x0a;
+  const perCycle: number[] = [];
+  let n = 0;
+  for (let cycle = 0; cycle < 5; cycle++) {
+    const before = alloc.mock.calls.length;
+    while (!out.saturated) {
+      out.write(line);
+      n++;
+      if (n % 50 === 0) await new Promise((r) => setImmediate(r)); // flushes in between
+    }
+    // The reader takes it all.
+    while (out.pending > 0) {
+      const r = release;
+      release = undefined;
+      r?.();
+      await new Promise((r) => setImmediate(r));
+    }
+    perCycle.push(alloc.mock.calls.length - before);
+  }
+  expect(perCycle[0]).toBeGreaterThan(0);
+  expect(perCycle.slice(1)).toEqual([0, 0, 0, 0]);
+  expect(Buffer.concat(chunks).length).toBe(n * 1000);
+  expect(out.written).toBe(n);
 });
