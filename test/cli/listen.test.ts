@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { nativeAddon } from '../../src/lib/native.js';
 import { CLI, runCli, startCli, startListener } from '../helpers/cli.js';
@@ -17,6 +18,24 @@ describe('udpkit listen', () => {
         `Received message: UDP from 127.0.0.1:${from}\n`,
     );
     expect(r.stderr).toBe(`Listening on 127.0.0.1:${port}\n`);
+  });
+
+  it('says when the kernel grants less receive buffer than asked; with the default, only under 4M', async () => {
+    // node:dgram sets the buffer without SO_RCVBUFFORCE: the kernel grants twice what it
+    // allows, at most net.core.rmem_max.
+    const rmemMax = Number(readFileSync('/proc/sys/net/core/rmem_max', 'utf8'));
+    const env = { UDPKIT_NATIVE: '0' };
+    const asked = 256 * 1024 * 1024;
+    const granted = 2 * Math.min(asked, rmemMax);
+    const one = await startListener(['--count', '1', '--rcvbuf', '256M'], '127.0.0.1', 'listen', { env });
+    await sendFrom(one.port, ['x']);
+    const r1 = await one.running.wait();
+    const warning = `udpkit listen: asked for a ${asked}-byte receive buffer, the kernel granted ${granted} (raise net.core.rmem_max to allow more)\n`;
+    expect(r1.stderr.includes(warning)).toBe(granted < asked);
+    const byDefault = await startListener(['--count', '1'], '127.0.0.1', 'listen', { env });
+    await sendFrom(byDefault.port, ['x']);
+    const r2 = await byDefault.running.wait();
+    expect(r2.stderr.includes('receive buffer')).toBe(2 * Math.min(32 << 20, rmemMax) < 8 << 20);
   });
 
   it('listens on IPv6 and writes senders as [v6]:port', async () => {
