@@ -184,10 +184,10 @@ export function parseSendPositionals(args: readonly string[]): SendPositionals {
   return { messages: [...args] };
 }
 
-const SIZE = /^(\d+)\s*(k|kb|kib|m|mb|mib)?$/i;
+const SIZE = /^(\d+)\s*(k|kb|kib|m|mb|mib|g|gb|gib)?$/i;
 
 /**
- * Parses a byte size: `65536`, `512K`, `4M` (K and M are binary: 1024, 1048576).
+ * Parses a byte size: `65536`, `512K`, `4M`, `1G` (K, M and G are binary: 1024, 1048576, 2^30).
  *
  * @throws {UsageError} on anything else, or a size out of 1 byte - 1 GiB
  */
@@ -195,7 +195,8 @@ export function parseByteSize(text: string, what: string): number {
   const m = SIZE.exec(text.trim());
   if (!m) throw new UsageError(`${what} '${text}' is not a size (e.g. 262144, 512K, 4M)`);
   const unit = (m[2] ?? '').toLowerCase().charAt(0);
-  const bytes = Number(m[1]) * (unit === 'k' ? 1024 : unit === 'm' ? 1024 * 1024 : 1);
+  const bytes =
+    Number(m[1]) * (unit === 'k' ? 1024 : unit === 'm' ? 1024 * 1024 : unit === 'g' ? 1024 ** 3 : 1);
   if (bytes < 1 || bytes > 1024 * 1024 * 1024)
     throw new UsageError(`${what} '${text}' is out of range (1 byte to 1G)`);
   return bytes;

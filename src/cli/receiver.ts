@@ -398,7 +398,8 @@ export async function warmUp(
       limit: total,
     });
     const port = socket.address().port;
-    // A batch at a time, each taken before the next: the kernel's buffer never overflows.
+    // At most 320 in flight, far less than the socket's buffer holds: none is dropped (and if
+    // one were, the loop would end at the time limit, not wait for it).
     for (let sent = 0; sent < total && !stop.aborted; sent += 64) {
       await tx.sendPacked(packed, lengths, 64, port, '127.0.0.1');
       while (socket.packetsReceived < sent + 64 - 256 && !stop.aborted) {

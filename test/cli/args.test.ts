@@ -210,6 +210,7 @@ describe('parseByteSize', () => {
     ['4M', 4194304],
     ['4MiB', 4194304],
     ['2kb', 2048],
+    ['1G', 1073741824],
   ])('%s is %i bytes', (text, bytes) => {
     expect(parseByteSize(text, 'size')).toBe(bytes);
   });
