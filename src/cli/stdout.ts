@@ -8,7 +8,8 @@ import { type BatchWriter, OutputError } from '../lib/index.js';
  * A destination for a BatchWriter writing to stdout. A pipe or socket gets a non-blocking
  * stream, so a reader that stops reading makes writes wait without blocking any thread: a
  * write blocked in the thread pool would even keep the process from exiting. A file, a
- * terminal or /dev/null gets the descriptor itself, written with fs.writev on the thread pool.
+ * terminal or /dev/null gets the descriptor itself: a regular file written on the main thread,
+ * the others with fs.writev on the thread pool (see BatchWriter).
  */
 export function stdoutTarget(): Writable | number {
   return stdoutIsStream() ? new Socket({ fd: 1, readable: false, writable: true }) : 1;

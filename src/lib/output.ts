@@ -2,7 +2,7 @@
  * A bounded, batching writer: many small records become few large writes, and a destination
  * that stops reading makes its producer wait instead of growing memory.
  */
-import { writev as fsWritev } from 'node:fs';
+import { fstatSync, writev as fsWritev, writevSync } from 'node:fs';
 import type { Writable } from 'node:stream';
 
 /** Options of {@link BatchWriter}. */
@@ -20,6 +20,15 @@ export interface BatchWriterOptions {
    * counted in {@link BatchWriter.dropped}: only a producer that cannot stop ever meets it.
    */
   hardLimit?: number;
+  /**
+   * Given a file descriptor: write it on the calling thread, as C's stdio does, rather than on
+   * libuv's thread pool. Default: true for a regular file, false for anything else (a
+   * terminal, a pipe, a device may block for as long as its reader pleases). A write to a
+   * regular file only copies into the page cache; on a busy core, a pool thread doing it got
+   * the CPU too late, and its output piled up while the caller kept reading (at a flood's
+   * start: 8 MiB held, reception paused, the kernel dropping).
+   */
+  sync?: boolean;
 }
 
 /**
@@ -52,8 +61,10 @@ const CHUNK = 256 * 1024;
  * record ever offered. A destination error (EPIPE when the reader went away, ENOSPC) ends the
  * writer: what it held is dropped, later records are dropped, and `error` holds the cause.
  *
- * Given a file descriptor, it writes with `fs.writev` on libuv's thread pool, one write in
- * flight at a time: a destination that blocks then blocks a pool thread, not the event loop.
+ * Given a file descriptor of a regular file, it writes on the calling thread (see
+ * {@link BatchWriterOptions.sync}); any other descriptor with `fs.writev` on libuv's thread
+ * pool, one write in flight at a time: a destination that blocks then blocks a pool thread,
+ * not the event loop.
  * (Node writes to pipes and files synchronously on Linux, so a Writable such as process.stdout
  * would stall everything.)
  */
@@ -75,6 +86,8 @@ export class BatchWriter implements ByteSink {
   #recordStart = 0;
   #stream: Writable | undefined;
   #fd: number | undefined;
+  /** Writes `#fd` on the calling thread (see {@link BatchWriterOptions.sync}). */
+  #sync = false;
   /** Parts of chunks not yet handed over, the chunk each lies in, and the records each holds. */
   #full: Buffer[] = [];
   #fullOwners: Buffer[] = [];
@@ -107,8 +120,10 @@ export class BatchWriter implements ByteSink {
     this.maxBuffered = options.maxBuffered ?? 8 * 1024 * 1024;
     this.hardLimit = Math.max(options.hardLimit ?? this.maxBuffered * 4, this.maxBuffered);
     this.#chunk = Buffer.allocUnsafe(Math.max(CHUNK, this.flushBytes));
-    if (typeof target === 'number') this.#fd = target;
-    else {
+    if (typeof target === 'number') {
+      this.#fd = target;
+      this.#sync = options.sync ?? isRegularFile(target);
+    } else {
       this.#stream = target;
       target.on('error', (err: Error) => this.#fail(err));
     }
@@ -310,6 +325,10 @@ export class BatchWriter implements ByteSink {
     const handed = records.reduce((a, b) => a + b, 0);
     // A stream may still be writing earlier parts (it emits 'drain' before their callbacks).
     this.#inflightRecords += handed;
+    if (this.#sync) {
+      this.#writeSync(parts, owners, handed);
+      return;
+    }
     this.#busy = true;
     if (this.#fd !== undefined) {
       this.#writeFd(parts, () => {
@@ -361,6 +380,28 @@ export class BatchWriter implements ByteSink {
     if (chunk.length >= CHUNK && this.#spare.length * CHUNK < this.hardLimit) this.#spare.push(chunk);
   }
 
+  /** Writes `parts` now, on this thread, and accounts for them. */
+  #writeSync(parts: Buffer[], owners: Buffer[], records: number): void {
+    try {
+      let rest = parts;
+      while (rest.length > 0) {
+        let left = writevSync(this.#fd as number, rest);
+        let i = 0;
+        while (i < rest.length && left >= (rest[i] as Buffer).length) left -= (rest[i++] as Buffer).length;
+        rest = rest.slice(i);
+        if (rest.length > 0) rest[0] = (rest[0] as Buffer).subarray(left);
+      }
+    } catch (err) {
+      this.#fail(err as Error); // what was in hand counts as dropped, as after a failed async write
+      return;
+    }
+    this.#inflightRecords -= records;
+    this.#written += records;
+    for (const owner of owners) this.#partDone(owner);
+    if (this.pending === 0) this.#settleIdle();
+    this.#onDrain?.();
+  }
+
   /** Writes `parts` in order with writev, resuming after partial writes, then calls `done`. */
   #writeFd(parts: Buffer[], done: () => void): void {
     fsWritev(this.#fd as number, parts, null, (err, written) => {
@@ -408,5 +449,14 @@ export class BatchWriter implements ByteSink {
     this.#error = err;
     this.#settleIdle();
     this.#onError?.(err);
+  }
+}
+
+/** Whether `fd` is a regular file (false when it cannot be told). */
+function isRegularFile(fd: number): boolean {
+  try {
+    return fstatSync(fd).isFile();
+  } catch {
+    return false;
   }
 }

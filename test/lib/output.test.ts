@@ -223,3 +223,36 @@ it('fills to its limit again and again without new chunks: those of the first ti
   expect(Buffer.concat(chunks).length).toBe(n * 1000);
   expect(out.written).toBe(n);
 });
+
+it('writes a regular file on the calling thread: the bytes are in the file as the batch is handed over, whole and in order', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'udpkit-sync-'));
+  onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+  const fd = openSync(join(dir, 'out'), 'w');
+  onTestFinished(() => closeSync(fd));
+  const out = new BatchWriter(fd);
+  const line = `${'y'.repeat(99)}\n`;
+  for (let i = 0; i < 1000; i++) out.write(line); // 100 KB: past flushBytes, handed over at once
+  // No await: a write on the thread pool would not have landed yet.
+  expect(readFileSync(join(dir, 'out')).length).toBeGreaterThanOrEqual(64 * 1024);
+  expect(out.written).toBeGreaterThan(0);
+  await out.flush();
+  expect(readFileSync(join(dir, 'out'), 'utf8')).toBe(line.repeat(1000));
+  expect(out.written).toBe(1000);
+});
+
+it('a failed write on the calling thread is an error, and what it held is counted as dropped', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'udpkit-sync-'));
+  onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+  const fd = openSync(join(dir, 'ro'), 'w+');
+  closeSync(fd);
+  const ro = openSync(join(dir, 'ro'), 'r');
+  onTestFinished(() => closeSync(ro));
+  const out = new BatchWriter(ro, { sync: true });
+  let failed: Error | undefined;
+  out.onError((err) => (failed = err));
+  for (let i = 0; i < 10; i++) out.write('z\n');
+  expect(await out.flush()).toBe(false);
+  expect((failed as NodeJS.ErrnoException | undefined)?.code).toBe('EBADF');
+  expect(out.written + out.dropped).toBe(10);
+  expect(out.dropped).toBe(10);
+});
