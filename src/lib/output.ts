@@ -90,7 +90,7 @@ export class BatchWriter implements ByteSink {
   #sync = false;
   /** Parts of chunks not yet handed over, the chunk each lies in, and the records each holds. */
   #full: Buffer[] = [];
-  #fullOwners: Buffer[] = [];
+  #fullOwners: Owner[] = [];
   #fullRecords: number[] = [];
   /**
    * Parts of each chunk not yet written: a chunk is reused once none is left and it is no
@@ -202,7 +202,13 @@ export class BatchWriter implements ByteSink {
       return false;
     }
     this.#chunkRecords += records;
-    if (this.#busy) return true;
+    this.#handOverSoon();
+    return true;
+  }
+
+  /** Hands what is held over now when it is enough, else at the end of this turn of the loop. */
+  #handOverSoon(): void {
+    if (this.#busy) return;
     if (this.buffered >= this.flushBytes) this.#flush();
     else if (!this.#scheduled) {
       this.#scheduled = true;
@@ -211,7 +217,6 @@ export class BatchWriter implements ByteSink {
         this.#flush();
       });
     }
-    return true;
   }
 
   /**
@@ -228,6 +233,28 @@ export class BatchWriter implements ByteSink {
     buf.set(record, this.used);
     this.used += record.length;
     return this.commit(records);
+  }
+
+  /**
+   * Queues `records` records already laid out in `bytes`, without copying them: `bytes` must
+   * not change until `done` is called, once the destination has taken them (or they were
+   * dropped). For memory another thread fills, such as a worker's ring of shared memory.
+   * Returns false when they were dropped (`done` has then been called).
+   */
+  writeShared(bytes: Uint8Array, records: number, done: () => void): boolean {
+    if (this.#error || this.#ended || this.buffered + bytes.length > this.hardLimit) {
+      this.#dropped += records;
+      this.#droppedBytes += bytes.length;
+      done();
+      return false;
+    }
+    this.#retireChunk(); // what the chunk holds goes first
+    this.#full.push(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length));
+    this.#fullOwners.push(done);
+    this.#fullRecords.push(records);
+    this.#fullBytes += bytes.length;
+    this.#handOverSoon();
+    return true;
   }
 
   /**
@@ -298,7 +325,11 @@ export class BatchWriter implements ByteSink {
   }
 
   /** A part of `chunk` was written (or let go): the chunk is reused once none is left. */
-  #partDone(chunk: Buffer): void {
+  #partDone(chunk: Owner): void {
+    if (typeof chunk === 'function') {
+      chunk(); // a part lent by writeShared: its owner may reuse its bytes
+      return;
+    }
     const left = (this.#parts.get(chunk) ?? 1) - 1;
     if (left > 0) this.#parts.set(chunk, left);
     else {
@@ -352,7 +383,7 @@ export class BatchWriter implements ByteSink {
             if (err || this.#error) return;
             this.#inflightRecords -= n;
             this.#written += n;
-            this.#partDone(owners[i] as Buffer);
+            this.#partDone(owners[i] as Owner);
             if (!this.#busy && this.pending === 0) this.#settleIdle();
           }) && ok;
       }
@@ -381,7 +412,7 @@ export class BatchWriter implements ByteSink {
   }
 
   /** Writes `parts` now, on this thread, and accounts for them. */
-  #writeSync(parts: Buffer[], owners: Buffer[], records: number): void {
+  #writeSync(parts: Buffer[], owners: Owner[], records: number): void {
     try {
       let rest = parts;
       while (rest.length > 0) {
@@ -451,6 +482,9 @@ export class BatchWriter implements ByteSink {
     this.#onError?.(err);
   }
 }
+
+/** What a queued part lies in: a chunk of the writer's, or the callback of a part lent to it. */
+type Owner = Buffer | (() => void);
 
 /** Whether `fd` is a regular file (false when it cannot be told). */
 function isRegularFile(fd: number): boolean {

@@ -256,3 +256,26 @@ it('a failed write on the calling thread is an error, and what it held is counte
   expect(out.written + out.dropped).toBe(10);
   expect(out.dropped).toBe(10);
 });
+
+it('writeShared queues bytes without copying them, in order with copied records, and says when they may be reused', async () => {
+  const { stream, writes } = sink({ highWaterMark: 1 << 20 });
+  const out = new BatchWriter(stream);
+  const shared = Buffer.from('b1\nb2\n');
+  let released = 0;
+  out.write('a\n');
+  out.writeShared(shared, 2, () => released++);
+  out.write('c\n');
+  expect(released).toBe(0);
+  await out.flush();
+  expect(writes.join('')).toBe('a\nb1\nb2\nc\n');
+  expect(released).toBe(1);
+  expect(out.written).toBe(4);
+  // Past the hard limit: dropped, counted, and handed back at once.
+  const full = new BatchWriter(sink({ stalled: true, highWaterMark: 1 }).stream, {
+    maxBuffered: 4,
+    hardLimit: 4,
+  });
+  expect(full.writeShared(shared, 2, () => released++)).toBe(false);
+  expect(released).toBe(2);
+  expect(full.dropped).toBe(2);
+});

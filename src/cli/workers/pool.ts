@@ -57,19 +57,21 @@ export async function runWorkers(opts: ListenOptions, io: CliIO, hooks: Receiver
   const released = rings.map(() => ({ count: 0, bytes: 0 }));
   const group = new WorkerGroup(n, data, (m, member) => {
     if (m.type === 'segment' || m.type === 'out') {
-      // Copied into the writer's own chunks at once, so the worker can reuse its ring.
       if (m.type === 'out') out.write(m.data, m.records);
       else {
-        out.write((views[member.index] as Uint8Array).subarray(m.start, m.end), m.records);
+        // Written straight from the worker's ring, no copy; its space goes back once written.
         // Freed space is said a quarter of the ring at a time: a message wakes the worker.
         const r = released[member.index] as { count: number; bytes: number };
-        r.count++;
-        r.bytes += m.end - m.start;
-        if (r.bytes >= RING_BYTES / 4) {
-          member.send({ type: 'release', count: r.count });
-          r.count = 0;
-          r.bytes = 0;
-        }
+        const bytes = m.end - m.start;
+        out.writeShared((views[member.index] as Uint8Array).subarray(m.start, m.end), m.records, () => {
+          r.count++;
+          r.bytes += bytes;
+          if (r.bytes >= RING_BYTES / 4) {
+            member.send({ type: 'release', count: r.count });
+            r.count = 0;
+            r.bytes = 0;
+          }
+        });
       }
       if (out.saturated && !paused) {
         paused = true;
