@@ -380,9 +380,16 @@ async function runServer(args: string[], flags: ServerFlags, io: CliIO): Promise
 
 /** The `bench` command: `server` and `client`. */
 export function benchCommand(io: CliIO, setExit: (code: number) => void): Command {
-  const bench = new Command('bench').summary(
-    'measure a UDP path: throughput, loss, reorder, jitter, delay, round trips',
-  );
+  const bench = new Command('bench')
+    .summary('measure a UDP path: throughput, loss, reorder, jitter, delay, round trips')
+    // Without its own word: one line, as any other incomplete command line gets.
+    .allowExcessArguments()
+    .action((_flags: unknown, cmd: Command) => {
+      const [word] = cmd.args;
+      throw new UsageError(
+        word === undefined ? 'which one: bench server or bench client' : `unknown command '${word}': server or client`,
+      );
+    });
   bench
     .command('server')
     .summary('answer bench clients')
