@@ -387,7 +387,9 @@ export function benchCommand(io: CliIO, setExit: (code: number) => void): Comman
     .action((_flags: unknown, cmd: Command) => {
       const [word] = cmd.args;
       throw new UsageError(
-        word === undefined ? 'which one: bench server or bench client' : `unknown command '${word}': server or client`,
+        word === undefined
+          ? 'which one: bench server or bench client'
+          : `unknown command '${word}': server or client`,
       );
     });
   bench
