@@ -4,7 +4,7 @@
  * wait for what the first one lets finish.
  */
 import { describe, expect, it } from 'vitest';
-import { startCli, udpPortsOf } from '../helpers/cli.js';
+import { CLI, start, startCli, udpPortsOf } from '../helpers/cli.js';
 import { bound } from '../helpers/net.js';
 import { until } from '../helpers/time.js';
 
@@ -87,6 +87,45 @@ describe('signals', () => {
     const last = r.stderr.trimEnd().split('\n').at(-1) as string;
     expect(last).toMatch(verb.summary);
     expect(r.stderr).not.toMatch(/^\s+at /m);
+  });
+
+  /** `udpkit ARGS | head -1` in bash: resolves to the pipeline's stderr, with udpkit's status last. */
+  const headOne = (args: string) =>
+    start('bash', [
+      '-c',
+      `"${process.execPath}" "${CLI}" ${args} | head -1 >/dev/null; echo "status=\${PIPESTATUS[0]}" >&2`,
+    ]);
+
+  it.for([
+    {
+      name: 'send, a line per message',
+      args: () => `send 127.0.0.1 9 ${Array.from({ length: 3000 }, (_, i) => `m${i}`).join(' ')}`,
+    },
+    { name: 'echo, a line per datagram', args: () => 'echo 127.0.0.1 0', feed: true },
+    {
+      name: 'bench client, its reports',
+      args: (port: number) => `bench client 127.0.0.1 ${port} -t 3s -i 100ms --rate 1000`,
+      server: true,
+    },
+  ])('$name | head -1: exit 0, no trace', async ({ args, feed, server }) => {
+    let port = 9;
+    if (server) {
+      const s = startCli(['bench', 'server', '127.0.0.1', '0']);
+      port = Number((await s.waitFor('stderr', /Bench server on .*:(\d+)/))[1]);
+    }
+    const running = headOne(args(port));
+    if (feed) {
+      const at = Number((await running.waitFor('stderr', /Listening on .*:(\d+)/))[1]);
+      const client = await bound();
+      // head takes the first line and leaves; the later ones are writes into a closed pipe.
+      for (let i = 0; i < 200 && running.child.exitCode === null; i++) {
+        await client.send(`line ${i}`, at);
+        await new Promise((r) => setImmediate(r));
+      }
+    }
+    const r = await running.wait(10_000);
+    expect(r.stderr).toMatch(/status=0\n$/);
+    expect(r.stderr).not.toMatch(/^\s+at |EPIPE|Error/m);
   });
 
   it('a second Ctrl-C exits at once: listen does not wait out the second it gives a stalled reader', async () => {
