@@ -3,6 +3,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { StringDecoder } from 'node:string_decoder';
 import { fileURLToPath } from 'node:url';
 import { onTestFinished } from 'vitest';
 
@@ -28,8 +29,10 @@ export class Running {
   constructor(child: ChildProcess, readStdout = true) {
     this.child = child;
     if (readStdout) this.readStdout();
+    // Decoded across reads: a character split between two reads of the pipe stays one.
+    const stderr = new StringDecoder('utf8');
     child.stderr?.on('data', (d: Buffer) => {
-      this.stderr += d.toString('utf8');
+      this.stderr += stderr.write(d);
     });
     this.exited = new Promise((resolve) => {
       child.on('close', (code, signal) =>
@@ -40,9 +43,10 @@ export class Running {
 
   /** Starts collecting stdout (done at once unless the process was started with it unread). */
   readStdout(): void {
+    const stdout = new StringDecoder('utf8');
     this.child.stdout?.on('data', (d: Buffer) => {
       this.stdoutBytes.push(d);
-      this.stdout += d.toString('utf8');
+      this.stdout += stdout.write(d);
     });
   }
 
