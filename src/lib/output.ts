@@ -364,11 +364,7 @@ export class BatchWriter implements ByteSink {
     if (this.#fd !== undefined) {
       this.#writeFd(parts, () => {
         this.#busy = false;
-        this.#written += handed;
-        this.#inflightRecords -= handed;
-        // The chunks come back for reuse: steady output allocates nothing.
-        for (const owner of owners) this.#partDone(owner);
-        this.#onDrain?.();
+        this.#taken(owners, handed);
         this.#flush();
       });
       return;
@@ -414,22 +410,21 @@ export class BatchWriter implements ByteSink {
   /** Writes `parts` now, on this thread, and accounts for them. */
   #writeSync(parts: Buffer[], owners: Owner[], records: number): void {
     try {
-      let rest = parts;
-      while (rest.length > 0) {
-        let left = writevSync(this.#fd as number, rest);
-        let i = 0;
-        while (i < rest.length && left >= (rest[i] as Buffer).length) left -= (rest[i++] as Buffer).length;
-        rest = rest.slice(i);
-        if (rest.length > 0) rest[0] = (rest[0] as Buffer).subarray(left);
-      }
+      for (let rest = parts; rest.length > 0; ) rest = unwritten(rest, writevSync(this.#fd as number, rest));
     } catch (err) {
       this.#fail(err as Error); // what was in hand counts as dropped, as after a failed async write
       return;
     }
-    this.#inflightRecords -= records;
-    this.#written += records;
-    for (const owner of owners) this.#partDone(owner);
+    this.#taken(owners, records);
     if (this.pending === 0) this.#settleIdle();
+  }
+
+  /** The destination took `records` records, in parts lying in `owners`: counted, chunks reused. */
+  #taken(owners: Owner[], records: number): void {
+    this.#written += records;
+    this.#inflightRecords -= records;
+    // The chunks come back for reuse: steady output allocates nothing.
+    for (const owner of owners) this.#partDone(owner);
     this.#onDrain?.();
   }
 
@@ -443,16 +438,9 @@ export class BatchWriter implements ByteSink {
         else this.#fail(err);
         return;
       }
-      let left = written;
-      let i = 0;
-      while (i < parts.length && left >= (parts[i] as Buffer).length) left -= (parts[i++] as Buffer).length;
-      if (i === parts.length) {
-        done();
-        return;
-      }
-      const rest = parts.slice(i);
-      rest[0] = (rest[0] as Buffer).subarray(left);
-      this.#writeFd(rest, done);
+      const rest = unwritten(parts, written);
+      if (rest.length === 0) done();
+      else this.#writeFd(rest, done);
     });
   }
 
@@ -481,6 +469,16 @@ export class BatchWriter implements ByteSink {
     this.#settleIdle();
     this.#onError?.(err);
   }
+}
+
+/** What of `parts` a write that took `written` bytes of them left: none, or the rest in order. */
+function unwritten(parts: Buffer[], written: number): Buffer[] {
+  let left = written;
+  let i = 0;
+  while (i < parts.length && left >= (parts[i] as Buffer).length) left -= (parts[i++] as Buffer).length;
+  const rest = parts.slice(i);
+  if (rest.length > 0) rest[0] = (rest[0] as Buffer).subarray(left);
+  return rest;
 }
 
 /** What a queued part lies in: a chunk of the writer's, or the callback of a part lent to it. */
