@@ -1,9 +1,12 @@
 /**
  * Per-source rate limiting for servers that answer: a token bucket per source in a table of
- * bounded size, so that a flood of spoofed sources costs bounded memory. A source the table
- * has forgotten (the least recently seen go first) starts again with a full bucket: with
- * `maxSources` buckets of `burst` tokens, no more than `maxSources x burst` answers can go
- * out beyond the rate, however many sources there are.
+ * bounded size, so that a flood of spoofed sources costs bounded memory. A source is forgotten
+ * only once its bucket has refilled, when remembering it no longer changes anything (a new
+ * bucket starts full too): so no flood of other sources can hand one source a fresh burst, and
+ * each is answered at most `burst` at once and `rate` a second, however many sources there
+ * are. When the table is full of sources that still count against their limit, a new source
+ * is refused until the least recently seen has refilled, as a NAT refuses a new flow when its
+ * table is full rather than push out a live one.
  */
 import { InvalidArgumentError } from './errors.js';
 
@@ -13,7 +16,11 @@ export interface SourceRateLimiterOptions {
   rate: number;
   /** The most answers one source may have at once after a quiet spell (default: `rate`, at least 1). */
   burst?: number;
-  /** The most sources remembered (default 4096). */
+  /**
+   * The most sources remembered (default 4096). A flood of more than `maxSources x rate` new
+   * sources a second (each sending once) keeps it full of sources that still count, and new
+   * ones are refused until one has refilled.
+   */
   maxSources?: number;
   /** The clock, in milliseconds (default `performance.now`). */
   now?: () => number;
@@ -32,6 +39,7 @@ export class SourceRateLimiter {
   #buckets = new Map<string, Bucket>();
   #limited = 0;
   #evicted = 0;
+  #refusedNew = 0;
 
   /** @throws {InvalidArgumentError} `UDP_ERR_INVALID_ARG` on a rate, burst or size that is not positive */
   constructor(options: SourceRateLimiterOptions) {
@@ -61,9 +69,16 @@ export class SourceRateLimiter {
   get limited(): number {
     return this.#limited;
   }
-  /** Sources forgotten to make room for others. */
+  /** Sources forgotten to make room for others (each with its bucket full again). */
   get evicted(): number {
     return this.#evicted;
+  }
+  /**
+   * Calls of {@link take} from a new source refused because the table was full and its least
+   * recently seen source had not refilled yet (counted in {@link limited} too).
+   */
+  get refusedNew(): number {
+    return this.#refusedNew;
   }
 
   /** True when `source` may have one more answer now (and takes it); false when over its rate. */
@@ -74,8 +89,15 @@ export class SourceRateLimiter {
     if (bucket === undefined) {
       if (buckets.size >= this.maxSources) {
         // The least recently seen: a Map iterates in insertion order, and a seen source is
-        // moved to the end below.
-        buckets.delete(buckets.keys().next().value as string);
+        // moved to the end below. Forgotten only with its bucket full again: one that still
+        // counts, forgotten, would come back full, and a flood of others would reset it at will.
+        const [oldest, old] = buckets.entries().next().value as [string, Bucket];
+        if (old.tokens + ((now - old.at) * this.rate) / 1000 < this.burst - 1e-9) {
+          this.#refusedNew++;
+          this.#limited++;
+          return false;
+        }
+        buckets.delete(oldest);
         this.#evicted++;
       }
       bucket = { tokens: this.burst, at: now };

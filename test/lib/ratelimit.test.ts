@@ -18,18 +18,37 @@ describe('SourceRateLimiter', () => {
     expect(rl.limited).toBe(2 + 900);
   });
 
-  it('never holds more than maxSources, forgetting the least recently seen first', () => {
+  it('never holds more than maxSources, forgetting the least recently seen once refilled', () => {
     let t = 0;
-    const rl = new SourceRateLimiter({ rate: 1, burst: 1, maxSources: 100, now: () => t });
-    expect(rl.take('keep')).toBe(true);
+    // Refilled 1 ms after a take: spoofers 0.02 ms apart find the oldest of 100 refilled.
+    const rl = new SourceRateLimiter({ rate: 1000, burst: 1, maxSources: 100, now: () => t });
     for (let i = 0; i < 10_000; i++) {
-      t += 0.001;
-      rl.take(`spoofed-${i}`);
-      // A source seen often stays remembered, so its limit holds through the flood.
-      if (i % 50 === 0) expect(rl.take('keep')).toBe(false);
+      t += 0.02;
+      expect(rl.take(`spoofed-${i}`)).toBe(true);
       expect(rl.sources).toBeLessThanOrEqual(100);
     }
-    expect(rl.evicted).toBe(10_001 - 100);
+    expect(rl.evicted).toBe(10_000 - 100);
+    expect(rl.refusedNew).toBe(0);
+  });
+
+  it('a flood of other sources cannot reset a source: one that still counts is never forgotten', () => {
+    let t = 0;
+    const rl = new SourceRateLimiter({ rate: 10, maxSources: 16, now: () => t });
+    // For 1 s, one source asks 200 times, each time followed by 20 new spoofed sources (more
+    // than the table holds): it gets its burst of 10 and 10 a second, not 200.
+    let answered = 0;
+    let all = 0;
+    for (let i = 0; i < 200; i++) {
+      if (rl.take('abuser')) answered++;
+      for (let k = 0; k < 20; k++) if (rl.take(`spoofed-${i}-${k}`)) all++;
+      t += 5;
+      expect(rl.sources).toBeLessThanOrEqual(16);
+    }
+    expect(answered).toBe(19);
+    // The spoofers that found the table full of sources still counting were refused, and
+    // counted: every call answered or limited.
+    expect(rl.refusedNew).toBe(200 * 20 - all);
+    expect(rl.limited).toBe(200 * 21 - all - answered);
   });
 
   it('refuses bad settings', () => {
