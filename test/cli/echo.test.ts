@@ -44,7 +44,7 @@ describe('udpkit echo', () => {
     expect(b.packetsReceived).toBe(3);
     const last = r.stderr.trim().split('\n').at(-1) as string;
     expect(last).toMatch(
-      /^udpkit echo: received=20 bytes=40 printed=20 pending=0 drops_queue=0 drops_output=0 drops_kernel=0 answered=6 rate_limited=14 reply_errors=0 rcvbuf=\d+$/,
+      /^udpkit echo: received=20 bytes=40 printed=20 pending=0 drops_queue=0 drops_output=0 drops_kernel=0 answered=6 rate_limited=14 sources=2 sources_full=0 reply_errors=0 rcvbuf=\d+$/,
     );
   });
 

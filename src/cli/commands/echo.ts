@@ -82,11 +82,18 @@ export function echoHooks(echo: EchoOptions, io: CliIO, workers: number): Receiv
     counters: (socket) => ({
       answered: socket.packetsSent,
       rate_limited: limiter?.limited,
+      sources: limiter?.sources,
+      sources_full: limiter?.refusedNew,
       reply_errors: socket.sendErrors,
     }),
     summary(c) {
       const parts = [`answered ${c.answered}`];
-      if (c.rate_limited !== undefined) parts.push(`rate-limited ${c.rate_limited}`);
+      if (c.rate_limited !== undefined) {
+        const full = c.sources_full ?? 0;
+        parts.push(
+          `rate-limited ${c.rate_limited}${full > 0 ? ` (${full} of them new sources while --max-sources were all within their limit)` : ''}`,
+        );
+      }
       if ((c.reply_errors ?? 0) > 0) parts.push(`reply errors ${c.reply_errors}`);
       return parts.join(', ');
     },
@@ -113,7 +120,7 @@ rate-limited and reply errors.`,
     .option('--rate-limit <n>', 'answer at most n datagrams a second per source address (bursts up to n)')
     .option(
       '--max-sources <n>',
-      `sources the rate limiter remembers (default ${DEFAULT_MAX_SOURCES}); the least recently seen are forgotten first`,
+      `sources the rate limiter remembers (default ${DEFAULT_MAX_SOURCES}); while all still count against their limit, a new one is not answered`,
     )
     .addHelpText(
       'after',
