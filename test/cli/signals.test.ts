@@ -115,7 +115,7 @@ describe('signals', () => {
     { name: 'echo, a line per datagram', args: () => 'echo 127.0.0.1 0', feed: true },
     {
       name: 'bench client, its reports',
-      args: (port: number) => `bench client 127.0.0.1 ${port} -t 1s -i 100ms --rate 1000`,
+      args: (port: number) => `bench client 127.0.0.1 ${port} -t 30s -i 100ms --rate 1000`,
       server: true,
     },
   ])('$name | head -1: exit 0, no trace', async ({ args, feed, server }) => {

@@ -232,6 +232,15 @@ async function runClient(args: string[], flags: ClientFlags, io: CliIO): Promise
     }
   }
   const out = (line: string) => io.stdout.write(`${line}\n`);
+  // A reader gone (`| head -1`) ends the run as Ctrl-C does, quietly: nobody is left to read
+  // its report. Another output error ends it too, and is said.
+  let outputError: Error | undefined;
+  const readerGone = new AbortController();
+  io.stdout.on('error', (err: Error) => {
+    outputError ??= err;
+    readerGone.abort();
+  });
+  const signal = AbortSignal.any([io.signal, readerGone.signal]);
   if (!flags.json && !flags.jsonStream) {
     const iso = options.isochronous;
     const rate = options.rate === 0 ? 'full speed' : `${Math.round(options.rate)}/s`;
@@ -280,14 +289,16 @@ async function runClient(args: string[], flags: ClientFlags, io: CliIO): Promise
     else out(`  ${intervalLine(jsonInterval(e.interval))}`);
   };
   try {
-    result = await runBench({ host: target.host, port, ...options, signal: io.signal, progress, onInterval });
+    result = await runBench({ host: target.host, port, ...options, signal, progress, onInterval });
   } catch (err) {
+    if (outputError !== undefined) return endedByOutput(outputError);
     // Ctrl-C before the end: nothing to report.
     if (err instanceof AbortError) return EXIT_FAILURE;
     throw err;
   } finally {
     status?.();
   }
+  if (outputError !== undefined) return endedByOutput(outputError);
   if (result.stopped)
     io.stderr.write('udpkit bench client: stopped early: the report covers what was sent until then\n');
   const doc = jsonDocument(result);
@@ -309,6 +320,13 @@ async function runClient(args: string[], flags: ClientFlags, io: CliIO): Promise
       throw outputFileError('--svg', flags.svg, err);
     }
   }
+  return EXIT_OK;
+}
+
+/** The end of a client whose output failed: quiet for a reader gone, one line for the rest. */
+function endedByOutput(err: Error): number {
+  const failure = outputFailure(err);
+  if (failure) throw failure;
   return EXIT_OK;
 }
 
