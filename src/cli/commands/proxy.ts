@@ -2,7 +2,9 @@
  * `udpkit proxy`: relay between clients and a target with netem's impairments, per direction,
  * seeded, with counters, a summary, and an event log.
  */
-import { openSync, readFileSync } from 'node:fs';
+import { constants, openSync, readFileSync, statSync } from 'node:fs';
+import { Socket } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   AbortError,
   AccessList,
@@ -30,7 +32,7 @@ import {
 } from '../impairments.js';
 import { type CliIO, EXIT_OK, settleSignals } from '../io.js';
 import { type Counters, formatCounters, startStats } from '../stats.js';
-import { outputFileError } from '../stdout.js';
+import { finishOutput, outputFileError } from '../stdout.js';
 
 /** The flags commander hands over. */
 interface ProxyFlags extends ImpairmentFlags {
@@ -113,8 +115,13 @@ async function runProxy(flags: ProxyFlags, io: CliIO): Promise<number> {
   const idle = flags.idleTimeout === undefined ? undefined : parseDuration(flags.idleTimeout, 'idle timeout');
   const match = parseMatch(flags.match);
   const stats = parseStatsFlags(flags);
-  const log = flags.log === undefined ? undefined : openLog(flags.log, '--log');
-  const pcapOut = flags.pcap === undefined ? undefined : openLog(flags.pcap, '--pcap');
+  const log = flags.log === undefined ? undefined : await openLog(flags.log, '--log', io);
+  const pcapOut = flags.pcap === undefined ? undefined : await openLog(flags.pcap, '--pcap', io);
+  if (io.signal.aborted) {
+    // Stopped while a named pipe waited for its reader: nothing was relayed, and it says so.
+    io.stderr.write('udpkit proxy: stopped before it was proxying; relayed 0 datagrams\n');
+    return EXIT_OK;
+  }
   const pcap = pcapOut && new PcapWriter(pcapOut);
   let proxy: UdpProxy;
   try {
@@ -150,6 +157,8 @@ async function runProxy(flags: ProxyFlags, io: CliIO): Promise<number> {
     ...flat('down', proxy.stats('down')),
     flows_open: proxy.flows,
     flows_opened: proxy.flowsOpened,
+    log_dropped: log?.dropped,
+    pcap_dropped: pcapOut?.dropped,
   });
   const stopStats =
     stats === undefined ? () => {} : startStats(io.stderr, 'udpkit proxy', stats, counters, 'up_received');
@@ -175,15 +184,17 @@ async function runProxy(flags: ProxyFlags, io: CliIO): Promise<number> {
   });
   await proxy.close();
   stopStats();
-  if (log) await log.flush();
-  if (pcapOut) await pcapOut.flush();
+  // A reader that stalls is waited for, as listen waits for its stdout; after a signal, for a
+  // second at most, and what is left is counted in log_dropped (pcap_dropped).
+  if (log) await finishOutput(log, io.signal);
+  if (pcapOut) await finishOutput(pcapOut, io.signal);
   // A file that could not take it all (a full disk): said, exit 1, after the summary.
   const failed = broken();
   await settleSignals();
   if (stats !== undefined) io.stderr.write(`udpkit proxy: ${formatCounters(counters())}\n`);
   else
     io.stderr.write(
-      `udpkit proxy: ${summary('up', proxy.stats('up'))}; ${summary('down', proxy.stats('down'))}; flows opened ${proxy.flowsOpened} (seed ${proxy.seed})\n`,
+      `udpkit proxy: ${summary('up', proxy.stats('up'))}; ${summary('down', proxy.stats('down'))}; flows opened ${proxy.flowsOpened} (seed ${proxy.seed})${outputDrops(log, pcapOut)}\n`,
     );
   if (failed) throw outputFileError(failed.option, failed.file as string, failed.writer?.error);
   return EXIT_OK;
@@ -237,14 +248,49 @@ function parseSeed(text: string): number {
   return Number(text);
 }
 
-function openLog(file: string, option: string): BatchWriter {
-  let fd: number;
+/**
+ * The most bytes of log (or pcap) held for a reader that does not keep up: past it, records are
+ * dropped and counted (log_dropped, pcap_dropped). The proxy cannot pause its clients as listen
+ * pauses reception, and a relay that stopped for its log would be a worse one: what it does is
+ * the traffic's, its log the user's. listen's 8 MiB, so that a stalled reader of a flood's log
+ * leaves the proxy under 100 MB.
+ */
+const LOG_HARD_LIMIT = 8 * 1024 * 1024;
+
+/**
+ * Opens --log or --pcap for writing. A named pipe waits for a reader, as a shell's `> fifo`
+ * does, but says so on stderr and stops at a signal (the writer is then undefined); it is then
+ * written without blocking, as listen writes a pipe on stdout: an open or a write blocked on a
+ * pool thread would keep the process from ever exiting, even at Ctrl-C.
+ */
+async function openLog(file: string, option: string, io: CliIO): Promise<BatchWriter | undefined> {
   try {
-    fd = openSync(file, 'w');
+    if (!isFifo(file)) return new BatchWriter(openSync(file, 'w'), { hardLimit: LOG_HARD_LIMIT });
+    io.stderr.write(`udpkit proxy: ${option} ${file} is a named pipe: waiting for a reader to open it\n`);
+    for (;;) {
+      try {
+        const fd = openSync(file, constants.O_WRONLY | constants.O_NONBLOCK);
+        return new BatchWriter(new Socket({ fd, readable: false, writable: true }), {
+          hardLimit: LOG_HARD_LIMIT,
+        });
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENXIO') throw err; // ENXIO: no reader yet
+      }
+      await sleep(50, undefined, { signal: io.signal }).catch(() => {});
+      if (io.signal.aborted) return undefined;
+    }
   } catch (err) {
     throw outputFileError(option, file, err);
   }
-  return new BatchWriter(fd);
+}
+
+/** Whether `file` exists and is a named pipe. */
+function isFifo(file: string): boolean {
+  try {
+    return statSync(file).isFIFO();
+  } catch {
+    return false;
+  }
 }
 
 function writeEvent(log: BatchWriter, event: ProxyEvent): void {
@@ -252,6 +298,17 @@ function writeEvent(log: BatchWriter, event: ProxyEvent): void {
   const buf = log.room(line.length);
   log.used += buf.write(line, log.used, 'latin1');
   log.commit();
+}
+
+/** `; log lines dropped 120 (its reader did not keep up)`, or nothing when none was. */
+function outputDrops(log: BatchWriter | undefined, pcap: BatchWriter | undefined): string {
+  const parts = [
+    (log?.dropped ?? 0) > 0 && `log lines dropped ${log?.dropped}`,
+    (pcap?.dropped ?? 0) > 0 && `pcap records dropped ${pcap?.dropped}`,
+  ].filter(Boolean);
+  return parts.length === 0
+    ? ''
+    : `; ${parts.join(', ')} (not written: the reader did not keep up, or the file failed)`;
 }
 
 function flat(prefix: string, s: DirectionStats): Counters {
