@@ -91,13 +91,15 @@ export interface StartOptions {
   prefix?: readonly string[];
   /** Environment variables to add (`UDPKIT_NATIVE: '0'` runs on node:dgram). */
   env?: Record<string, string>;
+  /** A descriptor for stdout (a named pipe the test holds) instead of a pipe read here. */
+  stdout?: number;
 }
 
 /** Starts a process; it is killed when the test ends, pass or fail. */
 export function start(command: string, args: string[], options: StartOptions = {}): Running {
   const [wrapper, ...wrapperArgs] = options.prefix ?? [];
   const child = spawn(wrapper ?? command, wrapper === undefined ? args : [...wrapperArgs, command, ...args], {
-    stdio: ['pipe', 'pipe', 'pipe'],
+    stdio: ['pipe', options.stdout ?? 'pipe', 'pipe'],
     env: { ...process.env, NO_COLOR: '1', ...options.env },
     ...(options.uid !== undefined && { uid: options.uid, gid: options.uid }),
   });
