@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=2
 /**
  * The udpkit command line. The only module that touches process.argv, process.exitCode and
  * signals: it parses, hands the command its streams and a stop signal, and turns the outcome
