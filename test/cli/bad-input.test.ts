@@ -137,7 +137,7 @@ describe.concurrent('bad input', () => {
     'refuses $line: one line naming the command, exit 2, no stack trace',
     async ({ args }, context) => {
       const ns = createNetns(context);
-      const r = await runCli(args, { prefix: ns.prefix, ms: 5000 });
+      const r = await runCli(args, { prefix: ns.prefix, ms: 5000, context });
       const lines = r.stderr.split('\n').filter((l) => l !== '');
       expect(r.code, r.stderr).toBe(2);
       expect(lines, r.stderr).toHaveLength(1);

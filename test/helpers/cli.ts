@@ -5,7 +5,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { StringDecoder } from 'node:string_decoder';
 import { fileURLToPath } from 'node:url';
-import { onTestFinished } from 'vitest';
+import { onTestFinished, type TestContext } from 'vitest';
 
 /** The built entry point, as `bin` in package.json names it. */
 export const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
@@ -106,6 +106,11 @@ export interface StartOptions {
   env?: Record<string, string>;
   /** A descriptor for stdout (a named pipe the test holds) instead of a pipe read here. */
   stdout?: number;
+  /**
+   * The test the process belongs to: in a concurrent test it must be given, for the process
+   * to be killed when its own test ends rather than when another does.
+   */
+  context?: TestContext;
 }
 
 /** Starts a process; it is killed when the test ends, pass or fail. */
@@ -118,7 +123,7 @@ export function start(command: string, args: string[], options: StartOptions = {
   });
   if (options.input !== undefined) child.stdin?.end(options.input);
   const running = new Running(child, options.readStdout ?? true);
-  onTestFinished(() => {
+  (options.context?.onTestFinished ?? onTestFinished)(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   });
   return running;
@@ -137,12 +142,14 @@ export function runCli(
     ms?: number;
     prefix?: readonly string[];
     env?: Record<string, string>;
+    context?: TestContext;
   } = {},
 ): Promise<Result> {
   const running = startCli(args, {
     input: options.input ?? '',
     ...(options.prefix !== undefined && { prefix: options.prefix }),
     ...(options.env !== undefined && { env: options.env }),
+    ...(options.context !== undefined && { context: options.context }),
   });
   return running.wait(options.ms ?? 10_000);
 }

@@ -5,7 +5,7 @@
  * except in CI (`CI` set), which runs as root and must not skip silently.
  */
 import { spawnSync } from 'node:child_process';
-import { onTestFinished, type TestContext } from 'vitest';
+import type { TestContext } from 'vitest';
 
 /** A namespace with `lo` up and nothing else. */
 export interface Netns {
@@ -35,7 +35,8 @@ export function createNetns(context: TestContext): Netns {
     const name = `udpkit-test-${process.pid}-${++created}`;
     const failed = ip(['netns', 'add', name]);
     if (failed === undefined) {
-      onTestFinished(() => {
+      // The test's own hook: in a concurrent test, the global one may run when another ends.
+      context.onTestFinished(() => {
         const left = ip(['netns', 'delete', name]);
         if (left !== undefined) throw new Error(left);
       });

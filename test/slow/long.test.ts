@@ -64,43 +64,48 @@ const counters = (line: string) =>
     number
   >;
 
+// Side by side: each test hands its processes its own context, so that one test's end never
+// kills the other's (a global hook in a concurrent test may run at another's end).
 describe.concurrent('long runs', () => {
-  it(`proxy: ${RUN_MS / 1000} s of churning clients through every impairment, memory flat`, async () => {
+  it(`proxy: ${RUN_MS / 1000} s of churning clients through every impairment, memory flat`, async (context) => {
     const target = await openUdpSocket({ address: '127.0.0.1', port: 0, recvBufferSize: 4 << 20 });
     target.consume((m) => {
       void target.send(m.data, m.from.port, m.from.address).catch(() => {});
     });
-    const proxy = startCli([
-      'proxy',
-      '--listen',
-      '127.0.0.1:0',
-      '--target',
-      `127.0.0.1:${target.address().port}`,
-      '--loss',
-      '1%',
-      '--delay',
-      '2ms',
-      '--jitter',
-      '1ms',
-      '--duplicate',
-      '1%',
-      '--reorder',
-      '5%',
-      '--corrupt',
-      '0.5%',
-      '--truncate',
-      '0.5%',
-      '--max-flows',
-      '64',
-      '--flow-idle-timeout',
-      '2s',
-      '--log',
-      '/dev/null',
-      '--stats-interval',
-      '10s',
-      '--seed',
-      '7',
-    ]);
+    const proxy = startCli(
+      [
+        'proxy',
+        '--listen',
+        '127.0.0.1:0',
+        '--target',
+        `127.0.0.1:${target.address().port}`,
+        '--loss',
+        '1%',
+        '--delay',
+        '2ms',
+        '--jitter',
+        '1ms',
+        '--duplicate',
+        '1%',
+        '--reorder',
+        '5%',
+        '--corrupt',
+        '0.5%',
+        '--truncate',
+        '0.5%',
+        '--max-flows',
+        '64',
+        '--flow-idle-timeout',
+        '2s',
+        '--log',
+        '/dev/null',
+        '--stats-interval',
+        '10s',
+        '--seed',
+        '7',
+      ],
+      { context },
+    );
     const port = Number((await proxy.waitFor('stderr', /Proxying 127\.0\.0\.1:(\d+) /))[1]);
     const memory = sampler(proxy);
     const r = random(11);
@@ -173,8 +178,8 @@ describe.concurrent('long runs', () => {
     expect(f.end).toBeLessThanOrEqual(f.first * 1.1);
   });
 
-  it(`bench server: ${RUN_MS / 1000} s of runs of every mode two at a time, and junk, memory flat`, async () => {
-    const server = startCli(['bench', 'server', '127.0.0.1', '0', '--json']);
+  it(`bench server: ${RUN_MS / 1000} s of runs of every mode two at a time, and junk, memory flat`, async (context) => {
+    const server = startCli(['bench', 'server', '127.0.0.1', '0', '--json'], { context });
     const port = Number((await server.waitFor('stderr', /Bench server on 127\.0\.0\.1:(\d+)\n/))[1]);
     const memory = sampler(server);
     const modes = [
@@ -192,9 +197,9 @@ describe.concurrent('long runs', () => {
     const lane = async () => {
       while (Date.now() - t0 < RUN_MS - 8000) {
         const args = modes[Math.floor(r() * modes.length)] as string[];
-        const done = await startCli(['bench', 'client', '127.0.0.1', String(port), ...args, '--json']).wait(
-          60_000,
-        );
+        const done = await startCli(['bench', 'client', '127.0.0.1', String(port), ...args, '--json'], {
+          context,
+        }).wait(60_000);
         runs++;
         if (done.code !== 0) failures.push(`${args.join(' ')}: exit ${done.code}: ${done.stderr}`);
       }
