@@ -209,26 +209,22 @@ export function stalledSuite(floodMs: number): void {
     timeout,
   );
 
+  /** A bench client's run of the flood's length: 20k/s of 1000 B, a report each 100 ms. */
+  const clientArgs = (port: number) =>
+    ['bench', 'client', '127.0.0.1', String(port), '-t', `${floodMs}ms`, '-i', '100ms'].concat([
+      '--rate',
+      '20k',
+      '--size',
+      '1000',
+    ]);
+
   it(
     `bench server: stdout full during a ${seconds} s run, the client's figures unharmed, every report there once read`,
     async () => {
       const pipe = await fullPipe();
       const { server, port } = await benchServer({ stdout: pipe.fd });
       closeSync(pipe.fd);
-      const client = startCli([
-        'bench',
-        'client',
-        '127.0.0.1',
-        String(port),
-        '-t',
-        `${floodMs}ms`,
-        '-i',
-        '100ms',
-        '--rate',
-        '20k',
-        '--size',
-        '1000',
-      ]);
+      const client = startCli(clientArgs(port));
       const c = await client.wait(floodMs + 10_000);
       expect(c.code).toBe(0);
       expect(c.stdout).toMatch(/\nsent (\d+), received \1 \(/);
@@ -256,23 +252,7 @@ export function stalledSuite(floodMs: number): void {
     async () => {
       const { server, port } = await benchServer();
       const pipe = await fullPipe();
-      const client = startCli(
-        [
-          'bench',
-          'client',
-          '127.0.0.1',
-          String(port),
-          '-t',
-          `${floodMs}ms`,
-          '-i',
-          '100ms',
-          '--rate',
-          '20k',
-          '--size',
-          '1000',
-        ],
-        { stdout: pipe.fd },
-      );
+      const client = startCli(clientArgs(port), { stdout: pipe.fd });
       closeSync(pipe.fd);
       // The server has sent its report: the client holds its own, unwritten, and cannot exit.
       await server.waitFor('stdout', / done: received /, floodMs + 10_000);
