@@ -10,7 +10,7 @@ CLI=$1/cli/main.js LABEL=$2 FMT=$3 SIZE=${4:-1024} BLAST=$5
 out=$(mktemp) err=$(mktemp) tim=$(mktemp)
 trap 'rm -f "$out" "$err" "$tim"' EXIT
 PORT=$((20000 + RANDOM % 20000))
-/usr/bin/time -f "%U %S" -o "$tim" taskset -c 0 node "$CLI" listen 127.0.0.1 $PORT -f "$FMT" --idle-timeout 1 --stats >"$out" 2>"$err" &
+/usr/bin/time -f "%U %S" -o "$tim" taskset -c 0 node $(sed -n '1s/^#!.*env -S node//p' "$CLI") "$CLI" listen 127.0.0.1 $PORT -f "$FMT" --idle-timeout 1 --stats >"$out" 2>"$err" &
 for _ in $(seq 200); do grep -q Listening "$err" && break; sleep 0.01; done
 taskset -c 1 "$BLAST" 127.0.0.1 $PORT 750000 "$SIZE" >/dev/null 2>&1
 wait

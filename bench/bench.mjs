@@ -11,7 +11,7 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { have, waitBound } from './util.mjs';
+import { cliNodeFlags, have, waitBound } from './util.mjs';
 
 const root = resolve(fileURLToPath(new URL('..', import.meta.url)));
 const cli = join(root, 'dist', 'cli', 'main.js');
@@ -23,7 +23,7 @@ let nextPort = 33000 + Math.floor(Math.random() * 2000) * 10;
 /** A command line's words (none has a space). */
 const words = (line) => line.split(' ');
 /** The built CLI's command line. */
-const udpkit = (line) => [node, cli, ...words(line)];
+const udpkit = (line) => [node, ...cliNodeFlags(cli), cli, ...words(line)];
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 /** The cases: size in bytes of payload, rate in datagrams/s (0: as fast as it goes). */

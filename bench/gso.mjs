@@ -9,7 +9,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { waitBound } from './util.mjs';
+import { cliNodeFlags, waitBound } from './util.mjs';
 
 const root = resolve(fileURLToPath(new URL('..', import.meta.url)));
 const cli = join(root, 'dist', 'cli', 'main.js');
@@ -24,6 +24,7 @@ const SENDERS = {
   blast: (port) => [blast, '127.0.0.1', String(port), String(COUNT), String(SIZE)],
   udpkit: (port) => [
     process.execPath,
+    ...cliNodeFlags(cli),
     cli,
     'send',
     '127.0.0.1',

@@ -15,7 +15,7 @@ run() { # receiver count -> "cpu lines"
     /usr/bin/time -f "%U %S" -o "$tim" taskset -c 0 "$SINK" 127.0.0.1 $port "$2" 1000 -f -r 4194304 >"$out" 2>"$err" &
     sleep 0.3
   else
-    /usr/bin/time -f "%U %S" -o "$tim" taskset -c 0 node "$CLI" listen 127.0.0.1 $port --idle-timeout 1 >"$out" 2>"$err" &
+    /usr/bin/time -f "%U %S" -o "$tim" taskset -c 0 node $(sed -n '1s/^#!.*env -S node//p' "$CLI") "$CLI" listen 127.0.0.1 $port --idle-timeout 1 >"$out" 2>"$err" &
     for _ in $(seq 500); do grep -q Listening "$err" && break; sleep 0.01; done
   fi
   taskset -c 1 "$BLAST" 127.0.0.1 $port "$2" "$SIZE" 0 >/dev/null 2>&1

@@ -10,7 +10,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import hdr from 'hdr-histogram-js';
 import { openUdpSocket, Pacer } from '../dist/lib/index.js';
-import { have, waitBound } from './util.mjs';
+import { cliNodeFlags, have, waitBound } from './util.mjs';
 
 const root = resolve(fileURLToPath(new URL('..', import.meta.url)));
 const work = process.argv[2];
@@ -103,9 +103,13 @@ async function latency(kind) {
     ? spawn('taskset', ['-c', '1', 'sockperf', 'server', '-i', '127.0.0.1', '-p', `${serverPort}`], {
         stdio: 'ignore',
       })
-    : spawn('taskset', ['-c', '1', node, cli, 'echo', '127.0.0.1', `${serverPort}`, '-q'], {
-        stdio: 'ignore',
-      });
+    : spawn(
+        'taskset',
+        ['-c', '1', node, ...cliNodeFlags(cli), cli, 'echo', '127.0.0.1', `${serverPort}`, '-q'],
+        {
+          stdio: 'ignore',
+        },
+      );
   await waitBound(serverPort);
   const r = kind === 'direct' ? undefined : relay(kind, relayPort, serverPort);
   if (r) await waitBound(relayPort);
@@ -175,7 +179,9 @@ async function nodePingPong(port) {
 /** The proxy's RSS after 10k clients, one datagram each, and before them. */
 async function flows(n) {
   const echoPort = nextPort++;
-  const echo = spawn(node, [cli, 'echo', '127.0.0.1', `${echoPort}`, '-q'], { stdio: 'ignore' });
+  const echo = spawn(node, [...cliNodeFlags(cli), cli, 'echo', '127.0.0.1', `${echoPort}`, '-q'], {
+    stdio: 'ignore',
+  });
   await waitBound(echoPort);
   const port = nextPort++;
   const proxy = spawn(

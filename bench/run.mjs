@@ -15,7 +15,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { waitBound } from './util.mjs';
+import { cliNodeFlags, waitBound } from './util.mjs';
 
 const root = resolve(fileURLToPath(new URL('..', import.meta.url)));
 const peers = resolve(process.env.PEERS_DIR ?? join(root, '..', 'shared', 'peers'));
@@ -24,6 +24,8 @@ mkdirSync(work, { recursive: true });
 const reps = process.env.REPS ?? '2';
 const cli = join(root, 'dist', 'cli', 'main.js');
 const node = process.execPath;
+/** `udpkit` as its `#!` line runs it, for the peers harness's command lines. */
+const udpkitCmd = [node, ...cliNodeFlags(cli), cli].join(' ');
 
 if (!existsSync(join(peers, 'run.sh'))) {
   console.error(`bench: no peers harness at ${peers} (set PEERS_DIR)`);
@@ -37,8 +39,7 @@ for (const size of [64, 1024]) {
   if (!existsSync(file)) writeFileSync(file, `${'x'.repeat(size - 1)}\n`.repeat(TX_COUNT));
 }
 
-const rx = (name, args) =>
-  `${name}=${node} ${cli} listen 127.0.0.1 {port} -q --idle-timeout 1s ${args}`.trim();
+const rx = (name, args) => `${name}=${udpkitCmd} listen 127.0.0.1 {port} -q --idle-timeout 1s ${args}`.trim();
 const RX_EXTRA = [
   rx('udpkit', ''),
   rx('udpkit-rt', '--receive-thread'),
@@ -46,8 +47,8 @@ const RX_EXTRA = [
   rx('udpkit-hex', '-f hex'),
 ].join(';');
 const TX_EXTRA = [
-  `udpkit-gen=${node} ${cli} send 127.0.0.1 {port} --count {count} --size {size}`,
-  `udpkit-lines=${node} ${cli} send 127.0.0.1 {port} -q --stats-interval 1h --file ${work}/lines-{size}.txt`,
+  `udpkit-gen=${udpkitCmd} send 127.0.0.1 {port} --count {count} --size {size}`,
+  `udpkit-lines=${udpkitCmd} send 127.0.0.1 {port} -q --stats-interval 1h --file ${work}/lines-{size}.txt`,
 ].join(';');
 const outJson = join(work, 'peers.json');
 
@@ -157,9 +158,13 @@ for (const rate of [1000, 10000, 50000, 200000]) {
   let err = '';
   sink.stderr.on('data', (d) => (err += d));
   await waitBound(port);
-  execFileSync(node, [cli, 'send', '127.0.0.1', String(port), '-n', String(count), '-r', String(rate)], {
-    stdio: 'ignore',
-  });
+  execFileSync(
+    node,
+    [...cliNodeFlags(cli), cli, 'send', '127.0.0.1', String(port), '-n', String(count), '-r', String(rate)],
+    {
+      stdio: 'ignore',
+    },
+  );
   await new Promise((r) => sink.on('close', r));
   const got = Number(/pps=(\d+)/.exec(err)?.[1]);
   check(`send --rate ${rate}: achieved / asked`, got / rate, '>=', 0.99, `${got} /s received`);
@@ -170,7 +175,7 @@ for (const rate of [1000, 10000, 50000, 200000]) {
 // Memory with stdout stalled: an unlimited flood for 10 s into a pipe nobody reads.
 {
   port++;
-  const listen = spawn(node, [cli, 'listen', '127.0.0.1', String(port), '--stats'], {
+  const listen = spawn(node, [...cliNodeFlags(cli), cli, 'listen', '127.0.0.1', String(port), '--stats'], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   listen.stdout.pause(); // never read: the pipe fills and stays full
@@ -206,7 +211,7 @@ for (const rate of [1000, 10000, 50000, 200000]) {
   const a = [];
   const b = [];
   for (let i = 0; i < 21; i++) {
-    a.push(time([cli, 'send', '-q', '127.0.0.1', '9', 'hi']));
+    a.push(time([...cliNodeFlags(cli), cli, 'send', '-q', '127.0.0.1', '9', 'hi']));
     b.push(time(['-e', '']));
   }
   const median = (xs) => xs.sort((x, y) => x - y)[Math.floor(xs.length / 2)];
@@ -261,7 +266,20 @@ for (const rate of [1000, 10000, 50000, 200000]) {
   const theirs = [];
   for (let i = 0; i < 2; i++) {
     ours.push(
-      cpuOf([node, cli, 'send', '127.0.0.1', String(port), '-n', '20000', '-s', '64', '-r', '10000']),
+      cpuOf([
+        node,
+        ...cliNodeFlags(cli),
+        cli,
+        'send',
+        '127.0.0.1',
+        String(port),
+        '-n',
+        '20000',
+        '-s',
+        '64',
+        '-r',
+        '10000',
+      ]),
     );
     theirs.push(cpuOf([join(work, 'blast'), '127.0.0.1', String(port), '20000', '64', '10000']));
   }
@@ -298,7 +316,9 @@ for (const rate of [1000, 10000, 50000, 200000]) {
   const bare = [];
   for (let i = 0; i < 11; i++) {
     const t0 = performance.now();
-    const listen = spawn(node, [cli, 'listen', '127.0.0.1', '0'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const listen = spawn(node, [...cliNodeFlags(cli), cli, 'listen', '127.0.0.1', '0'], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     await new Promise((resolve) => {
       let err = '';
       listen.stderr.on('data', (d) => {

@@ -9,7 +9,7 @@ CLI=$1/cli/main.js BLAST=$2 SIZE=${3:-64}
 out=$(mktemp) err=$(mktemp)
 trap 'rm -f "$out" "$err"' EXIT
 t0=$(date +%s%N)
-taskset -c 0 node "$CLI" listen 127.0.0.1 0 --idle-timeout 1 --stats >"$out" 2>"$err" &
+taskset -c 0 node $(sed -n '1s/^#!.*env -S node//p' "$CLI") "$CLI" listen 127.0.0.1 0 --idle-timeout 1 --stats >"$out" 2>"$err" &
 until grep -q Listening "$err"; do sleep 0.002; done
 t1=$(date +%s%N)
 PORT=$(grep -o '127.0.0.1:[0-9]*' "$err" | head -1 | cut -d: -f2)

@@ -2,6 +2,15 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 
+/**
+ * The node options of the CLI's `#!` line (`#!/usr/bin/env -S node --max-semi-space-size=2`):
+ * the benchmarks run `node OPTIONS cli`, as `udpkit` runs.
+ */
+export function cliNodeFlags(cli) {
+  const first = readFileSync(cli, 'utf8').slice(0, 200).split('\n')[0];
+  return /^#!\S*env -S node( .*)?$/.exec(first)?.[1]?.trim().split(/\s+/) ?? [];
+}
+
 /** Whether a command is on PATH. */
 export function have(command) {
   try {

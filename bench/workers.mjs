@@ -12,7 +12,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { waitBound } from './util.mjs';
+import { cliNodeFlags, waitBound } from './util.mjs';
 
 const root = resolve(fileURLToPath(new URL('..', import.meta.url)));
 const cli = join(root, 'dist', 'cli', 'main.js');
@@ -49,9 +49,13 @@ async function run(workers, size) {
   const file = join(dir, 'out');
   const args = ['listen', '127.0.0.1', String(port), '--format', FORMAT, '--idle-timeout', '1', '--stats'];
   if (workers > 1) args.push('--workers', String(workers));
-  const rx = spawn('sh', ['-c', `exec "$@" > ${file}`, 'sh', process.execPath, cli, ...args], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
+  const rx = spawn(
+    'sh',
+    ['-c', `exec "$@" > ${file}`, 'sh', process.execPath, ...cliNodeFlags(cli), cli, ...args],
+    {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    },
+  );
   let err = '';
   rx.stderr.on('data', (d) => (err += d));
   const done = new Promise((r) => rx.on('close', r));
