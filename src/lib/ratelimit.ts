@@ -81,6 +81,11 @@ export class SourceRateLimiter {
     return this.#refusedNew;
   }
 
+  /** The tokens `bucket` holds at `now`: what it had, refilled at the rate, at most a burst. */
+  #refilled(bucket: Bucket, now: number): number {
+    return Math.min(this.burst, bucket.tokens + ((now - bucket.at) * this.rate) / 1000);
+  }
+
   /** True when `source` may have one more answer now (and takes it); false when over its rate. */
   take(source: string): boolean {
     const now = this.#now();
@@ -92,7 +97,7 @@ export class SourceRateLimiter {
         // moved to the end below. Forgotten only with its bucket full again: one that still
         // counts, forgotten, would come back full, and a flood of others would reset it at will.
         const [oldest, old] = buckets.entries().next().value as [string, Bucket];
-        if (old.tokens + ((now - old.at) * this.rate) / 1000 < this.burst - 1e-9) {
+        if (this.#refilled(old, now) < this.burst - 1e-9) {
           this.#refusedNew++;
           this.#limited++;
           return false;
@@ -103,7 +108,7 @@ export class SourceRateLimiter {
       bucket = { tokens: this.burst, at: now };
     } else {
       buckets.delete(source);
-      bucket.tokens = Math.min(this.burst, bucket.tokens + ((now - bucket.at) * this.rate) / 1000);
+      bucket.tokens = this.#refilled(bucket, now);
       bucket.at = now;
     }
     buckets.set(source, bucket);

@@ -2,27 +2,10 @@
  * Flood behaviour that a user sees: counters on stderr, and bounded memory with counted drops
  * when stdout stops being read. Small and quick: counts and limits, not timings.
  */
-import { readFileSync } from 'node:fs';
 import { expect, it } from 'vitest';
 import { startCli } from '../helpers/cli.js';
 import { bound, sendFrom } from '../helpers/net.js';
-
-/** The key=value counters of a `--stats` line. */
-function parseCounters(line: string): Record<string, number> & {
-  received: number;
-  printed: number;
-  drops_queue: number;
-  drops_output: number;
-  drops_kernel: number;
-} {
-  return Object.fromEntries([...line.matchAll(/(\w+)=(\d+)/g)].map((m) => [m[1], Number(m[2])]));
-}
-
-/** Peak resident memory of process `pid`, in bytes (VmHWM). */
-function peakRss(pid: number): number {
-  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return Number(m?.[1]) * 1024;
-}
+import { lastCounters, peakRss } from '../helpers/proc.js';
 
 it('--stats prints counters while running and at exit', async () => {
   const running = startCli(['listen', '127.0.0.1', '0', '--stats-interval', '100ms', '--count', '2']);
@@ -66,7 +49,7 @@ it('holds memory bounded and counts what it could not print while stdout is stal
   running.child.kill('SIGINT');
   const r = await running.wait();
   expect(r.code).toBe(130);
-  const final = parseCounters(r.stderr.trimEnd().split('\n').at(-1) as string);
+  const final = lastCounters(r.stderr, 'received', 'printed', 'drops_queue', 'drops_output', 'drops_kernel');
   // Every datagram the socket took was printed: reception paused while stdout was full, so
   // the overflow waited in the kernel (and past its buffer, the kernel dropped and said so).
   expect(final.printed + final.drops_queue + final.drops_output).toBe(final.received);

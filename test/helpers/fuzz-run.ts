@@ -22,6 +22,7 @@ import {
   TextChecker,
 } from './fuzz.js';
 import { bound } from './net.js';
+import { memory, parseCounters } from './proc.js';
 import { until } from './time.js';
 
 export type Format = 'text' | 'json' | 'hex' | 'base64' | 'raw';
@@ -43,12 +44,7 @@ export interface FuzzRun {
 function rssSampler(pid: number): { peak: number; stop: () => void } {
   const s = { peak: 0, stop: () => clearInterval(timer) };
   const timer = setInterval(() => {
-    try {
-      const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-      if (m) s.peak = Number(m[1]) * 1024;
-    } catch {
-      // exited
-    }
+    s.peak = memory(pid, 'VmHWM') ?? s.peak;
   }, 100);
   onTestFinished(s.stop);
   return s;
@@ -210,7 +206,7 @@ export async function fuzzProxy(
   const r = await running.wait(20_000);
   rss.stop();
   const last = r.stderr.trimEnd().split('\n').at(-1) ?? '';
-  const counters = Object.fromEntries([...last.matchAll(/(\w+)=(\d+)/g)].map((m) => [m[1], Number(m[2])]));
+  const counters = parseCounters(last);
   // The log: one line per decision, each direction's in order, each the size of its payload.
   const sizes = { up: new Payloads(seed, largeShare), down: new Payloads(seed, largeShare) };
   const next = { up: 0, down: 0 };

@@ -5,7 +5,7 @@
  * test/cli/stalled.test.ts) and for the slow suite (10 s, test/slow/stalled.test.ts).
  */
 import { execFileSync } from 'node:child_process';
-import { closeSync, constants, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, constants, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,28 +13,10 @@ import { expect, it, onTestFinished } from 'vitest';
 import type { UdpSocket } from '../../src/lib/index.js';
 import { type Running, startCli } from './cli.js';
 import { bound } from './net.js';
+import { lastCounters, peakRss } from './proc.js';
 import { until } from './time.js';
 
 const MB = 1024 * 1024;
-
-/** The key=value counters of a `--stats` line. */
-function parseCounters(line: string): Record<string, number> {
-  return Object.fromEntries([...line.matchAll(/(\w+)=(\d+)/g)].map((m) => [m[1], Number(m[2])]));
-}
-
-/** The last line on stderr, as counters: `names` must all be there. */
-function lastCounters<K extends string>(stderr: string, ...names: K[]): Record<K, number> {
-  const line = stderr.trimEnd().split('\n').at(-1) as string;
-  const all = parseCounters(line);
-  for (const name of names) if (all[name] === undefined) throw new Error(`no ${name}= in ${line}`);
-  return all as Record<K, number>;
-}
-
-/** Peak resident memory of process `pid`, in bytes (VmHWM). */
-function peakRss(pid: number): number {
-  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return Number(m?.[1]) * 1024;
-}
 
 /** A named pipe in a directory of its own, removed when the test ends. */
 function fifo(): string {

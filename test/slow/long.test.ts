@@ -3,31 +3,21 @@
  * their memory stays flat: the resident set at the end within 10 % of what it was after the
  * first minute. `npm run test:slow`; LONG_RUN_MS shortens the run for a trial.
  */
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { openUdpSocket, type UdpSocket } from '../../src/lib/index.js';
 import { type Running, startCli } from '../helpers/cli.js';
 import { BenchShapes, Payloads, random } from '../helpers/fuzz.js';
+import { memory, parseCounters } from '../helpers/proc.js';
 
 const RUN_MS = Number(process.env.LONG_RUN_MS ?? 600_000);
 const MB = 1024 * 1024;
-
-/** The resident set of `pid` now (VmRSS), bytes. */
-function rss(pid: number): number | undefined {
-  try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return Number(m?.[1]) * 1024;
-  } catch {
-    return undefined; // exited
-  }
-}
 
 /** Samples a process's resident set once a second for as long as it runs. */
 function sampler(running: Running): { samples: [number, number][]; stop: () => void } {
   const t0 = Date.now();
   const samples: [number, number][] = [];
   const timer = setInterval(() => {
-    const now = rss(running.child.pid as number);
+    const now = memory(running.child.pid as number, 'VmRSS');
     if (now !== undefined) samples.push([Date.now() - t0, now]);
   }, 1000);
   return { samples, stop: () => clearInterval(timer) };
@@ -57,12 +47,6 @@ function flatness(
     .join(', ');
   return { first, end, perMinute };
 }
-
-const counters = (line: string) =>
-  Object.fromEntries([...line.matchAll(/(\w+)=(\d+)/g)].map((m) => [m[1], Number(m[2])])) as Record<
-    string,
-    number
-  >;
 
 // Side by side: each test hands its processes its own context, so that one test's end never
 // kills the other's (a global hook in a concurrent test may run at another's end).
@@ -153,7 +137,7 @@ describe.concurrent('long runs', () => {
     for (const c of clients) await c.close();
     await target.close();
     const f = flatness(memory.samples, RUN_MS);
-    const c = counters(done.stderr.trimEnd().split('\n').at(-1) as string);
+    const c = parseCounters(done.stderr.trimEnd().split('\n').at(-1) as string);
     console.log(
       `long proxy: ${sent} sent, ${answers} answers, flows opened ${c.flows_opened}, RSS after the first minute ${(f.first / MB).toFixed(1)} MB, at the end ${(f.end / MB).toFixed(1)} MB (${f.perMinute})`,
     );
