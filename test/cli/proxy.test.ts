@@ -11,23 +11,8 @@ import { openUdpSocket, request, type UdpSocket } from '../../src/lib/index.js';
 import { runCli, startCli } from '../helpers/cli.js';
 import { needs } from '../helpers/net.js';
 import { createNetns } from '../helpers/netns.js';
+import { echoServer, startProxy } from '../helpers/proxy.js';
 import { until } from '../helpers/time.js';
-
-async function echoServer(): Promise<UdpSocket> {
-  const server = await openUdpSocket({ address: '127.0.0.1', port: 0 });
-  onTestFinished(() => server.close());
-  server.consume((m) => void server.send(m.data, m.from.port, m.from.address).catch(() => {}));
-  return server;
-}
-
-async function startProxy(target: number, args: string[]) {
-  const running = startCli(['proxy', '--listen', '127.0.0.1:0', '--target', `127.0.0.1:${target}`, ...args]);
-  const m = await running.waitFor(
-    'stderr',
-    /Proxying 127\.0\.0\.1:(\d+) -> 127\.0\.0\.1:\d+ \(seed (\d+)\)\n/,
-  );
-  return { running, port: Number(m[1]), seed: Number(m[2]) };
-}
 
 /** Sends `n` datagrams numbered from 0, 100 at a time, each hundred answered or lost before the next. */
 async function sendThrough(port: number, n: number): Promise<UdpSocket> {

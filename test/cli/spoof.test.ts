@@ -6,8 +6,9 @@
  */
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { openUdpSocket, request, seededRandom, type UdpSocket } from '../../src/lib/index.js';
-import { type Running, startCli, startListener } from '../helpers/cli.js';
+import { type Running, startListener } from '../helpers/cli.js';
 import { parseCounters, peakRss } from '../helpers/proc.js';
+import { echoServer, startProxy } from '../helpers/proxy.js';
 import { until } from '../helpers/time.js';
 
 /** Sockets bound to port 0 on each address, `perAddress` each; closed when the test ends. */
@@ -66,20 +67,14 @@ async function stop(running: Running) {
 describe('proxy under a flood of spoofed sources', () => {
   it('keeps flows_open within --max-flows, counts every datagram, and serves the client that was there first', async () => {
     // The target answers everything, so that every flow is used both ways.
-    const target = await openUdpSocket({ address: '127.0.0.1', port: 0 });
-    onTestFinished(() => target.close());
     let atTarget = 0;
-    target.consume((m) => {
-      atTarget++;
-      void target.send(m.data, m.from.port, m.from.address).catch(() => {});
+    const target = await echoServer({
+      seen: () => {
+        atTarget++;
+      },
     });
     const maxFlows = 32;
-    const running = startCli([
-      'proxy',
-      '--listen',
-      '127.0.0.1:0',
-      '--target',
-      `127.0.0.1:${target.address().port}`,
+    const { running, port } = await startProxy(target.address().port, [
       '--max-flows',
       `${maxFlows}`,
       '--flow-idle-timeout',
@@ -87,7 +82,6 @@ describe('proxy under a flood of spoofed sources', () => {
       '--stats-interval',
       '50ms',
     ]);
-    const port = Number((await running.waitFor('stderr', /Proxying 127\.0\.0\.1:(\d+) ->/))[1]);
     const pid = running.child.pid as number;
     const [first, late] = await sockets(['127.0.0.1', '127.0.0.5']);
     const ask = async (c: UdpSocket, text: string) => {

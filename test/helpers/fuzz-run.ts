@@ -23,6 +23,7 @@ import {
 } from './fuzz.js';
 import { bound } from './net.js';
 import { memory, parseCounters } from './proc.js';
+import { echoServer, startProxy } from './proxy.js';
 import { until } from './time.js';
 
 export type Format = 'text' | 'json' | 'hex' | 'base64' | 'raw';
@@ -161,32 +162,18 @@ export async function fuzzProxy(
   seed: number,
   largeShare = 0.01,
 ): Promise<FuzzRun & { counters: Record<string, number>; logLines: number; logError: string | undefined }> {
-  const target = await openUdpSocket({ address: '127.0.0.1', port: 0, recvBufferSize: 8 << 20 });
-  onTestFinished(() => target.close());
   const up = new DatagramChecker(() => expectedUp.next());
   const expectedUp = new Payloads(seed, largeShare);
-  target.consume((m) => {
-    up.feed(Buffer.from(m.data));
-    void target.send(m.data, m.from.port, m.from.address).catch(() => {});
-  });
+  const target = await echoServer({ recvBufferSize: 8 << 20, seen: (m) => up.feed(Buffer.from(m.data)) });
   const dir = mkdtempSync(join(tmpdir(), 'udpkit-fuzz-'));
   onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
   const logFile = join(dir, 'events.jsonl');
-  const running = startCli(
-    [
-      'proxy',
-      '--listen',
-      '127.0.0.1:0',
-      '--target',
-      `127.0.0.1:${target.address().port}`,
-      '--log',
-      logFile,
-      '--stats-interval',
-      '1s',
-    ],
-    { readStdout: true },
-  );
-  const port = await portOf(running, /Proxying 127\.0\.0\.1:(\d+) /);
+  const { running, port } = await startProxy(target.address().port, [
+    '--log',
+    logFile,
+    '--stats-interval',
+    '1s',
+  ]);
   const rss = rssSampler(running.child.pid as number);
   const client = await openUdpSocket({ address: '127.0.0.1', port: 0, recvBufferSize: 8 << 20 });
   onTestFinished(() => client.close());

@@ -8,6 +8,7 @@ import { openUdpSocket, type UdpSocket } from '../../src/lib/index.js';
 import { type Running, startCli } from '../helpers/cli.js';
 import { BenchShapes, Payloads, random } from '../helpers/fuzz.js';
 import { memory, parseCounters } from '../helpers/proc.js';
+import { echoServer, startProxy } from '../helpers/proxy.js';
 
 const RUN_MS = Number(process.env.LONG_RUN_MS ?? 600_000);
 const MB = 1024 * 1024;
@@ -52,17 +53,10 @@ function flatness(
 // kills the other's (a global hook in a concurrent test may run at another's end).
 describe.concurrent('long runs', () => {
   it(`proxy: ${RUN_MS / 1000} s of churning clients through every impairment, memory flat`, async (context) => {
-    const target = await openUdpSocket({ address: '127.0.0.1', port: 0, recvBufferSize: 4 << 20 });
-    target.consume((m) => {
-      void target.send(m.data, m.from.port, m.from.address).catch(() => {});
-    });
-    const proxy = startCli(
+    const target = await echoServer({ recvBufferSize: 4 << 20, context });
+    const { running: proxy, port } = await startProxy(
+      target.address().port,
       [
-        'proxy',
-        '--listen',
-        '127.0.0.1:0',
-        '--target',
-        `127.0.0.1:${target.address().port}`,
         '--loss',
         '1%',
         '--delay',
@@ -90,8 +84,7 @@ describe.concurrent('long runs', () => {
       ],
       { context },
     );
-    const port = Number((await proxy.waitFor('stderr', /Proxying 127\.0\.0\.1:(\d+) /))[1]);
-    const memory = sampler(proxy);
+    const rssSamples = sampler(proxy);
     const r = random(11);
     const payloads = new Payloads(12, 0.001);
     // 40 clients on addresses across 127.0.0.0/8; every 5 s ten of them are replaced by new
@@ -131,12 +124,12 @@ describe.concurrent('long runs', () => {
       }
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
-    memory.stop();
+    rssSamples.stop();
     proxy.child.kill('SIGINT');
     const done = await proxy.wait(20_000);
     for (const c of clients) await c.close();
     await target.close();
-    const f = flatness(memory.samples, RUN_MS);
+    const f = flatness(rssSamples.samples, RUN_MS);
     const c = parseCounters(done.stderr.trimEnd().split('\n').at(-1) as string);
     console.log(
       `long proxy: ${sent} sent, ${answers} answers, flows opened ${c.flows_opened}, RSS after the first minute ${(f.first / MB).toFixed(1)} MB, at the end ${(f.end / MB).toFixed(1)} MB (${f.perMinute})`,
@@ -165,7 +158,7 @@ describe.concurrent('long runs', () => {
   it(`bench server: ${RUN_MS / 1000} s of runs of every mode two at a time, and junk, memory flat`, async (context) => {
     const server = startCli(['bench', 'server', '127.0.0.1', '0', '--json'], { context });
     const port = Number((await server.waitFor('stderr', /Bench server on 127\.0\.0\.1:(\d+)\n/))[1]);
-    const memory = sampler(server);
+    const rssSamples = sampler(server);
     const modes = [
       ['--rate', '5k', '--size-dist', 'imix', '-t', '5s'],
       ['--mode', 'pingpong', '-t', '5s'],
@@ -201,10 +194,10 @@ describe.concurrent('long runs', () => {
       return n;
     };
     const [, , junkSent] = await Promise.all([lane(), lane(), junk()]);
-    memory.stop();
+    rssSamples.stop();
     server.child.kill('SIGINT');
     const done = await server.wait(20_000);
-    const f = flatness(memory.samples, RUN_MS);
+    const f = flatness(rssSamples.samples, RUN_MS);
     const m = /foreign (\d+), garbled (\d+)\n$/.exec(done.stderr);
     console.log(
       `long bench server: ${runs} runs, ${junkSent} junk datagrams (${m?.[0].trim()}), RSS after the first minute ${(f.first / MB).toFixed(1)} MB, at the end ${(f.end / MB).toFixed(1)} MB (${f.perMinute})`,
