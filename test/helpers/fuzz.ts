@@ -4,17 +4,12 @@
  * checking from the same seed, so a run of a million needs no memory for what was sent.
  */
 import { TextDecoder } from 'node:util';
+import { seededRandom } from '../../src/lib/index.js';
 
-/** mulberry32: a small seeded generator, the same sequence for the same seed. */
+/** The library's seeded generator (the proxy's decisions use it) as a function: the same sequence for the same seed. */
 export function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const generator = seededRandom(seed);
+  return () => generator.next();
 }
 
 /** What may drive a terminal or hide in a line. */
